@@ -1,0 +1,28 @@
+/* btree/btree_int.h - private to btree/: node (page) editing and COW helpers. */
+#ifndef STRATA_BTREE_INT_H
+#define STRATA_BTREE_INT_H
+
+#include "btree.h"
+
+typedef struct cellref { const uint8_t *p; uint32_t len; } cellref;
+
+/* node.c */
+void   node_init(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps);
+size_t node_used(const uint8_t *pg);                 /* cell bytes + slots */
+/* Insert a cell at slot idx; 0 on success, 1 when the page has no room. */
+int    node_insert(uint8_t *pg, uint32_t ps, unsigned idx, const uint8_t *cell, size_t len);
+void   node_remove(uint8_t *pg, uint32_t ps, unsigned idx);
+/* Build pg from cells (which must not point into pg). */
+void   node_build(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps,
+                  const cellref *cells, unsigned n);
+
+/* btree.c */
+unsigned leaf_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen, int *exact);
+unsigned branch_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen);
+/* Copy-on-write: make pg writable in this transaction. */
+int    bt_touch(bt_ctx *cx, pgno_t pg, const ck128 *ck, pgno_t *npg, uint8_t **buf);
+
+/* wtx.c */
+uint64_t bt_wtx_txnid_of(const bt_wtx *w);
+
+#endif

@@ -1,0 +1,107 @@
+/* btree/cursor.c - cursors over one tree: a stack of (page, index) from the root
+ * to a leaf. A cursor reads pages through its bt_ctx, so in a write transaction
+ * it sees dirty pages; any write to the tree invalidates it (db/ re-seeks).
+ * Invariants: (1) depth == 0 means unpositioned; (2) when positioned, the top
+ * of the stack is a leaf and its index is < n; (3) the stack never exceeds
+ * BT_MAX_DEPTH (a deeper tree is reported corrupt). */
+#include "strata.h"
+#include "btree_int.h"
+
+void bt_cursor_init(bt_cursor *c, bt_ctx *cx, const bt_tree *t) {
+    c->cx = cx;
+    c->t = t;
+    c->depth = 0;
+}
+
+/* Push the child at index i of the top page, then descend to its leftmost
+ * (dir = 0) or rightmost (dir = 1) leaf. */
+static int descend(bt_cursor *c, pgno_t pg, ck128 ck, int dir) {
+    for (;;) {
+        if (c->depth >= BT_MAX_DEPTH) { c->depth = 0; return CORRUPT(c->cx->p, pg); }
+        const uint8_t *page;
+        int rc = bt_page(c->cx, pg, &ck, &page);
+        if (rc) { c->depth = 0; return rc; }
+        int idx = dir ? (int)pg_n(page) - 1 : 0;
+        c->stk[c->depth].page = page;
+        c->stk[c->depth].idx = idx;
+        c->depth++;
+        if (pg_type(page) == PT_LEAF) return STRATA_OK;
+        const uint8_t *cell = pg_cell(page, (unsigned)idx);
+        pg = bc_child(cell);
+        ck = bc_ck(cell);
+    }
+}
+
+int bt_cursor_first(bt_cursor *c) {
+    c->depth = 0;
+    if (!c->t->root) return STRATA_NOTFOUND;
+    return descend(c, c->t->root, c->t->root_ck, 0);
+}
+
+int bt_cursor_last(bt_cursor *c) {
+    c->depth = 0;
+    if (!c->t->root) return STRATA_NOTFOUND;
+    return descend(c, c->t->root, c->t->root_ck, 1);
+}
+
+/* Move to the next (dir = 0) or previous (dir = 1) leaf entry. */
+static int step(bt_cursor *c, int dir) {
+    if (c->depth == 0) return STRATA_NOTFOUND;
+    int d = c->depth - 1;
+    int n = (int)pg_n(c->stk[d].page);
+    int idx = c->stk[d].idx + (dir ? -1 : 1);
+    if (idx >= 0 && idx < n) { c->stk[d].idx = idx; return STRATA_OK; }
+    /* climb to the first ancestor with a sibling in that direction */
+    for (d = c->depth - 2; d >= 0; d--) {
+        int pn = (int)pg_n(c->stk[d].page);
+        int pi = c->stk[d].idx + (dir ? -1 : 1);
+        if (pi >= 0 && pi < pn) {
+            c->stk[d].idx = pi;
+            c->depth = d + 1;
+            const uint8_t *cell = pg_cell(c->stk[d].page, (unsigned)pi);
+            return descend(c, bc_child(cell), bc_ck(cell), dir);
+        }
+    }
+    c->depth = 0;
+    return STRATA_NOTFOUND;
+}
+
+int bt_cursor_next(bt_cursor *c) { return step(c, 0); }
+int bt_cursor_prev(bt_cursor *c) { return step(c, 1); }
+
+int bt_cursor_seek(bt_cursor *c, const void *key, size_t klen, int *exact) {
+    c->depth = 0;
+    *exact = 0;
+    if (!c->t->root) return STRATA_NOTFOUND;
+    pgno_t pg = c->t->root;
+    ck128 ck = c->t->root_ck;
+    for (;;) {
+        if (c->depth >= BT_MAX_DEPTH) { c->depth = 0; return CORRUPT(c->cx->p, pg); }
+        const uint8_t *page;
+        int rc = bt_page(c->cx, pg, &ck, &page);
+        if (rc) { c->depth = 0; return rc; }
+        c->stk[c->depth].page = page;
+        c->depth++;
+        if (pg_type(page) == PT_LEAF) {
+            unsigned i = leaf_search(c->t, page, key, klen, exact);
+            c->stk[c->depth - 1].idx = (int)i;
+            if (i < pg_n(page)) return STRATA_OK;
+            c->stk[c->depth - 1].idx = (int)i - 1;   /* past this leaf: step on */
+            return step(c, 0);
+        }
+        unsigned i = branch_search(c->t, page, key, klen);
+        c->stk[c->depth - 1].idx = (int)i;
+        const uint8_t *cell = pg_cell(page, i);
+        pg = bc_child(cell);
+        ck = bc_ck(cell);
+    }
+}
+
+int bt_cursor_get(bt_cursor *c, bt_val *key, bt_val *val) {
+    if (c->depth == 0) return STRATA_NOTFOUND;
+    const uint8_t *leaf = c->stk[c->depth - 1].page;
+    const uint8_t *cell = pg_cell(leaf, (unsigned)c->stk[c->depth - 1].idx);
+    if (key) { key->data = lc_key(cell); key->len = lc_klen(cell); }
+    if (val) return bt_cell_value(c->cx, cell, val);
+    return STRATA_OK;
+}

@@ -1,0 +1,114 @@
+/* btree/node.c - editing one slotted page: insert/remove a cell, compact,
+ * rebuild from a list of cells, and the structural check of untrusted pages.
+ * Invariants: (1) slots stay in key order (callers pass the right index);
+ * (2) cells live in [upper, ps); the slot array ends at PG_HDR + 2n <= upper;
+ * (3) node_validate accepts only pages whose every offset and length stays
+ * inside the page, so readers may then index it without further checks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.h"
+#include "btree_int.h"
+
+void node_init(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps) {
+    memset(pg, 0, PG_HDR);
+    pg[PG_OFF_TYPE] = (uint8_t)type;
+    le16_put(pg + PG_OFF_N, 0);
+    le32_put(pg + PG_OFF_UPPER, ps);
+    le64_put(pg + PG_OFF_TXNID, txnid);
+}
+
+size_t node_used(const uint8_t *pg) {
+    unsigned n = pg_n(pg);
+    size_t used = 2u * n;
+    for (unsigned i = 0; i < n; i++) used += cell_size(pg, pg_cell(pg, i));
+    return used;
+}
+
+static void compact(uint8_t *pg, uint32_t ps) {
+    unsigned n = pg_n(pg);
+    uint8_t *tmp = malloc(ps);
+    if (!tmp) return;                 /* compaction is an optimization; callers re-check room */
+    memcpy(tmp, pg, ps);
+    uint32_t upper = ps;
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *c = tmp + pg_slot(tmp, i);
+        size_t len = cell_size(tmp, c);
+        upper -= (uint32_t)len;
+        memcpy(pg + upper, c, len);
+        le16_put(pg + PG_HDR + 2 * i, (uint16_t)upper);
+    }
+    memset(pg + PG_HDR + 2 * n, 0, upper - (PG_HDR + 2 * n));
+    le32_put(pg + PG_OFF_UPPER, upper);
+    free(tmp);
+}
+
+int node_insert(uint8_t *pg, uint32_t ps, unsigned idx, const uint8_t *cell, size_t len) {
+    unsigned n = pg_n(pg);
+    uint32_t upper = pg_upper(pg), lower = PG_HDR + 2 * n;
+    if (upper - lower < len + 2) {
+        if (ps - PG_HDR - node_used(pg) < len + 2) return 1;
+        compact(pg, ps);
+        upper = pg_upper(pg);
+        if (upper - lower < len + 2) return 1;
+    }
+    upper -= (uint32_t)len;
+    memcpy(pg + upper, cell, len);
+    uint8_t *slots = pg + PG_HDR;
+    memmove(slots + 2 * (idx + 1), slots + 2 * idx, 2 * (n - idx));
+    le16_put(slots + 2 * idx, (uint16_t)upper);
+    le16_put(pg + PG_OFF_N, (uint16_t)(n + 1));
+    le32_put(pg + PG_OFF_UPPER, upper);
+    return 0;
+}
+
+void node_remove(uint8_t *pg, uint32_t ps, unsigned idx) {
+    unsigned n = pg_n(pg);
+    uint32_t off = pg_slot(pg, idx);
+    size_t len = cell_size(pg, pg + off);
+    uint32_t upper = pg_upper(pg);
+    memset(pg + off, 0, len);
+    if (off == upper) upper += (uint32_t)len;     /* lowest cell: reclaim at once */
+    uint8_t *slots = pg + PG_HDR;
+    memmove(slots + 2 * idx, slots + 2 * (idx + 1), 2 * (n - idx - 1));
+    le16_put(slots + 2 * (n - 1), 0);
+    le16_put(pg + PG_OFF_N, (uint16_t)(n - 1));
+    le32_put(pg + PG_OFF_UPPER, upper);
+    (void)ps;
+}
+
+void node_build(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps,
+                const cellref *cells, unsigned n) {
+    memset(pg, 0, ps);
+    node_init(pg, type, txnid, ps);
+    uint32_t upper = ps;
+    for (unsigned i = 0; i < n; i++) {
+        upper -= cells[i].len;
+        memcpy(pg + upper, cells[i].p, cells[i].len);
+        le16_put(pg + PG_HDR + 2 * i, (uint16_t)upper);
+    }
+    le16_put(pg + PG_OFF_N, (uint16_t)n);
+    le32_put(pg + PG_OFF_UPPER, upper);
+}
+
+int node_validate(const uint8_t *pg, uint32_t ps) {
+    unsigned type = pg_type(pg), n = pg_n(pg);
+    uint32_t upper = pg_upper(pg), lower = PG_HDR + 2 * n;
+    size_t max_key = bt_max_key(ps);
+    if ((type != PT_LEAF && type != PT_BRANCH) || n == 0) return 1;
+    if (lower > ps || upper < lower || upper > ps) return 1;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t off = pg_slot(pg, i);
+        if (off < upper || off >= ps) return 1;
+        const uint8_t *c = pg + off;
+        size_t room = ps - off;
+        if (type == PT_LEAF) {
+            if (room < LC_HDR || lc_klen(c) > max_key || (lc_flags(c) & ~LF_OVERFLOW)) return 1;
+            if ((lc_flags(c) & LF_OVERFLOW) && lc_vlen(c) == 0) return 1;
+        } else {
+            if (room < BC_HDR || bc_klen(c) > max_key || (i == 0 && bc_klen(c) != 0)) return 1;
+        }
+        if (cell_size(pg, c) > room) return 1;
+    }
+    return 0;
+}

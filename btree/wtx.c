@@ -1,0 +1,254 @@
+/* btree/wtx.c - the page allocator of a write transaction and the persistent
+ * free-page tree.
+ *
+ * Free tree: key (u64 BE txn T, u32 BE seq), value up to FT_MAX_EXTS extents
+ * (u64 LE first page, u32 LE page count): pages freed by commit T.
+ * Invariants:
+ *  (1) an extent of entry T is reused only if T <= horizon, where horizon is the
+ *      oldest snapshot any reader (or the last durable commit) still needs; so
+ *      no live snapshot and no durable commit loses a page it can reach;
+ *  (2) entries are taken lazily, smallest T first, by reading the *base* free
+ *      tree, which is never modified before commit (its pages are freed as of
+ *      this transaction, so they are not reused in it);
+ *  (3) a page allocated and freed in this transaction goes straight back to the
+ *      pool; a page of the base commit freed here is recorded under this txn;
+ *  (4) at commit, taken entries are deleted and (freed + unused pool) written
+ *      under this txn, repeated until the tree describes itself exactly; after
+ *      a few rounds allocation comes from the end of the file only, which
+ *      makes the lists monotone and the loop finite. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.h"
+#include "btree_int.h"
+
+typedef struct ext { pgno_t pg; uint32_t n; } ext;
+typedef struct ext_vec { ext *v; size_t n, cap; } ext_vec;
+
+struct bt_wtx {
+    pager    *p;
+    dirty_map dm;
+    uint64_t  txnid;
+    uint64_t  page_count;        /* high-water mark including EOF allocations */
+    uint64_t  horizon;
+    pg_state  base;
+    ext_vec   pool;              /* reusable now                              */
+    ext_vec   freed;             /* base pages freed by this transaction      */
+    uint8_t  *taken;             /* FT_KEY_LEN-byte keys consumed             */
+    size_t    n_taken, cap_taken;
+    int       scan_done;
+    int       eof_only;
+    uint32_t  own_chunks;        /* (txnid, seq) entries written so far       */
+};
+
+static int vec_push(ext_vec *v, pgno_t pg, uint32_t n) {
+    if (v->n && v->v[v->n - 1].pg + v->v[v->n - 1].n == pg) { v->v[v->n - 1].n += n; return STRATA_OK; }
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 64;
+        ext *nv = realloc(v->v, nc * sizeof *nv);
+        if (!nv) return STRATA_ENOMEM;
+        v->v = nv; v->cap = nc;
+    }
+    v->v[v->n++] = (ext){ pg, n };
+    return STRATA_OK;
+}
+
+int bt_wtx_begin(pager *p, const pg_state *base, uint64_t txnid, uint64_t horizon, bt_wtx **out) {
+    bt_wtx *w = calloc(1, sizeof *w);
+    if (!w) return STRATA_ENOMEM;
+    w->p = p;
+    w->base = *base;
+    w->txnid = txnid;
+    w->page_count = base->page_count;
+    w->horizon = horizon;
+    *out = w;
+    return STRATA_OK;
+}
+
+void bt_wtx_free(bt_wtx *w) {
+    if (!w) return;
+    dirty_clear(&w->dm);
+    free(w->pool.v);
+    free(w->freed.v);
+    free(w->taken);
+    free(w);
+}
+
+dirty_map *bt_wtx_dirty(bt_wtx *w) { return &w->dm; }
+uint64_t bt_wtx_page_count(const bt_wtx *w) { return w->page_count; }
+uint64_t bt_wtx_txnid(const bt_wtx *w) { return w->txnid; }
+uint64_t bt_wtx_txnid_of(const bt_wtx *w) { return w->txnid; }
+
+static bt_tree base_free_tree(const bt_wtx *w) {
+    bt_tree t = { w->base.free_root, w->base.free_ck, 0, bt_cmp_bytes, NULL };
+    return t;
+}
+
+/* Move the next reusable free-tree entry into the pool. */
+static int take_entry(bt_wtx *w) {
+    bt_ctx rcx = { w->p, w->base.page_count, NULL };
+    bt_tree ft = base_free_tree(w);
+    bt_cursor c;
+    bt_cursor_init(&c, &rcx, &ft);
+    int rc, exact = 0;
+    if (w->n_taken == 0) rc = bt_cursor_first(&c);
+    else {
+        rc = bt_cursor_seek(&c, w->taken + (w->n_taken - 1) * FT_KEY_LEN, FT_KEY_LEN, &exact);
+        if (rc == STRATA_OK && exact) rc = bt_cursor_next(&c);
+    }
+    if (rc == STRATA_NOTFOUND) { w->scan_done = 1; return STRATA_OK; }
+    if (rc) return rc;
+    bt_val k, v;
+    if ((rc = bt_cursor_get(&c, &k, &v))) return rc;
+    if (k.len != FT_KEY_LEN || v.len % FT_EXT_LEN || v.len == 0) return CORRUPT(w->p, ft.root);
+    if (be64_get(k.data) > w->horizon) { w->scan_done = 1; return STRATA_OK; }
+    if (w->n_taken == w->cap_taken) {
+        size_t nc = w->cap_taken ? w->cap_taken * 2 : 16;
+        uint8_t *nt = realloc(w->taken, nc * FT_KEY_LEN);
+        if (!nt) return STRATA_ENOMEM;
+        w->taken = nt; w->cap_taken = nc;
+    }
+    for (size_t off = 0; off < v.len; off += FT_EXT_LEN) {
+        pgno_t pg = le64_get(v.data + off);
+        uint32_t n = le32_get(v.data + off + 8);
+        if (pg == 0 || n == 0 || pg >= w->base.page_count || n > w->base.page_count - pg)
+            return CORRUPT(w->p, ft.root);
+        if ((rc = vec_push(&w->pool, pg, n))) return rc;
+    }
+    memcpy(w->taken + w->n_taken * FT_KEY_LEN, k.data, FT_KEY_LEN);
+    w->n_taken++;
+    return STRATA_OK;
+}
+
+static int pool_take(ext_vec *pool, uint32_t n, pgno_t *pg) {
+    for (size_t i = pool->n; i-- > 0;) {
+        ext *e = &pool->v[i];
+        if (e->n < n) continue;
+        e->n -= n;
+        *pg = e->pg + e->n;                 /* take from the end of the extent */
+        if (e->n == 0) pool->v[i] = pool->v[--pool->n];
+        return 1;
+    }
+    return 0;
+}
+
+int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
+    pgno_t at = 0;
+    int found = 0;
+    while (!w->eof_only && !(found = pool_take(&w->pool, n, &at))) {
+        if (w->scan_done || (n > 1 && w->pool.n > 64)) break;
+        int rc = take_entry(w);
+        if (rc) return rc;
+    }
+    if (!found) {
+        at = w->page_count;
+        w->page_count += n;
+    }
+    uint8_t *b = calloc(n, w->p->ps);
+    if (!b) return STRATA_ENOMEM;
+    int rc = dirty_put(&w->dm, at, n, b);
+    if (rc) { free(b); return rc; }
+    *pg = at;
+    *buf = b;
+    return STRATA_OK;
+}
+
+int bt_free(bt_wtx *w, pgno_t pg, uint32_t n) {
+    uint8_t *buf = dirty_take(&w->dm, pg);
+    if (buf) {
+        free(buf);
+        return vec_push(&w->pool, pg, n);
+    }
+    return vec_push(&w->freed, pg, n);
+}
+
+static int cmp_ext(const void *a, const void *b) {
+    pgno_t x = ((const ext *)a)->pg, y = ((const ext *)b)->pg;
+    return x < y ? -1 : x > y;
+}
+
+/* freed + pool, sorted and coalesced, into out. */
+static int gather(const bt_wtx *w, ext_vec *out) {
+    out->n = 0;
+    size_t n = w->freed.n + w->pool.n;
+    if (n > out->cap) {
+        ext *nv = realloc(out->v, n * sizeof *nv);
+        if (!nv) return STRATA_ENOMEM;
+        out->v = nv; out->cap = n;
+    }
+    if (n == 0) return STRATA_OK;
+    if (w->freed.n) memcpy(out->v, w->freed.v, w->freed.n * sizeof(ext));
+    if (w->pool.n) memcpy(out->v + w->freed.n, w->pool.v, w->pool.n * sizeof(ext));
+    qsort(out->v, n, sizeof(ext), cmp_ext);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (out->v[k].pg + out->v[k].n == out->v[i].pg) out->v[k].n += out->v[i].n;
+        else out->v[++k] = out->v[i];
+    }
+    out->n = k + 1;
+    return STRATA_OK;
+}
+
+static int write_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all) {
+    uint8_t key[FT_KEY_LEN], val[FT_MAX_EXTS * FT_EXT_LEN];
+    be64_put(key, w->txnid);
+    uint32_t chunks = (uint32_t)((all->n + FT_MAX_EXTS - 1) / FT_MAX_EXTS);
+    int rc;
+    for (uint32_t s = 0; s < chunks; s++) {
+        size_t from = (size_t)s * FT_MAX_EXTS, cnt = all->n - from;
+        if (cnt > FT_MAX_EXTS) cnt = FT_MAX_EXTS;
+        for (size_t i = 0; i < cnt; i++) {
+            le64_put(val + i * FT_EXT_LEN, all->v[from + i].pg);
+            le32_put(val + i * FT_EXT_LEN + 8, all->v[from + i].n);
+        }
+        be32_put(key + 8, s);
+        if ((rc = bt_put(cx, ft, key, FT_KEY_LEN, val, cnt * FT_EXT_LEN, 0, NULL))) return rc;
+    }
+    for (uint32_t s = chunks; s < w->own_chunks; s++) {
+        be32_put(key + 8, s);
+        rc = bt_del(cx, ft, key, FT_KEY_LEN);
+        if (rc && rc != STRATA_NOTFOUND) return rc;
+    }
+    if (chunks > w->own_chunks) w->own_chunks = chunks;
+    return STRATA_OK;
+}
+
+int bt_wtx_commit_freelist(bt_wtx *w, bt_tree *ft) {
+    bt_ctx cx = { w->p, w->page_count, w };
+    ext_vec prev = { 0 }, cur = { 0 };
+    int rc = STRATA_OK, have_prev = 0;
+    for (int iter = 0; rc == STRATA_OK; iter++) {
+        if (iter >= 3) w->eof_only = 1;
+        if (iter > 64) { rc = STRATA_EPANIC; break; }    /* cannot happen: see (4) */
+        for (size_t i = 0; i < w->n_taken && rc == STRATA_OK; i++) {
+            rc = bt_del(&cx, ft, w->taken + i * FT_KEY_LEN, FT_KEY_LEN);
+            if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
+        }
+        if (rc || (rc = gather(w, &cur))) break;
+        if (have_prev && cur.n == prev.n && (cur.n == 0 || !memcmp(cur.v, prev.v, cur.n * sizeof(ext))))
+            break;
+        if ((rc = write_chunks(&cx, w, ft, &cur))) break;
+        ext_vec t = prev; prev = cur; cur = t;
+        have_prev = 1;
+    }
+    free(prev.v);
+    free(cur.v);
+    if (rc == STRATA_OK) rc = bt_finalize(&cx, ft);
+    return rc;
+}
+
+int bt_free_pages(bt_ctx *cx, const bt_tree *ft, uint64_t *n) {
+    bt_cursor c;
+    bt_cursor_init(&c, cx, ft);
+    uint64_t total = 0;
+    int rc = bt_cursor_first(&c);
+    while (rc == STRATA_OK) {
+        bt_val k, v;
+        if ((rc = bt_cursor_get(&c, &k, &v))) break;
+        for (size_t off = 0; off + FT_EXT_LEN <= v.len; off += FT_EXT_LEN) total += le32_get(v.data + off + 8);
+        rc = bt_cursor_next(&c);
+    }
+    if (rc != STRATA_NOTFOUND) return rc;
+    *n = total;
+    return STRATA_OK;
+}

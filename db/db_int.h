@@ -1,0 +1,121 @@
+/* db/db_int.h - private to db/: the structures behind the public handles.
+ *
+ * Locking: db->mu guards cur, readers, writer_active and the comparator list
+ * during registration; everything in a strata_txn belongs to its owner thread.
+ * States of the write lock: idle --strata_begin_write--> held
+ * --strata_commit/strata_abort--> idle. A panicked db refuses new transactions.
+ * Invariants:
+ *  (1) cur is the last commit (durable or not); p->durable the last durable one;
+ *  (2) readers[] holds the snapshot txn id of every live read transaction;
+ *      a writer may reuse pages freed by T only if T <= every entry and
+ *      T <= the durable txn id;
+ *  (3) a table handle is unique per (txn, name); a cursor belongs to one table;
+ *  (4) handles carry a magic word, checked at every API entry. */
+#ifndef STRATA_DB_INT_H
+#define STRATA_DB_INT_H
+
+#include <pthread.h>
+
+#include "strata.h"
+#include "btree.h"
+#include "catalog.h"
+
+#define DB_MAGIC   0x53444231u
+#define TXN_MAGIC  0x53545831u
+#define TBL_MAGIC  0x53544231u
+#define CUR_MAGIC  0x53435231u
+#define DEAD_MAGIC 0xDEADDEADu
+
+typedef struct cmp_entry {
+    char          name[CAT_CMP_MAX + 1];
+    strata_cmp_fn fn;
+    void         *ctx;
+} cmp_entry;
+
+struct strata_db {
+    uint32_t        magic;
+    pager          *p;
+    pthread_mutex_t mu;
+    pthread_cond_t  writer_cv;
+    int             writer_active;
+    pg_state        cur;
+    uint64_t        durable_txnid;   /* mirror of p->durable.txnid, under mu */
+    uint64_t       *readers;
+    size_t          n_readers, cap_readers;
+    cmp_entry      *cmps;
+    size_t          n_cmps;
+    int             rdonly;
+};
+
+typedef struct strata_table strata_table;
+typedef struct strata_cursor strata_cursor;
+
+struct strata_txn {
+    uint32_t       magic;
+    strata_db     *db;
+    int            write;
+    int            poisoned;     /* a write failed: only abort is legal */
+    int            durability;
+    pg_state       snap;         /* read: the snapshot; write: the base commit */
+    bt_ctx         cx;
+    bt_wtx        *w;
+    bt_tree        catalog;
+    strata_table  *tables;
+};
+
+/* Multimap composite key: u16 LE key length, key, value. */
+typedef struct mm_cmp_ctx { bt_cmp cmp; void *ctx; } mm_cmp_ctx;
+
+struct strata_table {
+    uint32_t       magic;
+    strata_txn    *txn;
+    strata_table  *next;
+    char          *name;
+    cat_desc       desc;
+    bt_tree        tree;
+    mm_cmp_ctx     mm;           /* multimap: the key comparator */
+    int            dirty;
+    int            dropped;
+    uint8_t       *scratch;      /* pop results, composite keys */
+    size_t         scratch_cap;
+    strata_cursor *cursors;
+};
+
+struct strata_cursor {
+    uint32_t       magic;
+    strata_table  *t;
+    strata_cursor *next;
+    bt_cursor      bc;
+    int            stale;        /* the table changed: re-seek to saved key */
+    uint8_t       *saved;
+    size_t         saved_len, saved_cap;
+    uint8_t       *lo, *hi;      /* range bounds (copies) or NULL */
+    size_t         lo_len, hi_len;
+    int            has_lo, has_hi;
+    unsigned       range_flags;
+};
+
+/* txn.c */
+int  db_txn_check(strata_txn *txn, int need_write);   /* magic, panic, poison */
+void db_txn_poison(strata_txn *txn, int rc);
+/* table.c */
+int  db_table_check(strata_table *t, int need_write);
+int  db_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
+                   unsigned flags, int internal, strata_table **out);
+void db_tables_free(strata_txn *txn);
+int  db_tables_commit(strata_txn *txn);
+int  db_key_check(const strata_table *t, const void *key, size_t len);
+int  db_resolve_cmp(strata_db *db, const cat_desc *d, bt_cmp *cmp, void **ctx);
+/* The B-tree comparator of a table (multimaps wrap the key comparator in mm). */
+int  db_tree_cmp(strata_db *db, const cat_desc *d, mm_cmp_ctx *mm, bt_cmp *cmp, void **ctx);
+/* ops.c */
+void db_table_touched(strata_table *t);                /* before a write: save cursors */
+int  db_mm_key(strata_table *t, strata_slice key, strata_slice val, const uint8_t **out, size_t *len);
+int  db_mm_split(const uint8_t *ck, size_t len, strata_slice *key, strata_slice *val);
+/* cursor.c */
+void db_cursor_free(strata_cursor *c);
+int  db_cursor_save(strata_cursor *c);
+/* check.c */
+int  db_check(strata_txn *txn, void (*report)(void *ctx, const char *msg), void *ctx);
+
+#endif

@@ -1,0 +1,326 @@
+/* strata.h - the one public header of Strata, an embedded multi-modal database.
+ *
+ * Everything that is API is declared here; nothing else is installed.
+ * Conventions (see docs/ARCHITECTURE.md and the README):
+ *  - every function that can fail returns an int error code, STRATA_OK (0) on
+ *    success, a negative STRATA_E* value otherwise; strata_strerror() names it;
+ *  - out-parameters are written only on success;
+ *  - handles are opaque; destructors accept NULL;
+ *  - a slice returned by a read points into the memory map and stays valid until
+ *    its transaction ends (in a write transaction: until the next write in it);
+ *  - thread-safety is stated per function: "any thread", "owner thread" (the one
+ *    thread using the transaction at a time) or "exclusive" (no other call on
+ *    the same handle may run concurrently).
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(STRATA_BUILDING) && defined(__GNUC__)
+#define STRATA_API __attribute__((visibility("default")))
+#else
+#define STRATA_API
+#endif
+
+#define STRATA_VERSION_MAJOR 0
+#define STRATA_VERSION_MINOR 1
+#define STRATA_VERSION_PATCH 0
+#define STRATA_VERSION_NUMBER \
+    (STRATA_VERSION_MAJOR * 10000 + STRATA_VERSION_MINOR * 100 + STRATA_VERSION_PATCH)
+
+/* Runtime version of the linked library; compare with STRATA_VERSION_NUMBER. Any thread. */
+STRATA_API int strata_version_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Handles and slices                                                        */
+
+typedef struct strata_db     strata_db;      /* an open database file            */
+typedef struct strata_txn    strata_txn;     /* a read or write transaction      */
+typedef struct strata_table  strata_table;   /* a table opened in one transaction;
+                                                freed when that transaction ends */
+typedef struct strata_cursor strata_cursor;  /* ditto; close it, or it is freed
+                                                with its transaction             */
+typedef struct strata_slice { const void *data; size_t len; } strata_slice;
+
+/* ------------------------------------------------------------------------ */
+/* Error codes: values are ABI, append only, never renumbered.               */
+
+enum {
+    STRATA_OK        = 0,
+    STRATA_NOTFOUND  = -1,   /* key, table or position does not exist          */
+    STRATA_EINVAL    = -2,   /* invalid argument (NULL handle, bad flag, ...)  */
+    STRATA_ENOMEM    = -3,   /* out of memory                                  */
+    STRATA_EIO       = -4,   /* the operating system reported an I/O error     */
+    STRATA_ECORRUPT  = -5,   /* the file is damaged (checksum, structure)      */
+    STRATA_EBADTXN   = -6,   /* transaction unusable: failed earlier or ended  */
+    STRATA_EPANIC    = -7,   /* a commit failed half-way; reopen the database  */
+    STRATA_EBUSY     = -8,   /* locked: writer busy (try) or file already open */
+    STRATA_ETYPE     = -9,   /* table exists with another key or table type    */
+    STRATA_EREADONLY = -10,  /* write in a read transaction or read-only db    */
+    STRATA_ENOSPC    = -11,  /* disk full, or the map size is exhausted        */
+    STRATA_EEXIST    = -12,  /* already exists                                 */
+    STRATA_EVERSION  = -13,  /* file written by an unsupported format version  */
+    STRATA_ETOOBIG   = -14,  /* key or value larger than the format allows     */
+    STRATA_ENOCMP    = -15,  /* table needs a comparator that is not registered*/
+};
+
+/* A static, human-readable message for rc; never NULL. Any thread. */
+STRATA_API const char *strata_strerror(int rc);
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing                                                       */
+
+#define STRATA_CREATE   0x1u   /* create the file if it does not exist */
+#define STRATA_RDONLY   0x2u   /* open read-only: write transactions get STRATA_EREADONLY */
+#define STRATA_INMEMORY 0x4u   /* no file: the database lives in memory (path ignored) */
+
+/* Checksum verification of pages on read. Every page is protected by the
+ * xxh3-128 checksum its parent stores (a Merkle tree). */
+#define STRATA_VERIFY_ONCE 0   /* default: verify each page the first time it is read */
+#define STRATA_VERIFY_OFF  1   /* trust the file (fastest; corruption may go unseen) */
+#define STRATA_VERIFY_FULL 2   /* verify on every read (slowest, paranoid)           */
+
+typedef struct strata_options {
+    uint32_t page_size;   /* bytes, power of two 4096..65536; 0 = 4096; used at create */
+    uint64_t map_size;    /* address space reserved for the map; 0 = 1 TiB (64-bit)   */
+    int      verify;      /* STRATA_VERIFY_*                                           */
+    int      two_phase;   /* 1: commit with two fsyncs (data, then header)             */
+} strata_options;
+
+/* Open (or with STRATA_CREATE create) the database at path.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_ENOMEM, STRATA_EIO, STRATA_NOTFOUND
+ * (no file and no STRATA_CREATE), STRATA_ECORRUPT (not a Strata file, truncated,
+ * damaged), STRATA_EVERSION, STRATA_EBUSY (already open by this or another process).
+ * *out lives until strata_close(). Any thread. */
+STRATA_API int  strata_open(const char *path, unsigned flags, strata_db **out);
+/* As strata_open, with options (opts may be NULL for defaults). */
+STRATA_API int  strata_open_ex(const char *path, unsigned flags, const strata_options *opts,
+                               strata_db **out);
+/* Close db. Pending non-durable commits are made durable first. NULL-safe.
+ * All transactions must have ended. Exclusive. */
+STRATA_API void strata_close(strata_db *db);
+
+/* ------------------------------------------------------------------------ */
+/* Transactions                                                              */
+
+/* Begin a read transaction: a stable snapshot of the last commit.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_ENOMEM, STRATA_EPANIC. Any thread. */
+STRATA_API int  strata_begin_read(strata_db *db, strata_txn **out);
+/* Begin the write transaction; waits while another one is open.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_ENOMEM, STRATA_EREADONLY, STRATA_EPANIC. Any thread. */
+STRATA_API int  strata_begin_write(strata_db *db, strata_txn **out);
+
+#define STRATA_TXN_TRY 0x1u    /* do not wait for the writer lock: STRATA_EBUSY */
+/* As strata_begin_write, with flags (STRATA_TXN_TRY). */
+STRATA_API int  strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out);
+
+/* Commit: atomic, and durable (fsync'd) before it returns unless durability NONE
+ * was set. Frees txn whether it succeeds or not. On a read transaction: ends it
+ * and returns STRATA_OK.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_EBADTXN (an earlier call in txn failed:
+ * nothing is committed), STRATA_EIO / STRATA_ENOSPC (nothing committed; db usable),
+ * STRATA_EPANIC (the header write or fsync failed: reopen). Owner thread. */
+STRATA_API int  strata_commit(strata_txn *txn);
+/* Abort: frees txn and leaves no trace. NULL-safe. Owner thread. */
+STRATA_API void strata_abort(strata_txn *txn);
+
+#define STRATA_DURABILITY_IMMEDIATE 0
+#define STRATA_DURABILITY_NONE      1
+/* Choose how the commit of a write transaction is made durable.
+ * NONE: no fsync; a later IMMEDIATE commit (or strata_close) makes it durable;
+ * a crash may lose it, never corrupt the file.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_EREADONLY (read transaction). Owner thread. */
+STRATA_API int  strata_txn_set_durability(strata_txn *txn, int durability);
+
+/* The id of the commit a read transaction sees, or the id a write transaction
+ * will commit as. Returns: STRATA_OK, STRATA_EINVAL. Owner thread. */
+STRATA_API int  strata_txn_id(const strata_txn *txn, uint64_t *id);
+
+/* ------------------------------------------------------------------------ */
+/* Tables                                                                    */
+
+/* Key types of a table; stored in the catalog and checked at every open. */
+typedef enum {
+    STRATA_KEY_BYTES  = 0,   /* memcmp order, shorter first on a common prefix   */
+    STRATA_KEY_U64    = 1,   /* 8 bytes, little-endian, unsigned numeric order   */
+    STRATA_KEY_I64    = 2,   /* 8 bytes, little-endian, signed numeric order     */
+    STRATA_KEY_STR    = 3,   /* UTF-8 bytes (validated), byte order              */
+    STRATA_KEY_CUSTOM = 4    /* a comparator registered by name (table_open_ex)  */
+} strata_key_type;
+
+/* Table flags */
+/* STRATA_CREATE (above): create the table if missing (write transactions only). */
+#define STRATA_MULTIMAP 0x100u   /* with table_open_ex: a sorted set of values per key */
+
+/* Opening an existing table with another key type: STRATA_ETYPE.
+ * Opening a missing table without STRATA_CREATE: STRATA_NOTFOUND.
+ * Opening the same table twice in one transaction returns the same handle.
+ * Table names are 1..255 bytes; names starting with "__" are reserved.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_ETYPE, STRATA_EINVAL, STRATA_EREADONLY
+ * (create in a read transaction), STRATA_ECORRUPT, STRATA_ENOMEM, STRATA_EBADTXN.
+ * *out lives until the transaction ends. Owner thread. */
+STRATA_API int  strata_table_open(strata_txn *txn, const char *name, strata_key_type kt,
+                                  unsigned flags, strata_table **out);
+
+/* User comparator: <0, 0, >0 as a sorts before, equal to, after b. Must be a
+ * total order and stable across runs (it decides the on-disk order). */
+typedef int (*strata_cmp_fn)(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
+
+/* Register comparator `name` (1..63 bytes) on db, before opening tables that use it.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_EEXIST, STRATA_ENOMEM. Exclusive. */
+STRATA_API int  strata_register_comparator(strata_db *db, const char *name, strata_cmp_fn fn,
+                                           void *ctx);
+
+typedef struct strata_table_spec {
+    strata_key_type key_type;
+    const char     *comparator;  /* name, for STRATA_KEY_CUSTOM; else NULL */
+} strata_table_spec;
+
+/* As strata_table_open, for custom comparators and multimaps (flags STRATA_MULTIMAP).
+ * Opening a multimap as a plain table or the reverse: STRATA_ETYPE. A custom table
+ * whose comparator is not registered: STRATA_ENOCMP. Owner thread. */
+STRATA_API int  strata_table_open_ex(strata_txn *txn, const char *name,
+                                     const strata_table_spec *spec, unsigned flags,
+                                     strata_table **out);
+
+/* Delete a table and all its entries. Handles to it become unusable (EBADTXN).
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EREADONLY, STRATA_EINVAL. Owner thread. */
+STRATA_API int  strata_table_drop(strata_txn *txn, const char *name);
+/* Rename a table. Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EEXIST (new name taken),
+ * STRATA_EREADONLY, STRATA_EINVAL. Open handles to it become unusable. Owner thread. */
+STRATA_API int  strata_table_rename(strata_txn *txn, const char *from, const char *to);
+
+typedef struct strata_table_info {
+    const char     *name;        /* NUL-terminated; valid during the callback only */
+    strata_key_type key_type;
+    unsigned        flags;       /* STRATA_MULTIMAP, ...                            */
+    uint64_t        entries;
+    const char     *comparator;  /* name for STRATA_KEY_CUSTOM, else NULL          */
+} strata_table_info;
+/* Call fn for every user table in name order (reserved "__" tables only when
+ * include_internal). fn returns non-zero to stop; that value is returned.
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_ECORRUPT, or fn's value. Owner thread. */
+STRATA_API int  strata_table_list(strata_txn *txn, int include_internal,
+                                  int (*fn)(void *ctx, const strata_table_info *info),
+                                  void *ctx);
+
+typedef struct strata_table_stat {
+    uint64_t entries;
+    uint32_t height;          /* 0 for an empty table, 1 = a single leaf          */
+    uint64_t branch_pages;
+    uint64_t leaf_pages;
+    uint64_t overflow_pages;
+} strata_table_stat;
+/* Walk the table and count its pages. O(pages). Owner thread. */
+STRATA_API int  strata_table_stat_get(strata_table *t, strata_table_stat *out);
+
+/* ------------------------------------------------------------------------ */
+/* Key-value operations                                                      */
+
+/* Insert or overwrite. On a multimap: add val to key's set (no-op if present).
+ * Returns: STRATA_OK, STRATA_EINVAL (key of the wrong width for U64/I64, invalid
+ * UTF-8 for STR), STRATA_ETOOBIG, STRATA_EREADONLY, STRATA_ENOSPC, STRATA_ENOMEM,
+ * STRATA_ECORRUPT, STRATA_EBADTXN. Owner thread. */
+STRATA_API int  strata_put(strata_table *t, strata_slice key, strata_slice val);
+/* STRATA_OK with val pointing into the map (valid until the transaction ends,
+ * or, in a write transaction, until its next write), or STRATA_NOTFOUND.
+ * On a multimap: the first (smallest) value of key. Owner thread. */
+STRATA_API int  strata_get(strata_table *t, strata_slice key, strata_slice *val);
+/* STRATA_OK, or STRATA_NOTFOUND. On a multimap: removes every value of key. */
+STRATA_API int  strata_del(strata_table *t, strata_slice key);
+/* Number of entries, O(1) (on a multimap: number of key-value pairs). */
+STRATA_API int  strata_len(strata_table *t, uint64_t *n);
+
+/* First / last entry. STRATA_NOTFOUND if the table is empty. Slices as strata_get. */
+STRATA_API int  strata_first(strata_table *t, strata_slice *key, strata_slice *val);
+STRATA_API int  strata_last(strata_table *t, strata_slice *key, strata_slice *val);
+/* Remove and return the first / last entry. The returned slices are copies owned
+ * by the table handle, valid until its next write or the end of the transaction.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (empty), STRATA_EREADONLY, ... Owner thread. */
+STRATA_API int  strata_pop_first(strata_table *t, strata_slice *key, strata_slice *val);
+STRATA_API int  strata_pop_last(strata_table *t, strata_slice *key, strata_slice *val);
+
+/* Range bounds: lo/hi may be NULL (unbounded); flags say whether each bound is
+ * inclusive. */
+#define STRATA_LO_EXCL 0x1u
+#define STRATA_HI_INCL 0x2u   /* default range is [lo, hi) */
+/* Delete every entry in the range; *n_deleted (may be NULL) gets the count. */
+STRATA_API int  strata_del_range(strata_table *t, const strata_slice *lo, const strata_slice *hi,
+                                 unsigned flags, uint64_t *n_deleted);
+/* Keep only entries for which keep() returns non-zero; *n_removed may be NULL. */
+STRATA_API int  strata_retain(strata_table *t,
+                              int (*keep)(void *ctx, strata_slice key, strata_slice val),
+                              void *ctx, uint64_t *n_removed);
+/* Bulk load: append an entry whose key is greater than every key in the table
+ * (LMDB's MDB_APPEND). Pages fill completely, so sorted loads are fast and dense.
+ * Returns: STRATA_EINVAL if key is not greater than the last key; else as put. */
+STRATA_API int  strata_append(strata_table *t, strata_slice key, strata_slice val);
+
+/* Multimap: remove one value of key. STRATA_OK or STRATA_NOTFOUND. */
+STRATA_API int  strata_mm_del(strata_table *t, strata_slice key, strata_slice val);
+/* Multimap: number of values of key (0 if absent). */
+STRATA_API int  strata_mm_count(strata_table *t, strata_slice key, uint64_t *n);
+
+/* ------------------------------------------------------------------------ */
+/* Cursors: positioned on an entry, or at the end (then get returns
+ * STRATA_NOTFOUND). They see the transaction's own uncommitted writes. On a
+ * multimap, entries are (key, value) pairs in key then value order.          */
+
+STRATA_API int  strata_cursor_open(strata_table *t, strata_cursor **out);
+STRATA_API int  strata_cursor_first(strata_cursor *c);                /* STRATA_NOTFOUND if empty   */
+STRATA_API int  strata_cursor_last(strata_cursor *c);
+STRATA_API int  strata_cursor_seek(strata_cursor *c, strata_slice key); /* first entry >= key      */
+STRATA_API int  strata_cursor_next(strata_cursor *c);                 /* STRATA_NOTFOUND past last  */
+STRATA_API int  strata_cursor_prev(strata_cursor *c);                 /* STRATA_NOTFOUND before first */
+STRATA_API int  strata_cursor_get(strata_cursor *c, strata_slice *key, strata_slice *val);
+STRATA_API void strata_cursor_close(strata_cursor *c);                /* NULL-safe */
+/* Exact seek: position on key, or STRATA_NOTFOUND (cursor then at the end). */
+STRATA_API int  strata_cursor_seek_exact(strata_cursor *c, strata_slice key);
+/* Last entry <= key, for descending ranges. STRATA_NOTFOUND if none. */
+STRATA_API int  strata_cursor_seek_le(strata_cursor *c, strata_slice key);
+/* Restrict the cursor to a range (flags STRATA_LO_EXCL, STRATA_HI_INCL; NULL =
+ * unbounded). first/last/seek/next/prev then stay inside it, both directions.
+ * The bound keys are copied. Returns: STRATA_OK, STRATA_EINVAL, STRATA_ENOMEM. */
+STRATA_API int  strata_cursor_set_range(strata_cursor *c, const strata_slice *lo,
+                                        const strata_slice *hi, unsigned flags);
+
+/* ------------------------------------------------------------------------ */
+/* Inspection                                                                */
+
+typedef struct strata_info {
+    uint32_t page_size;
+    uint64_t last_txn_id;       /* id of the last commit                         */
+    uint64_t durable_txn_id;    /* id of the last durable (fsync'd) commit       */
+    uint64_t file_size;         /* bytes                                          */
+    uint64_t page_count;        /* pages in use by the file format (high water)   */
+    uint64_t free_pages;        /* pages in the free list (reusable now or later) */
+    uint64_t map_size;
+    int      recovered;         /* 1 if open fell back to the previous commit     */
+    int      read_only;
+} strata_info;
+/* Returns: STRATA_OK, STRATA_EINVAL, STRATA_ECORRUPT. Any thread. */
+STRATA_API int  strata_db_info(strata_db *db, strata_info *out);
+
+/* Integrity check of the snapshot txn sees: every tree's checksums, page types,
+ * key order, entry counts, and every page reachable exactly once or free.
+ * report (may be NULL) is called with one line per problem found.
+ * Returns: STRATA_OK if clean, STRATA_ECORRUPT if anything is wrong. Owner thread. */
+STRATA_API int  strata_check(strata_txn *txn,
+                             void (*report)(void *ctx, const char *msg), void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Vectors (vector/): types, metrics, distance kernels, quantization, top-k.  */
+/* (section owned by the vector layer)                                        */
+
+/* ---- end of vector section ---- */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STRATA_H */

@@ -1,0 +1,107 @@
+/* pager/commit.c - writing a commit: dirty pages in page order with pwritev,
+ * then (for a durable commit) the non-primary slot and the god byte, then
+ * fdatasync (one per commit; two with the two-phase option).
+ * Invariants: (1) nothing reachable from the durable slot is written here (the
+ * allocator guarantees the dirty pages are free in it); (2) a failure before the
+ * header write leaves the durable commit intact and the pager usable; a failure
+ * of the header write or of a sync sets p->panic; (3) the file only grows
+ * here, in steps, and shrinks only in pager_trim. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.h"
+#include "pager.h"
+
+enum { MAX_IOV = 1024 };
+
+static int cmp_dpage(const void *a, const void *b) {
+    pgno_t x = (*(const dpage *const *)a)->pg, y = (*(const dpage *const *)b)->pg;
+    return x < y ? -1 : x > y;
+}
+
+static int ensure_len(pager *p, uint64_t page_count) {
+    uint64_t need = page_count << p->ps_shift;
+    if (need > p->map_size) return STRATA_ENOSPC;
+    if (p->file_len >= need) return STRATA_OK;
+    uint64_t step = p->file_len / 16;
+    if (step < 16ull * p->ps) step = 16ull * p->ps;
+    if (step > (64ull << 20)) step = 64ull << 20;
+    uint64_t len = need + step;
+    len = (len + p->ps - 1) & ~(uint64_t)(p->ps - 1);
+    if (len > p->map_size) len = need;
+    int rc = p->io->ops->set_len(p->io, len);
+    if (rc) return rc;
+    p->file_len = len;
+    return STRATA_OK;
+}
+
+static void mark_verified(pager *p, pgno_t pg) {
+    atomic_fetch_or_explicit(&p->vbits[pg >> 3], (uint8_t)(1u << (pg & 7)), memory_order_release);
+}
+
+int pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count) {
+    if (p->panic) return STRATA_EPANIC;
+    if (p->rdonly) return STRATA_EREADONLY;
+    int rc = ensure_len(p, page_count);
+    if (rc || m->n == 0) return rc;
+    dpage **v = malloc(m->n * sizeof *v);
+    struct iovec *iov = malloc(MAX_IOV * sizeof *iov);
+    rc = STRATA_ENOMEM;
+    if (!v || !iov) goto out;
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].pg) v[n++] = &m->slots[i];
+    qsort(v, n, sizeof *v, cmp_dpage);
+    rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK;) {
+        pgno_t start = v[i]->pg, next = start;
+        int ni = 0;
+        while (i < n && v[i]->pg == next && ni < MAX_IOV) {
+            iov[ni].iov_base = v[i]->buf;
+            iov[ni].iov_len = (size_t)v[i]->npages << p->ps_shift;
+            next += v[i]->npages;
+            ni++; i++;
+        }
+        rc = p->io->ops->pwritev(p->io, iov, ni, start << p->ps_shift);
+    }
+    if (rc == STRATA_OK)
+        for (size_t i = 0; i < n; i++) mark_verified(p, v[i]->pg);
+out:
+    free(v);
+    free(iov);
+    return rc;
+}
+
+int pager_write_header(pager *p, const pg_state *st) {
+    if (p->panic) return STRATA_EPANIC;
+    if (p->rdonly) return STRATA_EREADONLY;
+    int rc;
+    if (p->two_phase && (rc = p->io->ops->sync(p->io))) goto fail;
+    int np = 1 - p->primary;
+    uint8_t img[HDR_WRITE_LEN];
+    memcpy(img, p->hdr, sizeof img);
+    pager_slot_encode(img + (np ? HDR_OFF_SLOT1 : HDR_OFF_SLOT0), st, p->ps);
+    img[HDR_OFF_GOD] = (uint8_t)(np | (p->two_phase ? GOD_TWO_PHASE : 0));
+    if ((rc = io_write(p->io, img, sizeof img, 0))) goto fail;
+    if ((rc = p->io->ops->sync(p->io))) goto fail;
+    memcpy(p->hdr, img, sizeof img);
+    p->other = p->durable;
+    p->have_other = 1;
+    p->durable = *st;
+    p->primary = np;
+    return STRATA_OK;
+fail:
+    p->panic = 1;
+    return rc;
+}
+
+int pager_trim(pager *p, uint64_t page_count) {
+    if (p->panic || p->rdonly) return STRATA_OK;
+    uint64_t len = page_count << p->ps_shift;
+    if (len >= p->file_len) return STRATA_OK;
+    int rc = p->io->ops->set_len(p->io, len);
+    if (rc == STRATA_OK) rc = p->io->ops->sync(p->io);
+    if (rc == STRATA_OK) p->file_len = len;
+    return rc;
+}

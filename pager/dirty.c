@@ -1,0 +1,80 @@
+/* pager/dirty.c - the dirty-page map of a write transaction: page number ->
+ * malloc'd buffer (open addressing, linear probing, backward-shift delete).
+ * Invariants: (1) cap is a power of two and n <= cap / 2; (2) slot.pg == 0 marks
+ * an empty slot (page 0 is the header and is never dirty). */
+#include <stdlib.h>
+
+#include "strata.h"
+#include "pager.h"
+
+static size_t hash_pg(pgno_t pg, size_t cap) {
+    uint64_t h = pg * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+dpage *dirty_get(const dirty_map *m, pgno_t pg) {
+    if (!m->cap) return NULL;
+    for (size_t i = hash_pg(pg, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        dpage *d = &m->slots[i];
+        if (d->pg == pg) return d;
+        if (d->pg == 0) return NULL;
+    }
+}
+
+static int grow(dirty_map *m) {
+    size_t nc = m->cap ? m->cap * 2 : 64;
+    dpage *ns = calloc(nc, sizeof *ns);
+    if (!ns) return STRATA_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        dpage *d = &m->slots[i];
+        if (!d->pg) continue;
+        size_t j = hash_pg(d->pg, nc);
+        while (ns[j].pg) j = (j + 1) & (nc - 1);
+        ns[j] = *d;
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = nc;
+    return STRATA_OK;
+}
+
+int dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf) {
+    if ((m->n + 1) * 2 > m->cap) {
+        int rc = grow(m);
+        if (rc) return rc;
+    }
+    size_t i = hash_pg(pg, m->cap);
+    while (m->slots[i].pg && m->slots[i].pg != pg) i = (i + 1) & (m->cap - 1);
+    if (!m->slots[i].pg) m->n++;
+    m->slots[i].pg = pg;
+    m->slots[i].npages = npages;
+    m->slots[i].buf = buf;
+    return STRATA_OK;
+}
+
+uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
+    dpage *d = dirty_get(m, pg);
+    if (!d) return NULL;
+    uint8_t *buf = d->buf;
+    size_t i = (size_t)(d - m->slots), mask = m->cap - 1;
+    d->pg = 0;
+    m->n--;
+    /* backward-shift: pull later entries of the probe run into the hole */
+    for (size_t j = (i + 1) & mask; m->slots[j].pg; j = (j + 1) & mask) {
+        size_t home = hash_pg(m->slots[j].pg, m->cap);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->slots[i] = m->slots[j];
+            m->slots[j].pg = 0;
+            i = j;
+        }
+    }
+    return buf;
+}
+
+void dirty_clear(dirty_map *m) {
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].pg) free(m->slots[i].buf);
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->n = 0;
+}

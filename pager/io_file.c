@@ -1,0 +1,150 @@
+/* pager/io_file.c - file and memory backends on a file descriptor.
+ * Invariants: (1) the fd is locked (flock) for the backend's lifetime, exclusive
+ * unless read-only, so a second open of the same file in any process gets
+ * STRATA_EBUSY; (2) short writes and EINTR are retried; ENOSPC maps to
+ * STRATA_ENOSPC and every other failure to STRATA_EIO, errno kept in sys_errno. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "strata.h"
+#include "io.h"
+
+typedef struct io_fd {
+    io_backend base;
+    int fd;
+} io_fd;
+
+static int err_of(io_backend *io, int e) {
+    io->sys_errno = e;
+    return e == ENOSPC || e == EDQUOT || e == EFBIG ? STRATA_ENOSPC : STRATA_EIO;
+}
+
+static int fd_pwritev(io_backend *io, const struct iovec *iov, int n, uint64_t off) {
+    io_fd *f = (io_fd *)io;
+    struct iovec local[64];
+    while (n > 0) {
+        int take = n < 64 ? n : 64;
+        size_t want = 0;
+        for (int i = 0; i < take; i++) { local[i] = iov[i]; want += iov[i].iov_len; }
+        struct iovec *v = local;
+        int vn = take;
+        while (want > 0) {
+            ssize_t w = pwritev(f->fd, v, vn, (off_t)off);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return err_of(io, errno);
+            }
+            if (w == 0) return err_of(io, EIO);
+            want -= (size_t)w; off += (uint64_t)w;
+            while (vn > 0 && (size_t)w >= v->iov_len) { w -= (ssize_t)v->iov_len; v++; vn--; }
+            if (vn > 0) { v->iov_base = (uint8_t *)v->iov_base + w; v->iov_len -= (size_t)w; }
+        }
+        iov += take; n -= take;
+    }
+    return STRATA_OK;
+}
+
+static int fd_pread(io_backend *io, void *buf, size_t len, uint64_t off) {
+    io_fd *f = (io_fd *)io;
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(f->fd, p, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return err_of(io, errno);
+        }
+        if (r == 0) return STRATA_ECORRUPT;     /* past end of file: truncated */
+        p += r; len -= (size_t)r; off += (uint64_t)r;
+    }
+    return STRATA_OK;
+}
+
+static int fd_sync(io_backend *io) {
+    io_fd *f = (io_fd *)io;
+    while (fdatasync(f->fd) != 0) {
+        if (errno != EINTR) return err_of(io, errno);
+    }
+    return STRATA_OK;
+}
+
+static int fd_set_len(io_backend *io, uint64_t len) {
+    io_fd *f = (io_fd *)io;
+    while (ftruncate(f->fd, (off_t)len) != 0) {
+        if (errno != EINTR) return err_of(io, errno);
+    }
+    return STRATA_OK;
+}
+
+static int fd_get_len(io_backend *io, uint64_t *len) {
+    io_fd *f = (io_fd *)io;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return err_of(io, errno);
+    *len = (uint64_t)st.st_size;
+    return STRATA_OK;
+}
+
+static int fd_map(io_backend *io, size_t len, const uint8_t **out) {
+    io_fd *f = (io_fd *)io;
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, f->fd, 0);
+    if (p == MAP_FAILED) return errno == ENOMEM ? STRATA_ENOMEM : err_of(io, errno);
+    (void)madvise(p, len, MADV_RANDOM);
+    *out = p;
+    return STRATA_OK;
+}
+
+static void fd_unmap(io_backend *io, const uint8_t *base, size_t len) {
+    (void)io;
+    if (base) munmap((void *)base, len);
+}
+
+static void fd_close(io_backend *io) {
+    io_fd *f = (io_fd *)io;
+    if (f->fd >= 0) close(f->fd);    /* closing releases the flock */
+    free(f);
+}
+
+static const io_ops fd_ops = {
+    fd_pwritev, fd_pread, fd_sync, fd_set_len, fd_get_len, fd_map, fd_unmap, fd_close,
+};
+
+int io_file_open(const char *path, int flags, io_backend **out) {
+    int oflags = O_CLOEXEC | ((flags & IO_OPEN_RDONLY) ? O_RDONLY : O_RDWR);
+    if (flags & IO_OPEN_CREATE) oflags |= O_CREAT;
+    int fd = open(path, oflags, 0644);
+    if (fd < 0) {
+        if (errno == ENOENT) return STRATA_NOTFOUND;
+        if (errno == ENOMEM) return STRATA_ENOMEM;
+        return STRATA_EIO;
+    }
+    if (flock(fd, ((flags & IO_OPEN_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? STRATA_EBUSY : STRATA_EIO;
+    }
+    io_fd *f = calloc(1, sizeof *f);
+    if (!f) { close(fd); return STRATA_ENOMEM; }
+    f->base.ops = &fd_ops;
+    f->fd = fd;
+    *out = &f->base;
+    return STRATA_OK;
+}
+
+int io_mem_open(io_backend **out) {
+    int fd = memfd_create("strata-mem", MFD_CLOEXEC);
+    if (fd < 0) return errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
+    io_fd *f = calloc(1, sizeof *f);
+    if (!f) { close(fd); return STRATA_ENOMEM; }
+    f->base.ops = &fd_ops;
+    f->fd = fd;
+    *out = &f->base;
+    return STRATA_OK;
+}
+
+void io_close(io_backend *io) {
+    if (io) io->ops->close(io);
+}
