@@ -13,7 +13,7 @@
 int db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
 
 static int db_recover(pager *p) {
-    if (!p->have_other && p->recovered) return STRATA_OK;
+    if (!pager_unclean(p) || (!p->have_other && p->recovered)) return STRATA_OK;
     uint64_t since = p->have_other ? p->other.txnid : 0;
     int rc = bt_verify_since(p, &p->durable, since);
     if (rc == STRATA_ECORRUPT) {
@@ -31,7 +31,7 @@ int db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, 
         return STRATA_EINVAL;
     }
     pager_opts po = { opts->page_size, opts->map_size, opts->verify, opts->two_phase,
-                      (flags & STRATA_RDONLY) != 0 };
+                      (flags & STRATA_RDONLY) != 0, (flags & (STRATA_CREATE | STRATA_INMEMORY)) != 0 };
     strata_db *db = calloc(1, sizeof *db);
     if (!db) { io_close(io); return STRATA_ENOMEM; }
     int rc = pager_open(io, &po, &db->p);
@@ -89,7 +89,7 @@ void strata_close(strata_db *db) {
     pager *p = db->p;
     if (!db->rdonly && !p->panic) {
         if (db->cur.txnid != p->durable.txnid) (void)pager_write_header(p, &db->cur);
-        if (!p->panic) (void)pager_trim(p, db->cur.page_count);
+        if (!p->panic) (void)pager_close_clean(p, db->cur.page_count);
     }
     db_close_nosync(db);
 }

@@ -317,6 +317,114 @@ STRATA_API int  strata_check(strata_txn *txn,
 /* ------------------------------------------------------------------------ */
 /* Vectors (vector/): types, metrics, distance kernels, quantization, top-k.  */
 /* (section owned by the vector layer)                                        */
+/* Vectors are arrays of dim IEEE-754 floats (f32), 1 <= dim <= STRATA_VEC_MAX_DIM.
+ * Every distance is "smaller is nearer" (docs/VECTORS.md):
+ *   L2     squared Euclidean distance, sum (a[i] - b[i])^2
+ *   IP     negated inner product, -sum a[i] * b[i]
+ *   COSINE 1 - cos(a, b), in [0, 2]; 1 if either vector is all zeros
+ *   L1     sum |a[i] - b[i]|
+ * Kernels (scalar, AVX2+FMA, AVX-512) are chosen once per process from cpuid;
+ * STRATA_SIMD=scalar|avx2|avx512 in the environment forces a lower level.
+ * Results of different kernels agree within a relative 1e-5 of the sum of the
+ * terms' magnitudes; one kernel is deterministic, and the batch and single
+ * forms give identical results. All functions here are pure: any thread.    */
+
+#define STRATA_VEC_MAX_DIM 65536u
+
+typedef enum {
+    STRATA_METRIC_L2     = 0,
+    STRATA_METRIC_IP     = 1,
+    STRATA_METRIC_COSINE = 2,
+    STRATA_METRIC_L1     = 3
+} strata_metric;
+
+typedef struct strata_hit {
+    uint64_t id;      /* the row's id (its index when no ids were given) */
+    float    dist;    /* its distance under the metric, smaller is nearer */
+} strata_hit;
+
+/* Row filter for top-k: non-zero keeps row id. Called only for rows that
+ * would enter the result, in no particular order; must not call back into
+ * the search. */
+typedef int (*strata_vec_filter_fn)(void *ctx, uint64_t id);
+
+/* Check a vector before it is stored or used as a query: every element
+ * finite, and the squared norm at most FLT_MAX/4 (so any L2 or dot product
+ * of two valid vectors is finite).
+ * @param[in] x    dim floats
+ * Returns: STRATA_OK, STRATA_EINVAL (x NULL, dim 0 or > STRATA_VEC_MAX_DIM,
+ * NaN, Inf or too large). Any thread. */
+STRATA_API int strata_vec_validate(const float *x, size_t dim);
+
+/* Distance between a and b under metric m.
+ * @param[out] out  the distance, written on success only
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, bad metric, dim 0 or too
+ * large, or a non-finite result: an input held NaN/Inf or an overflowing
+ * magnitude). Any thread. */
+STRATA_API int strata_vec_distance(strata_metric m, const float *a, const float *b, size_t dim,
+                                   float *out);
+
+/* One-to-many: distances of q to the n vectors stored contiguously at base
+ * (vector j at base + j*dim) into out[0..n). n may be 0.
+ * Returns: as strata_vec_distance. On an error other than a NULL/range
+ * argument, out[] holds unspecified values. Any thread. */
+STRATA_API int strata_vec_distance_batch(strata_metric m, const float *q, const float *base,
+                                         size_t n, size_t dim, float *out);
+
+/* Exact k nearest neighbours of query among the n contiguous vectors at base.
+ * @param[in]  ids     n ids, or NULL to use row indexes 0..n-1
+ * @param[in]  filter  NULL, or keeps a row when it returns non-zero
+ * @param[out] out     k hits, sorted nearest first; ties in dist go to the
+ *                     smaller id, so results are deterministic
+ * @param[out] n_out   hits written (< k only when the filter rejected rows)
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, bad metric, dim 0 or too
+ * large, k == 0, k > n, or a non-finite distance: an input held NaN/Inf).
+ * out[] is scratch during the call and unspecified on error. Any thread
+ * (filter permitting). */
+STRATA_API int strata_vec_topk(strata_metric m, const float *query, const float *base,
+                               size_t n, size_t dim, const uint64_t *ids, size_t k,
+                               strata_vec_filter_fn filter, void *ctx, strata_hit *out,
+                               size_t *n_out);
+
+/* Name of the kernel level in use: "scalar", "avx2" or "avx512". Static
+ * string. Any thread. */
+STRATA_API const char *strata_vec_kernel_name(void);
+
+/* Scalar quantization (sq8): one byte per dimension, 4x smaller.
+ * code[i] = round((x[i] - vmin[i]) * 255 / (vmax[i] - vmin[i])), clamped to
+ * 0..255 (0 when vmax[i] == vmin[i]); decode: vmin[i] + code[i] * (vmax[i] -
+ * vmin[i]) / 255. Byte layouts: docs/VECTORS.md.
+ * Train: per-dimension min and max of n >= 1 vectors (dim floats each) into
+ * vmin[dim], vmax[dim].
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, n == 0, bad dim, a vector
+ * that fails strata_vec_validate). Any thread. */
+STRATA_API int strata_sq8_train(const float *data, size_t n, size_t dim, float *vmin,
+                                float *vmax);
+/* Encode n vectors (dim floats each) into n*dim bytes at codes.
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, bad dim, vmin[i] > vmax[i]
+ * or non-finite, an invalid vector). Any thread. */
+STRATA_API int strata_sq8_encode(const float *vmin, const float *vmax, size_t dim,
+                                 const float *x, size_t n, uint8_t *codes);
+/* Decode n codes (dim bytes each) into n*dim floats at x.
+ * Returns: STRATA_OK, STRATA_EINVAL (as encode). Any thread. */
+STRATA_API int strata_sq8_decode(const float *vmin, const float *vmax, size_t dim,
+                                 const uint8_t *codes, size_t n, float *x);
+/* Squared L2 distance between two sq8 codes in code space (exact integer).
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, bad dim). Any thread. */
+STRATA_API int strata_sq8_l2(const uint8_t *a, const uint8_t *b, size_t dim, uint32_t *out);
+
+/* Binary quantization: 1 bit per dimension (x[i] > 0), 32x smaller, packed
+ * into strata_bin_words(dim) u64 words, dimension i at bit i%64 of word i/64;
+ * unused high bits of the last word are 0. */
+STRATA_API size_t strata_bin_words(size_t dim);   /* (dim + 63) / 64; any thread */
+/* Encode n vectors (dim floats each) into n*strata_bin_words(dim) words.
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, bad dim, an invalid
+ * vector). Any thread. */
+STRATA_API int strata_bin_encode(const float *x, size_t n, size_t dim, uint64_t *codes);
+/* Hamming distance (differing bits) between two codes of n_words words.
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL pointer, n_words == 0). Any thread. */
+STRATA_API int strata_bin_hamming(const uint64_t *a, const uint64_t *b, size_t n_words,
+                                  uint64_t *out);
 
 /* ---- end of vector section ---- */
 

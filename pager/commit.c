@@ -82,7 +82,7 @@ int pager_write_header(pager *p, const pg_state *st) {
     uint8_t img[HDR_WRITE_LEN];
     memcpy(img, p->hdr, sizeof img);
     pager_slot_encode(img + (np ? HDR_OFF_SLOT1 : HDR_OFF_SLOT0), st, p->ps);
-    img[HDR_OFF_GOD] = (uint8_t)(np | (p->two_phase ? GOD_TWO_PHASE : 0));
+    img[HDR_OFF_GOD] = (uint8_t)(np | (p->two_phase ? GOD_TWO_PHASE : 0) | GOD_DIRTY);
     if ((rc = io_write(p->io, img, sizeof img, 0))) goto fail;
     if ((rc = p->io->ops->sync(p->io))) goto fail;
     memcpy(p->hdr, img, sizeof img);
@@ -96,12 +96,17 @@ fail:
     return rc;
 }
 
-int pager_trim(pager *p, uint64_t page_count) {
+int pager_close_clean(pager *p, uint64_t page_count) {
     if (p->panic || p->rdonly) return STRATA_OK;
     uint64_t len = page_count << p->ps_shift;
-    if (len >= p->file_len) return STRATA_OK;
-    int rc = p->io->ops->set_len(p->io, len);
-    if (rc == STRATA_OK) rc = p->io->ops->sync(p->io);
-    if (rc == STRATA_OK) p->file_len = len;
-    return rc;
+    int rc = STRATA_OK;
+    if (len < p->file_len && (rc = p->io->ops->set_len(p->io, len)) == STRATA_OK) p->file_len = len;
+    if (rc || !(p->hdr[HDR_OFF_GOD] & GOD_DIRTY)) return rc ? rc : p->io->ops->sync(p->io);
+    /* everything is durable: clear the dirty bit (one byte, atomic) */
+    uint8_t god = (uint8_t)(p->hdr[HDR_OFF_GOD] & ~GOD_DIRTY);
+    if ((rc = p->io->ops->sync(p->io)) || (rc = io_write(p->io, &god, 1, HDR_OFF_GOD)) ||
+        (rc = p->io->ops->sync(p->io)))
+        return rc;
+    p->hdr[HDR_OFF_GOD] = god;
+    return STRATA_OK;
 }

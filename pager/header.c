@@ -131,7 +131,7 @@ int pager_open(io_backend *io, const pager_opts *o, pager **out) {
         rc = STRATA_EINVAL;
         if (!valid_page_size(ps)) goto out;
         rc = STRATA_ECORRUPT;
-        if (p->rdonly) goto out;
+        if (p->rdonly || !o->create) goto out;
         if ((rc = init_file(p, ps))) goto out;
     }
     if ((rc = load_header(p))) goto out;

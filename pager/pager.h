@@ -24,7 +24,8 @@ enum {
     HDR_OFF_MAGIC = 0,       /* 8 bytes: 89 53 54 52 0D 0A 1A 0A ("\x89STR\r\n\x1a\n") */
     HDR_OFF_VERSION = 8,     /* u32 format version                                  */
     HDR_OFF_PAGE_SIZE = 12,  /* u32                                                 */
-    HDR_OFF_GOD = 16,        /* u8: bit0 primary slot, bit1 primary written with 2PC */
+    HDR_OFF_GOD = 16,        /* u8: bit0 primary slot, bit1 primary written with 2PC,
+                                bit2 not closed cleanly (recovery check at open)     */
     HDR_OFF_SLOT0 = 64,
     HDR_OFF_SLOT1 = 192,
     HDR_WRITE_LEN = 512,     /* bytes of page 0 that are ever written (one sector)   */
@@ -32,7 +33,8 @@ enum {
 };
 #define STRATA_MAGIC "\x89STR\r\n\x1a\n"
 #define STRATA_FORMAT_VERSION 1u
-enum { GOD_PRIMARY = 0x1, GOD_TWO_PHASE = 0x2 };
+enum { GOD_PRIMARY = 0x1, GOD_TWO_PHASE = 0x2,
+       GOD_DIRTY = 0x4 };   /* set by every commit while open; cleared at clean close */
 
 /* ---- Commit slot: docs/ARCHITECTURE.md "Commit slot" ---- */
 enum {
@@ -69,6 +71,7 @@ typedef struct pager_opts {
     int      verify;         /* STRATA_VERIFY_* */
     int      two_phase;
     int      rdonly;
+    int      create;         /* initialize a zero-length file */
 } pager_opts;
 
 typedef struct pager {
@@ -150,8 +153,10 @@ int  pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count);
 /* Make st the durable commit: (2PC: sync,) write the non-primary slot and flip
  * the god byte, sync. A failure sets panic. */
 int  pager_write_header(pager *p, const pg_state *st);
-/* Trim the file to page_count pages (clean close). */
-int  pager_trim(pager *p, uint64_t page_count);
+/* Clean close: trim the file to page_count pages and clear the dirty bit. */
+int  pager_close_clean(pager *p, uint64_t page_count);
+/* Whether the file was not closed cleanly (the recovery check is needed). */
+static inline int pager_unclean(const pager *p) { return (p->hdr[HDR_OFF_GOD] & GOD_DIRTY) != 0; }
 
 /* Slot encoding (pager/header.c), exposed for golden tests and dbtool. */
 void pager_slot_encode(uint8_t *slot, const pg_state *st, uint32_t ps);
