@@ -310,11 +310,19 @@ int bt_put(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, const void *val
     unsigned idx = ph.idx[d];
     if ((flags & BT_APPEND) && (ph.exact || idx != pg_n(leaf))) return STRATA_EINVAL;
     if (ph.exact) {
-        const uint8_t *old = pg_cell(leaf, idx);
-        if ((rc = free_value(cx, old))) return rc;
+        uint8_t *old = leaf + pg_slot(leaf, idx);
+        if (!(lc_flags(old) & LF_OVERFLOW) && lc_vlen(old) == vlen && bt_inline_fits(ps, klen, vlen)) {
+            if (vlen) memmove(old + LC_HDR + klen, val, vlen);   /* same size: in place */
+            if (existed) *existed = 1;
+            return STRATA_OK;
+        }
+    }
+    /* build the new cell first: val may point into the old one */
+    if ((rc = make_leaf_cell(cx, cell, &len, key, klen, val, vlen))) return rc;
+    if (ph.exact) {
+        if ((rc = free_value(cx, pg_cell(leaf, idx)))) return rc;
         node_remove(leaf, ps, idx);
     }
-    if ((rc = make_leaf_cell(cx, cell, &len, key, klen, val, vlen))) return rc;
     int append = (flags & BT_APPEND) || (ph.rightmost && idx == pg_n(leaf) && !ph.exact);
     if ((rc = insert_at(cx, t, &ph, d, idx, cell, len, append))) return rc;
     if (!ph.exact) t->count++;

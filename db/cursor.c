@@ -28,6 +28,16 @@ static int ucmp(const strata_table *t, strata_slice a, const uint8_t *b, size_t 
     return t->tree.cmp(t->tree.cmp_ctx, a.data, a.len, b, blen);
 }
 
+/* Whether the entry under the cursor is live (TTL tables: not expired). */
+static int live(strata_cursor *c) {
+    if (!(c->t->desc.flags & CAT_FLAG_TTL)) return 1;
+    bt_val k, v;
+    strata_slice uv;
+    int alive = 0;
+    if (bt_cursor_get(&c->bc, &k, &v) || db_ttl_decode(c->t, &v, &uv, NULL, &alive)) return 0;
+    return alive;
+}
+
 /* 0: inside the range; -1: before lo; 1: after hi. */
 static int range_pos(strata_cursor *c) {
     bt_val k;
@@ -50,7 +60,7 @@ static int range_pos(strata_cursor *c) {
 static int settle(strata_cursor *c, int rc, int dir) {
     while (rc == STRATA_OK) {
         int pos = range_pos(c);
-        if (pos == 0) return STRATA_OK;
+        if (pos == 0 && live(c)) return STRATA_OK;
         if ((pos > 0 && dir == 0) || (pos < 0 && dir == 1)) break;
         rc = dir ? bt_cursor_prev(&c->bc) : bt_cursor_next(&c->bc);
     }
@@ -192,7 +202,7 @@ int strata_cursor_seek_exact(strata_cursor *c, strata_slice key) {
     c->stale = 0;
     int exact;
     rc = seek_user(c, key.data, key.len, &exact);
-    if (rc == STRATA_OK && (!exact || range_pos(c) != 0)) rc = STRATA_NOTFOUND;
+    if (rc == STRATA_OK && (!exact || range_pos(c) != 0 || !live(c))) rc = STRATA_NOTFOUND;
     if (rc) c->bc.depth = 0;
     return rc;
 }
@@ -235,10 +245,12 @@ int strata_cursor_get(strata_cursor *c, strata_slice *key, strata_slice *val) {
     if (rc) return rc;
     int exact;
     if ((rc = restore(c, &exact))) { c->bc.depth = 0; return rc; }
-    if (c->bc.depth && range_pos(c) != 0) c->bc.depth = 0;
+    if (c->bc.depth && (range_pos(c) != 0 || !live(c))) c->bc.depth = 0;
     bt_val k, v;
     if ((rc = bt_cursor_get(&c->bc, &k, &v))) return rc;
     strata_slice uk, uv = { v.data, v.len };
+    int alive;
+    if ((c->t->desc.flags & CAT_FLAG_TTL) && (rc = db_ttl_decode(c->t, &v, &uv, NULL, &alive))) return rc;
     if (is_mm(c->t)) {
         if ((rc = db_mm_split(k.data, k.len, &uk, &uv))) return rc;
     } else {

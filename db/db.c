@@ -39,6 +39,8 @@ int db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, 
     if ((rc = db_recover(db->p))) { pager_close(db->p); free(db); return rc; }
     db->cur = db->p->durable;
     db->durable_txnid = db->cur.txnid;
+    db->hlc_last = db->cur.hlc;
+    db->hlc_max_drift = 60000;
     db->rdonly = (flags & STRATA_RDONLY) != 0;
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->writer_cv, NULL);

@@ -45,6 +45,10 @@ struct strata_db {
     cmp_entry      *cmps;
     size_t          n_cmps;
     int             rdonly;
+    strata_clock_fn clock;           /* NULL: system clock; set while no txn is open */
+    void           *clock_ctx;
+    uint64_t        hlc_last;        /* under mu: the largest HLC handed out */
+    uint64_t        hlc_max_drift;   /* ms; 0 = unlimited */
 };
 
 typedef struct strata_table strata_table;
@@ -61,6 +65,9 @@ struct strata_txn {
     bt_wtx        *w;
     bt_tree        catalog;
     strata_table  *tables;
+    uint64_t       hlc;          /* write: the HLC this commit will carry */
+    uint32_t       cdc_seq;      /* next change sequence number in this txn */
+    strata_table  *cdc_log;      /* the change log, opened on first change */
 };
 
 /* Multimap composite key: u16 LE key length, key, value. */
@@ -79,7 +86,16 @@ struct strata_table {
     uint8_t       *scratch;      /* pop results, composite keys */
     size_t         scratch_cap;
     strata_cursor *cursors;
+    strata_table  *ttl_index;    /* TTL tables: the expiry index, opened lazily */
+    uint8_t       *vbuf;         /* TTL and merge: the value being written */
+    size_t         vbuf_cap;
 };
+
+/* Internal table names (reserved "__" prefix). */
+#define TTL_INDEX_PREFIX "__ttl:"
+#define CDC_LOG_NAME     "__cdc:log"
+#define CDC_CONS_NAME    "__cdc:consumers"
+enum { TTL_PREFIX_LEN = 8 };
 
 struct strata_cursor {
     uint32_t       magic;
@@ -112,6 +128,21 @@ int  db_tree_cmp(strata_db *db, const cat_desc *d, mm_cmp_ctx *mm, bt_cmp *cmp, 
 void db_table_touched(strata_table *t);                /* before a write: save cursors */
 int  db_mm_key(strata_table *t, strata_slice key, strata_slice val, const uint8_t **out, size_t *len);
 int  db_mm_split(const uint8_t *ck, size_t len, strata_slice *key, strata_slice *val);
+/* write.c: the single path for writes, keeping TTL indexes and change capture */
+int  db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op);
+int  db_delete(strata_table *t, strata_slice key);      /* STRATA_OK or STRATA_NOTFOUND */
+int  db_ensure_buf(uint8_t **buf, size_t *cap, size_t need);
+/* ttl.c */
+uint64_t db_now_ms(strata_db *db);
+/* A TTL entry's expiry and user value; *live = 0 when expired. */
+int  db_ttl_decode(strata_table *t, const bt_val *v, strata_slice *val, uint64_t *expiry, int *live);
+int  db_ttl_index(strata_table *t, strata_table **out);
+int  db_ttl_index_update(strata_table *t, strata_slice key, uint64_t old_exp, uint64_t new_exp);
+int  db_ttl_expired_count(strata_table *t, uint64_t *n);
+/* cdc.c */
+int  db_cdc_record(strata_table *t, int op, strata_slice key, const strata_slice *val);
+/* hlc.c */
+uint64_t db_hlc_next_locked(strata_db *db);
 /* cursor.c */
 void db_cursor_free(strata_cursor *c);
 int  db_cursor_save(strata_cursor *c);

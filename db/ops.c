@@ -18,6 +18,7 @@ void db_table_touched(strata_table *t) {
 }
 
 static int is_mm(const strata_table *t) { return (t->desc.flags & CAT_FLAG_MULTIMAP) != 0; }
+static int is_ttl(const strata_table *t) { return (t->desc.flags & CAT_FLAG_TTL) != 0; }
 
 static int slice_ok(strata_slice s) { return s.data || !s.len; }
 
@@ -44,6 +45,18 @@ int db_mm_split(const uint8_t *k, size_t len, strata_slice *key, strata_slice *v
 static int user_key(const strata_table *t, bt_val k, strata_slice *key, strata_slice *val) {
     if (!is_mm(t)) { key->data = k.data; key->len = k.len; return STRATA_OK; }
     return db_mm_split(k.data, k.len, key, val);
+}
+
+/* The user view of an entry; *live = 0 for an expired TTL entry. */
+static int entry_view(strata_table *t, bt_val k, bt_val v, strata_slice *uk, strata_slice *uv, int *live) {
+    *live = 1;
+    uv->data = v.data;
+    uv->len = v.len;
+    if (is_ttl(t)) {
+        int rc = db_ttl_decode(t, &v, uv, NULL, live);
+        if (rc) return rc;
+    }
+    return user_key(t, k, uk, uv);
 }
 
 static int key_cmp(const strata_table *t, strata_slice a, strata_slice b) {
@@ -74,14 +87,13 @@ int strata_put(strata_table *t, strata_slice key, strata_slice val) {
         return finish(t, bt_put(&t->txn->cx, &t->tree, buf, len, NULL, 0, 0, NULL));
     }
     if (key.len > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
-    db_table_touched(t);
-    return finish(t, bt_put(&t->txn->cx, &t->tree, key.data, key.len, val.data, val.len, 0, NULL));
+    return finish(t, db_write(t, key, val, 0, STRATA_CHANGE_PUT));
 }
 
 int strata_append(strata_table *t, strata_slice key, strata_slice val) {
     int rc = check_write(t, key, val);
     if (rc) return rc;
-    if (is_mm(t)) return STRATA_EINVAL;
+    if (is_mm(t) || (t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC))) return STRATA_EINVAL;
     if (key.len > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
     db_table_touched(t);
     return finish(t, bt_put(&t->txn->cx, &t->tree, key.data, key.len, val.data, val.len,
@@ -119,6 +131,14 @@ int strata_get(strata_table *t, strata_slice key, strata_slice *val) {
     if (!is_mm(t)) {
         bt_val v;
         if ((rc = bt_get(cx, &t->tree, key.data, key.len, &v))) return rc;
+        if (is_ttl(t)) {
+            int live;
+            strata_slice uv;
+            if ((rc = db_ttl_decode(t, &v, &uv, NULL, &live))) return rc;
+            if (!live) return STRATA_NOTFOUND;
+            *val = uv;
+            return STRATA_OK;
+        }
         val->data = v.data;
         val->len = v.len;
         return STRATA_OK;
@@ -163,7 +183,7 @@ int strata_del(strata_table *t, strata_slice key) {
         if (rc == STRATA_OK && n == 0) return STRATA_NOTFOUND;
         return finish(t, rc);
     }
-    rc = bt_del(&t->txn->cx, &t->tree, key.data, key.len);
+    rc = db_delete(t, key);
     return rc == STRATA_NOTFOUND ? rc : finish(t, rc);
 }
 
@@ -208,8 +228,23 @@ int strata_len(strata_table *t, uint64_t *n) {
     int rc = db_table_check(t, 0);
     if (rc) return rc;
     if (!n) return STRATA_EINVAL;
-    *n = t->tree.count;
+    uint64_t expired = 0;
+    if (is_ttl(t) && (rc = db_ttl_expired_count(t, &expired))) return rc;
+    *n = t->tree.count - (expired < t->tree.count ? expired : t->tree.count);
     return STRATA_OK;
+}
+
+/* Position c on the first (last) live entry going forward (backward). */
+static int first_live(strata_table *t, bt_cursor *c, int rc, int back) {
+    while (rc == STRATA_OK) {
+        bt_val k, v;
+        strata_slice uk, uv;
+        int live;
+        if ((rc = bt_cursor_get(c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live))) return rc;
+        if (live) return STRATA_OK;
+        rc = back ? bt_cursor_prev(c) : bt_cursor_next(c);
+    }
+    return rc;
 }
 
 static int edge(strata_table *t, int last, strata_slice *key, strata_slice *val) {
@@ -217,11 +252,11 @@ static int edge(strata_table *t, int last, strata_slice *key, strata_slice *val)
     if (rc) return rc;
     bt_cursor c;
     bt_cursor_init(&c, &t->txn->cx, &t->tree);
-    if ((rc = last ? bt_cursor_last(&c) : bt_cursor_first(&c))) return rc;
+    if ((rc = first_live(t, &c, last ? bt_cursor_last(&c) : bt_cursor_first(&c), last))) return rc;
     bt_val k, v;
-    if ((rc = bt_cursor_get(&c, &k, &v))) return rc;
-    strata_slice uk, uv = { v.data, v.len };
-    if ((rc = user_key(t, k, &uk, &uv))) return rc;
+    strata_slice uk, uv;
+    int live;
+    if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live))) return rc;
     if (key) *key = uk;
     if (val) *val = uv;
     return STRATA_OK;
@@ -235,25 +270,29 @@ static int pop(strata_table *t, int last, strata_slice *key, strata_slice *val) 
     if (rc) return rc;
     bt_cursor c;
     bt_cursor_init(&c, &t->txn->cx, &t->tree);
-    if ((rc = last ? bt_cursor_last(&c) : bt_cursor_first(&c))) return rc;
+    if ((rc = first_live(t, &c, last ? bt_cursor_last(&c) : bt_cursor_first(&c), last))) return rc;
     bt_val k, v;
-    if ((rc = bt_cursor_get(&c, &k, &v))) return finish(t, rc);
-    size_t need = k.len + v.len;
-    if (need > t->scratch_cap) {
-        uint8_t *s = realloc(t->scratch, need ? need : 1);
-        if (!s) return STRATA_ENOMEM;
-        t->scratch = s;
-        t->scratch_cap = need;
-    }
+    strata_slice uk, uv;
+    int live;
+    if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live)))
+        return finish(t, rc);
+    size_t need = k.len + uv.len;
+    if ((rc = db_ensure_buf(&t->scratch, &t->scratch_cap, need))) return rc;
     memcpy(t->scratch, k.data, k.len);
-    if (v.len) memcpy(t->scratch + k.len, v.data, v.len);
-    db_table_touched(t);
-    if ((rc = bt_del(&t->txn->cx, &t->tree, t->scratch, k.len))) return finish(t, rc);
+    if (uv.len) memcpy(t->scratch + k.len, uv.data, uv.len);
     bt_val sk = { t->scratch, k.len };
-    strata_slice uk, uv = { t->scratch + k.len, v.len };
-    if ((rc = user_key(t, sk, &uk, &uv))) return rc;
-    if (key) *key = uk;
-    if (val) *val = uv;
+    strata_slice tree_key = { t->scratch, k.len };
+    if (is_mm(t)) {
+        db_table_touched(t);
+        rc = bt_del(&t->txn->cx, &t->tree, t->scratch, k.len);
+    } else {
+        rc = db_delete(t, tree_key);
+    }
+    if (rc) return finish(t, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc);
+    strata_slice ok_key, ok_val = { t->scratch + k.len, uv.len };
+    if ((rc = user_key(t, sk, &ok_key, &ok_val))) return rc;
+    if (key) *key = ok_key;
+    if (val) *val = ok_val;
     return STRATA_OK;
 }
 
@@ -261,7 +300,8 @@ int strata_pop_first(strata_table *t, strata_slice *key, strata_slice *val) { re
 int strata_pop_last(strata_table *t, strata_slice *key, strata_slice *val) { return pop(t, 1, key, val); }
 
 /* Remove entries in [lo, hi] (bounds per flags) for which keep() is 0 (or all
- * when keep is NULL). After each delete the scan re-seeks at the deleted key. */
+ * when keep is NULL); expired TTL entries are removed without asking. After
+ * each delete the scan re-seeks at the deleted key. */
 static int sweep(strata_table *t, const strata_slice *lo, const strata_slice *hi, unsigned flags,
                  int (*keep)(void *, strata_slice, strata_slice), void *ctx, uint64_t *n_out) {
     bt_ctx *cx = &t->txn->cx;
@@ -276,20 +316,25 @@ static int sweep(strata_table *t, const strata_slice *lo, const strata_slice *hi
     while (rc == STRATA_OK) {
         bt_val k, v;
         strata_slice uk, uv;
-        if ((rc = bt_cursor_get(&c, &k, &v))) break;
-        uv.data = v.data; uv.len = v.len;
-        if ((rc = user_key(t, k, &uk, &uv))) break;
+        int live;
+        if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live))) break;
         if (lo && (flags & STRATA_LO_EXCL) && key_cmp(t, uk, *lo) == 0) { rc = bt_cursor_next(&c); continue; }
         if (hi) {
             int r = key_cmp(t, uk, *hi);
             if (r > 0 || (r == 0 && !(flags & STRATA_HI_INCL))) break;
         }
-        if (keep && keep(ctx, uk, uv)) { rc = bt_cursor_next(&c); continue; }
+        if (live && keep && keep(ctx, uk, uv)) { rc = bt_cursor_next(&c); continue; }
         size_t klen = k.len;
         memcpy(buf, k.data, klen);
-        db_table_touched(t);
-        if ((rc = bt_del(cx, &t->tree, buf, klen))) { rc = finish(t, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc); break; }
-        n++;
+        if (is_mm(t)) {
+            db_table_touched(t);
+            rc = bt_del(cx, &t->tree, buf, klen);
+        } else {
+            rc = db_delete(t, (strata_slice){ buf, klen });
+            if (rc == STRATA_NOTFOUND && !live) rc = STRATA_OK;   /* expired: removed */
+        }
+        if (rc) { rc = finish(t, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc); break; }
+        n += live;
         int exact;
         rc = bt_cursor_seek(&c, buf, klen, &exact);
     }

@@ -5,6 +5,7 @@
  * name never change after creation; (2) names starting with "__" are reserved
  * for internal tables; (3) one handle per (txn, name); a dropped or renamed
  * table's handle fails with STRATA_EBADTXN. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,22 +126,34 @@ static int desc_get(strata_txn *txn, const char *name, cat_desc *d) {
     return cat_desc_decode(v.data, v.len, d);
 }
 
+static uint8_t flags_of(unsigned flags) {
+    return (uint8_t)(((flags & STRATA_MULTIMAP) ? CAT_FLAG_MULTIMAP : 0) |
+                     ((flags & STRATA_TTL) ? CAT_FLAG_TTL : 0) | ((flags & STRATA_CDC) ? CAT_FLAG_CDC : 0));
+}
+
+static int spec_matches(const cat_desc *d, const strata_table_spec *spec, uint8_t want, size_t cmp_len) {
+    return d->key_type == spec->key_type && (d->flags & CAT_KIND_FLAGS) == (want & CAT_KIND_FLAGS) &&
+           (!cmp_len || !strcmp(d->cmp_name, spec->comparator));
+}
+
 int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
                   unsigned flags, int internal, strata_table **out) {
     int rc = db_txn_check(txn, 0);
     if (rc) return rc;
     if (!out || !spec || (rc = name_check(name, internal))) return rc ? rc : STRATA_EINVAL;
-    if ((unsigned)spec->key_type > STRATA_KEY_CUSTOM || (flags & ~(STRATA_CREATE | STRATA_MULTIMAP)))
+    if ((unsigned)spec->key_type > STRATA_KEY_CUSTOM ||
+        (flags & ~(STRATA_CREATE | STRATA_MULTIMAP | STRATA_TTL | STRATA_CDC)))
+        return STRATA_EINVAL;
+    if ((flags & STRATA_MULTIMAP) && (flags & (STRATA_TTL | STRATA_CDC))) return STRATA_EINVAL;
+    if ((flags & STRATA_TTL) && strlen(name) + strlen(TTL_INDEX_PREFIX) > CAT_NAME_MAX)
         return STRATA_EINVAL;
     size_t cmp_len = spec->comparator ? strlen(spec->comparator) : 0;
     if ((spec->key_type == STRATA_KEY_CUSTOM) != (cmp_len > 0) || cmp_len > CAT_CMP_MAX)
         return STRATA_EINVAL;
-    uint8_t want_flags = (flags & STRATA_MULTIMAP) ? CAT_FLAG_MULTIMAP : 0;
+    uint8_t want_flags = flags_of(flags);
     for (strata_table *t = txn->tables; t; t = t->next) {
         if (t->dropped || strcmp(t->name, name)) continue;
-        if (t->desc.key_type != spec->key_type || t->desc.flags != want_flags ||
-            (cmp_len && strcmp(t->desc.cmp_name, spec->comparator)))
-            return STRATA_ETYPE;
+        if (!spec_matches(&t->desc, spec, want_flags, cmp_len)) return STRATA_ETYPE;
         *out = t;
         return STRATA_OK;
     }
@@ -160,8 +173,7 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
         if ((rc = desc_put(txn, name, &d))) { db_txn_poison(txn, rc); return rc; }
     } else if (rc) {
         return rc;
-    } else if (d.key_type != spec->key_type || d.flags != want_flags ||
-               (cmp_len && strcmp(d.cmp_name, spec->comparator))) {
+    } else if (!spec_matches(&d, spec, want_flags, cmp_len)) {
         return STRATA_ETYPE;
     }
     strata_table *t = calloc(1, sizeof *t);
@@ -190,7 +202,7 @@ int strata_table_open_ex(strata_txn *txn, const char *name, const strata_table_s
 
 int strata_table_open(strata_txn *txn, const char *name, strata_key_type kt, unsigned flags,
                       strata_table **out) {
-    if (flags & STRATA_MULTIMAP) return STRATA_EINVAL;
+    if (flags & (STRATA_MULTIMAP | STRATA_TTL)) return STRATA_EINVAL;
     strata_table_spec spec = { kt, NULL };
     return db_table_open(txn, name, &spec, flags, 0, out);
 }
@@ -204,6 +216,7 @@ static void table_free(strata_table *t) {
     t->magic = DEAD_MAGIC;
     free(t->name);
     free(t->scratch);
+    free(t->vbuf);
     free(t);
 }
 
@@ -248,6 +261,36 @@ int strata_table_drop(strata_txn *txn, const char *name) {
     if (rc == STRATA_OK) rc = bt_del(&txn->cx, &txn->catalog, name, strlen(name));
     if (rc) { db_txn_poison(txn, rc); return rc; }
     detach(txn, name);
+    if (d.flags & CAT_FLAG_TTL) {
+        char idx[CAT_NAME_MAX + 8];
+        snprintf(idx, sizeof idx, "%s%s", TTL_INDEX_PREFIX, name);
+        if ((rc = desc_get(txn, idx, &d)) == STRATA_NOTFOUND) return STRATA_OK;
+        for (strata_table *t = txn->tables; t; t = t->next)
+            if (!t->dropped && !strcmp(t->name, idx)) d.root = t->tree.root, d.root_ck = t->tree.root_ck;
+        tree = (bt_tree){ d.root, d.root_ck, d.count, bt_cmp_bytes, NULL };
+        if (rc == STRATA_OK) rc = bt_drop(&txn->cx, &tree);
+        if (rc == STRATA_OK) rc = bt_del(&txn->cx, &txn->catalog, idx, strlen(idx));
+        if (rc) { db_txn_poison(txn, rc); return rc; }
+        detach(txn, idx);
+    }
+    return STRATA_OK;
+}
+
+static int rename_one(strata_txn *txn, const char *from, const char *to, cat_desc *out) {
+    cat_desc d, other;
+    int rc = desc_get(txn, from, &d);
+    if (rc) return rc;
+    if ((rc = desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
+    /* carry uncommitted changes of an open handle into the renamed descriptor */
+    for (strata_table *t = txn->tables; t; t = t->next) {
+        if (t->dropped || strcmp(t->name, from)) continue;
+        if ((rc = bt_finalize(&txn->cx, &t->tree))) return rc;
+        d.root = t->tree.root; d.root_ck = t->tree.root_ck; d.count = t->tree.count;
+    }
+    if ((rc = bt_del(&txn->cx, &txn->catalog, from, strlen(from))) || (rc = desc_put(txn, to, &d)))
+        return rc;
+    detach(txn, from);
+    if (out) *out = d;
     return STRATA_OK;
 }
 
@@ -258,17 +301,37 @@ int strata_table_rename(strata_txn *txn, const char *from, const char *to) {
     cat_desc d, other;
     if ((rc = desc_get(txn, from, &d))) return rc;
     if ((rc = desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
-    /* carry uncommitted changes of an open handle into the renamed descriptor */
-    for (strata_table *t = txn->tables; t; t = t->next) {
-        if (t->dropped || strcmp(t->name, from)) continue;
-        if ((rc = bt_finalize(&txn->cx, &t->tree))) break;
-        d.root = t->tree.root; d.root_ck = t->tree.root_ck; d.count = t->tree.count;
+    char ifrom[CAT_NAME_MAX + 8], ito[CAT_NAME_MAX + 8];
+    if (d.flags & CAT_FLAG_TTL) {
+        if (strlen(to) + strlen(TTL_INDEX_PREFIX) > CAT_NAME_MAX) return STRATA_EINVAL;
+        snprintf(ifrom, sizeof ifrom, "%s%s", TTL_INDEX_PREFIX, from);
+        snprintf(ito, sizeof ito, "%s%s", TTL_INDEX_PREFIX, to);
     }
-    if (rc == STRATA_OK) rc = bt_del(&txn->cx, &txn->catalog, from, strlen(from));
-    if (rc == STRATA_OK) rc = desc_put(txn, to, &d);
-    if (rc) { db_txn_poison(txn, rc); return rc; }
-    detach(txn, from);
-    return STRATA_OK;
+    rc = rename_one(txn, from, to, NULL);
+    if (rc == STRATA_OK && (d.flags & CAT_FLAG_TTL)) {
+        rc = rename_one(txn, ifrom, ito, NULL);
+        if (rc == STRATA_NOTFOUND) rc = STRATA_OK;         /* no entry ever had a TTL */
+    }
+    if (rc) db_txn_poison(txn, rc);
+    return rc;
+}
+
+int strata_cdc_enable(strata_txn *txn, const char *name, int on) {
+    int rc = db_txn_check(txn, 1);
+    if (rc) return rc;
+    if ((rc = name_check(name, 0))) return rc;
+    cat_desc d;
+    if ((rc = desc_get(txn, name, &d))) return rc;
+    if (d.flags & CAT_FLAG_MULTIMAP) return STRATA_EINVAL;
+    uint8_t f = (uint8_t)(on ? d.flags | CAT_FLAG_CDC : d.flags & ~CAT_FLAG_CDC);
+    for (strata_table *t = txn->tables; t; t = t->next) {
+        if (t->dropped || strcmp(t->name, name)) continue;
+        t->desc.flags = f;
+        t->dirty = 1;                                      /* rewritten at commit */
+    }
+    d.flags = f;
+    if ((rc = desc_put(txn, name, &d))) db_txn_poison(txn, rc);
+    return rc;
 }
 
 int strata_table_list(strata_txn *txn, int include_internal,
@@ -292,8 +355,9 @@ int strata_table_list(strata_txn *txn, int include_internal,
         if (!include_internal && name[0] == '_' && name[1] == '_') continue;
         for (strata_table *t = txn->tables; t; t = t->next)
             if (!t->dropped && !strcmp(t->name, name)) d.count = t->tree.count;
-        strata_table_info info = { name, (strata_key_type)d.key_type,
-                                   (d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u, d.count,
+        unsigned fl = ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u) |
+                      ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u);
+        strata_table_info info = { name, (strata_key_type)d.key_type, fl, d.count,
                                    d.cmp_len ? d.cmp_name : NULL };
         int r = fn(ctx, &info);
         if (r) return r;

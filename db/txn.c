@@ -95,6 +95,7 @@ int strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out) {
     }
     db->writer_active = 1;
     txn->snap = db->cur;
+    txn->hlc = db_hlc_next_locked(db);
     uint64_t horizon = db->durable_txnid;
     for (size_t i = 0; i < db->n_readers; i++)
         if (db->readers[i] < horizon) horizon = db->readers[i];
@@ -165,6 +166,7 @@ static int commit_write(strata_txn *txn) {
     st.free_root = ft.root;
     st.free_ck = ft.root_ck;
     st.page_count = bt_wtx_page_count(txn->w);
+    st.hlc = txn->hlc;
     if ((rc = pager_write_dirty(p, bt_wtx_dirty(txn->w), st.page_count))) return rc;
     if (txn->durability == STRATA_DURABILITY_IMMEDIATE) {
         if ((rc = pager_write_header(p, &st))) return STRATA_EPANIC;

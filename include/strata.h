@@ -315,6 +315,135 @@ STRATA_API int  strata_check(strata_txn *txn,
                              void (*report)(void *ctx, const char *msg), void *ctx);
 
 /* ------------------------------------------------------------------------ */
+/* Clock and hybrid logical clock                                            */
+
+/* Wall-clock milliseconds since the Unix epoch. Injectable so tests need not sleep. */
+typedef uint64_t (*strata_clock_fn)(void *ctx);
+/* Use fn as the clock for TTL expiry and the HLC (NULL: the system clock).
+ * Returns: STRATA_OK, STRATA_EINVAL. Exclusive (no transaction may be open). */
+STRATA_API int strata_set_clock(strata_db *db, strata_clock_fn fn, void *ctx);
+
+/* HLC timestamps are (physical ms << 16) | logical counter: they order like
+ * integers, never go backwards across commits or reopen even if the wall clock
+ * steps back, and carry causality from remote timestamps (strata_hlc_receive). */
+#define STRATA_HLC_PHYS_MS(h)  ((uint64_t)(h) >> 16)
+#define STRATA_HLC_LOGICAL(h)  ((uint64_t)(h) & 0xFFFFu)
+/* Read transaction: the HLC of the commit it sees (0 before the first commit).
+ * Write transaction: the HLC its commit will carry. Owner thread. */
+STRATA_API int strata_txn_hlc(const strata_txn *txn, uint64_t *hlc);
+/* A fresh timestamp, greater than every earlier one of this db (send rule). Any thread. */
+STRATA_API int strata_hlc_now(strata_db *db, uint64_t *hlc);
+/* Receive rule: later local timestamps are greater than remote. A remote clock
+ * ahead of the local one by more than the maximum drift is rejected with
+ * STRATA_EINVAL and changes nothing. Any thread. */
+STRATA_API int strata_hlc_receive(strata_db *db, uint64_t remote);
+/* Maximum accepted drift of remote clocks in ms (default 60,000; 0 = no limit). */
+STRATA_API int strata_hlc_set_max_drift(strata_db *db, uint64_t ms);
+
+/* ------------------------------------------------------------------------ */
+/* Merge operators: atomic read-modify-write of one value in a write
+ * transaction, without a separate get and put. Numeric operands and values are
+ * little-endian of the operator's width (8 bytes); a value or operand of the
+ * wrong width is STRATA_EINVAL with nothing written. An absent key merges
+ * into the operator's identity (0 for add, the operand for max/min, empty for
+ * append and or).                                                           */
+
+typedef enum {
+    STRATA_MERGE_ADD_U64 = 1,     /* wrapping unsigned add                */
+    STRATA_MERGE_ADD_I64 = 2,     /* wrapping signed add                  */
+    STRATA_MERGE_SATADD_U64 = 3,  /* saturating at 0 .. UINT64_MAX        */
+    STRATA_MERGE_SATADD_I64 = 4,  /* saturating at INT64_MIN .. INT64_MAX */
+    STRATA_MERGE_ADD_F64 = 5,     /* IEEE double add (NaN operand: EINVAL)*/
+    STRATA_MERGE_MAX_U64 = 6,
+    STRATA_MERGE_MIN_U64 = 7,
+    STRATA_MERGE_MAX_I64 = 8,
+    STRATA_MERGE_MIN_I64 = 9,
+    STRATA_MERGE_MAX_F64 = 10,
+    STRATA_MERGE_MIN_F64 = 11,
+    STRATA_MERGE_OR = 12,         /* bitwise or; value and operand of equal length */
+    STRATA_MERGE_APPEND = 13      /* byte concatenation                    */
+} strata_merge_op;
+
+/* Merge operand into key's value with a built-in operator. Not on multimaps.
+ * Returns: STRATA_OK, STRATA_EINVAL (unknown operator, wrong width), STRATA_ETOOBIG,
+ * STRATA_EREADONLY, ... as strata_put. Owner thread. */
+STRATA_API int strata_merge(strata_table *t, strata_slice key, strata_slice operand, strata_merge_op op);
+
+/* A user merge operator: compute the new value from existing (NULL when the
+ * key is absent) and operand into out (cap bytes); set *out_len. If *out_len >
+ * cap, it is called again with a buffer of that size. Return 0, or non-zero to
+ * refuse (the merge then fails with STRATA_EINVAL and writes nothing). */
+typedef int (*strata_merge_fn)(void *ctx, const strata_slice *existing, strata_slice operand,
+                               void *out, size_t cap, size_t *out_len);
+STRATA_API int strata_merge_with(strata_table *t, strata_slice key, strata_slice operand,
+                                 strata_merge_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* TTL tables: open with strata_table_open_ex(..., STRATA_TTL). An entry put
+ * with a time-to-live is invisible to get, cursors and len from the moment it
+ * expires (by the db clock); strata_purge_expired removes expired entries in
+ * bounded steps. Entries put with strata_put live forever. Values are stored
+ * with an 8-byte expiry prefix, which reads strip. Not combinable with
+ * STRATA_MULTIMAP. strata_len is O(1 + expired entries not yet purged).        */
+
+#define STRATA_TTL 0x200u
+/* ttl_ms <= 0: STRATA_EINVAL. Not a TTL table: STRATA_ETYPE. */
+STRATA_API int strata_put_ttl(strata_table *t, strata_slice key, strata_slice val, int64_t ttl_ms);
+/* Absolute expiry (ms since the epoch, by the db clock); at or before now: STRATA_EINVAL. */
+STRATA_API int strata_put_expire_at(strata_table *t, strata_slice key, strata_slice val,
+                                    uint64_t expire_at_ms);
+/* Expiry of a live entry: ms since the epoch, or 0 for never. STRATA_NOTFOUND if absent
+ * or expired. */
+STRATA_API int strata_ttl_expiry(strata_table *t, strata_slice key, uint64_t *expire_at_ms);
+/* Delete at most max (0 = no limit) expired entries, oldest expiry first;
+ * *n_purged (may be NULL) gets the count. */
+STRATA_API int strata_purge_expired(strata_table *t, uint64_t max, uint64_t *n_purged);
+
+/* ------------------------------------------------------------------------ */
+/* Change capture: on a table with STRATA_CDC (set at creation, or with
+ * strata_cdc_enable) every put, delete and merge is appended, in the same
+ * transaction, to one change log shared by the database. A change is visible
+ * only once its transaction commits; an aborted transaction leaves none.
+ * Not on multimaps.                                                         */
+
+#define STRATA_CDC 0x400u
+
+enum { STRATA_CHANGE_PUT = 1, STRATA_CHANGE_DEL = 2, STRATA_CHANGE_MERGE = 3 };
+
+/* A position in the change log: changes are ordered by (txn_id, seq). {0,0}
+ * is before the first change. */
+typedef struct strata_cdc_pos { uint64_t txn_id; uint32_t seq; } strata_cdc_pos;
+
+typedef struct strata_change {
+    strata_cdc_pos pos;
+    uint64_t       hlc;        /* HLC of the commit                       */
+    int            op;         /* STRATA_CHANGE_*                          */
+    strata_slice   table;      /* table name (not NUL-terminated)          */
+    strata_slice   key;
+    strata_slice   value;      /* the new value (put, merge); data NULL for a delete */
+} strata_change;
+
+/* Turn change capture on or off for an existing table (write transaction). */
+STRATA_API int strata_cdc_enable(strata_txn *txn, const char *table, int on);
+/* Call fn for up to max (0 = all) changes after `after` (NULL: from the start),
+ * in commit order; *last (may be NULL) gets the position of the last change
+ * delivered (unchanged if none). fn returns non-zero to stop (that value is
+ * returned). The slices are valid until the transaction ends. Owner thread. */
+STRATA_API int strata_cdc_read(strata_txn *txn, const strata_cdc_pos *after, uint64_t max,
+                               int (*fn)(void *ctx, const strata_change *c), void *ctx,
+                               strata_cdc_pos *last);
+/* A named consumer's persisted position (write txn to set; any to get).
+ * Registered consumers hold back pruning: nothing after their position is pruned. */
+STRATA_API int strata_cdc_consumer_set(strata_txn *txn, const char *name, const strata_cdc_pos *pos);
+STRATA_API int strata_cdc_consumer_get(strata_txn *txn, const char *name, strata_cdc_pos *pos);
+STRATA_API int strata_cdc_consumer_drop(strata_txn *txn, const char *name);
+/* Prune the oldest changes: those older than max_age_ms (by commit HLC; 0 = no
+ * age limit) or beyond the newest max_count (0 = no count limit), but never one
+ * a registered consumer has not read. *n_pruned may be NULL. Write transaction. */
+STRATA_API int strata_cdc_prune(strata_txn *txn, uint64_t max_age_ms, uint64_t max_count,
+                                uint64_t *n_pruned);
+
+/* ------------------------------------------------------------------------ */
 /* Vectors (vector/): types, metrics, distance kernels, quantization, top-k.  */
 /* (section owned by the vector layer)                                        */
 /* Vectors are arrays of dim IEEE-754 floats (f32), 1 <= dim <= STRATA_VEC_MAX_DIM.
