@@ -9,8 +9,6 @@
 
 #include "db_int.h"
 
-/* Internal: open on a given backend (tests pass a fault-injecting one). */
-int db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
 
 static int db_recover(pager *p) {
     if (!pager_unclean(p) || (!p->have_other && p->recovered)) return STRATA_OK;
@@ -44,7 +42,9 @@ int db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, 
     db->rdonly = (flags & STRATA_RDONLY) != 0;
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->writer_cv, NULL);
+    pthread_cond_init(&db->gc_cv, NULL);
     db->magic = DB_MAGIC;
+    if ((rc = db_history_load(db))) { db_close_nosync(db); return rc; }
     *out = db;
     return STRATA_OK;
 }
@@ -73,14 +73,13 @@ int strata_open(const char *path, unsigned flags, strata_db **out) {
     return strata_open_ex(path, flags, NULL, out);
 }
 
-/* Internal: close without writing anything (simulated crash in tests). */
-void db_close_nosync(strata_db *db);
 void db_close_nosync(strata_db *db) {
     if (!db || db->magic != DB_MAGIC) return;
     db->magic = DEAD_MAGIC;
     pager_close(db->p);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->writer_cv);
+    pthread_cond_destroy(&db->gc_cv);
     free(db->readers);
     free(db->cmps);
     free(db);

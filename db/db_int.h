@@ -49,6 +49,11 @@ struct strata_db {
     void           *clock_ctx;
     uint64_t        hlc_last;        /* under mu: the largest HLC handed out */
     uint64_t        hlc_max_drift;   /* ms; 0 = unlimited */
+    uint64_t        hist_oldest;     /* under mu: oldest retained commit, 0 = none */
+    uint32_t        hist_window;     /* commits retained before the newest (writer) */
+    struct gc_req  *gc_head, *gc_tail;   /* group commit queue, under mu */
+    int             gc_leader;           /* a leader is committing a group */
+    pthread_cond_t  gc_cv;
 };
 
 typedef struct strata_table strata_table;
@@ -68,6 +73,7 @@ struct strata_txn {
     uint64_t       hlc;          /* write: the HLC this commit will carry */
     uint32_t       cdc_seq;      /* next change sequence number in this txn */
     strata_table  *cdc_log;      /* the change log, opened on first change */
+    int64_t        hist_window;  /* set by strata_history_set in this txn, or -1 */
 };
 
 /* Multimap composite key: u16 LE key length, key, value. */
@@ -95,6 +101,8 @@ struct strata_table {
 #define TTL_INDEX_PREFIX "__ttl:"
 #define CDC_LOG_NAME     "__cdc:log"
 #define CDC_CONS_NAME    "__cdc:consumers"
+#define HISTORY_NAME     "__history"
+#define META_NAME        "__meta"
 enum { TTL_PREFIX_LEN = 8 };
 
 struct strata_cursor {
@@ -111,6 +119,9 @@ struct strata_cursor {
     unsigned       range_flags;
 };
 
+/* db.c (also used by tests) */
+int  db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
+void db_close_nosync(strata_db *db);     /* no writes at all: a simulated crash */
 /* txn.c */
 int  db_txn_check(strata_txn *txn, int need_write);   /* magic, panic, poison */
 void db_txn_poison(strata_txn *txn, int rc);
@@ -141,6 +152,10 @@ int  db_ttl_index_update(strata_table *t, strata_slice key, uint64_t old_exp, ui
 int  db_ttl_expired_count(strata_table *t, uint64_t *n);
 /* cdc.c */
 int  db_cdc_record(strata_table *t, int op, strata_slice key, const strata_slice *val);
+/* history.c */
+int  db_history_commit(strata_txn *txn, uint64_t *oldest);   /* record the base commit */
+int  db_history_load(strata_db *db);   /* at open: window and oldest retained */
+int  db_begin_read_state(strata_db *db, const pg_state *st, strata_txn **out);  /* mu held */
 /* hlc.c */
 uint64_t db_hlc_next_locked(strata_db *db);
 /* cursor.c */

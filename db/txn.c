@@ -53,6 +53,7 @@ static strata_txn *txn_new(strata_db *db, int write) {
     txn->magic = TXN_MAGIC;
     txn->db = db;
     txn->write = write;
+    txn->hist_window = -1;
     return txn;
 }
 
@@ -61,6 +62,17 @@ static void txn_setup(strata_txn *txn) {
     txn->cx.page_count = txn->snap.page_count;
     txn->cx.w = txn->w;
     txn->catalog = (bt_tree){ txn->snap.cat_root, txn->snap.cat_ck, 0, bt_cmp_bytes, NULL };
+}
+
+int db_begin_read_state(strata_db *db, const pg_state *st, strata_txn **out) {
+    strata_txn *txn = txn_new(db, 0);
+    if (!txn) return STRATA_ENOMEM;
+    txn->snap = *st;
+    int rc = reader_add(db, st->txnid);
+    if (rc) { free(txn); return rc; }
+    txn_setup(txn);
+    *out = txn;
+    return STRATA_OK;
 }
 
 int strata_begin_read(strata_db *db, strata_txn **out) {
@@ -97,6 +109,7 @@ int strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out) {
     txn->snap = db->cur;
     txn->hlc = db_hlc_next_locked(db);
     uint64_t horizon = db->durable_txnid;
+    if (db->hist_oldest && db->hist_oldest < horizon) horizon = db->hist_oldest;
     for (size_t i = 0; i < db->n_readers; i++)
         if (db->readers[i] < horizon) horizon = db->readers[i];
     pthread_mutex_unlock(&db->mu);
@@ -154,7 +167,9 @@ int strata_txn_id(const strata_txn *txn, uint64_t *id) {
 static int commit_write(strata_txn *txn) {
     strata_db *db = txn->db;
     pager *p = db->p;
-    int rc = db_tables_commit(txn);
+    uint64_t oldest = 0;
+    int rc = db_history_commit(txn, &oldest);
+    if (rc == STRATA_OK) rc = db_tables_commit(txn);
     if (rc == STRATA_OK) rc = bt_finalize(&txn->cx, &txn->catalog);
     bt_tree ft = { txn->snap.free_root, txn->snap.free_ck, 0, bt_cmp_bytes, NULL };
     if (rc == STRATA_OK) rc = bt_wtx_commit_freelist(txn->w, &ft);
@@ -173,6 +188,8 @@ static int commit_write(strata_txn *txn) {
     }
     pthread_mutex_lock(&db->mu);
     db->cur = st;
+    db->hist_oldest = oldest;
+    if (txn->hist_window >= 0) db->hist_window = (uint32_t)txn->hist_window;
     if (txn->durability == STRATA_DURABILITY_IMMEDIATE) db->durable_txnid = st.txnid;
     pthread_mutex_unlock(&db->mu);
     return STRATA_OK;

@@ -444,6 +444,50 @@ STRATA_API int strata_cdc_prune(strata_txn *txn, uint64_t max_age_ms, uint64_t m
                                 uint64_t *n_pruned);
 
 /* ------------------------------------------------------------------------ */
+/* Group commit: many threads submit small write batches; one of them (the
+ * leader) applies every waiting batch in one write transaction with one
+ * fsync. A batch that fails does not take the others down: the group is
+ * retried without it, so a batch function must be safe to run more than once
+ * (it must derive its writes from txn and ctx only).                        */
+
+/* Apply one batch in txn (a write transaction owned by the leader thread).
+ * Return STRATA_OK, or an error to reject this batch alone. Do not commit or
+ * abort txn. */
+typedef int (*strata_batch_fn)(void *ctx, strata_txn *txn);
+/* Submit a batch and wait until it is committed (durably) or rejected.
+ * Returns: STRATA_OK; the batch function's error (its writes discarded, the
+ * other batches unaffected); or the commit's error (STRATA_EIO, STRATA_EPANIC,
+ * ...), which every batch of that group receives. Any thread. */
+STRATA_API int strata_group_commit(strata_db *db, strata_batch_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* History and time travel: keep the last N commits readable. Retained commits
+ * pin their pages until they leave the window.                              */
+
+/* Retain the n commits before the newest (0 = off; the default). Takes effect
+ * from this transaction's commit on; stored in the file. Write transaction. */
+STRATA_API int strata_history_set(strata_txn *txn, uint32_t n);
+/* Begin a read transaction on commit txn_id: the newest commit or a retained
+ * one. STRATA_NOTFOUND if it is not retained. Any thread. */
+STRATA_API int strata_begin_read_at(strata_db *db, uint64_t txn_id, strata_txn **out);
+/* Begin a read transaction on the newest retained commit whose HLC <= hlc.
+ * STRATA_NOTFOUND if every retained commit is newer. Any thread. */
+STRATA_API int strata_begin_read_at_hlc(strata_db *db, uint64_t hlc, strata_txn **out);
+/* Call fn for each readable commit, oldest first (the newest included). fn
+ * returns non-zero to stop (that value is returned). Any thread. */
+STRATA_API int strata_history_list(strata_db *db,
+                                   int (*fn)(void *ctx, uint64_t txn_id, uint64_t hlc), void *ctx);
+/* Write the changes from commit `from` to commit `to` (both readable, from <
+ * to) to a file: every table's entries put, changed or deleted, tables created
+ * and dropped, checksummed as a whole. Returns STRATA_OK, STRATA_NOTFOUND,
+ * STRATA_EINVAL, STRATA_EIO. Any thread. */
+STRATA_API int strata_history_export(strata_db *db, uint64_t from, uint64_t to, const char *path);
+/* Apply an exported file in one write transaction of db (which should hold the
+ * state of the export's `from` commit). A damaged file is rejected whole with
+ * STRATA_ECORRUPT before anything is written. Any thread. */
+STRATA_API int strata_history_apply(strata_db *db, const char *path);
+
+/* ------------------------------------------------------------------------ */
 /* Vectors (vector/): types, metrics, distance kernels, quantization, top-k.  */
 /* (section owned by the vector layer)                                        */
 /* Vectors are arrays of dim IEEE-754 floats (f32), 1 <= dim <= STRATA_VEC_MAX_DIM.
@@ -556,6 +600,12 @@ STRATA_API int strata_bin_hamming(const uint64_t *a, const uint64_t *b, size_t n
                                   uint64_t *out);
 
 /* ---- end of vector section ---- */
+
+/* ------------------------------------------------------------------------ */
+/* Blob store (blob/): chunked blobs, SHA-256 dedup, tags, namespaces, time
+ * index, causal lineage. (section owned by the blob layer)                  */
+
+/* ---- end of blob section ---- */
 
 #ifdef __cplusplus
 }
