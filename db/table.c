@@ -197,14 +197,16 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
 
 int strata_table_open_ex(strata_txn *txn, const char *name, const strata_table_spec *spec,
                          unsigned flags, strata_table **out) {
-    return db_table_open(txn, name, spec, flags, 0, out);
+    /* reserved tables may be inspected (read transactions), never written by users */
+    int inspect = txn && txn->magic == TXN_MAGIC && !txn->write && !(flags & STRATA_CREATE);
+    return db_table_open(txn, name, spec, flags, inspect, out);
 }
 
 int strata_table_open(strata_txn *txn, const char *name, strata_key_type kt, unsigned flags,
                       strata_table **out) {
     if (flags & (STRATA_MULTIMAP | STRATA_TTL)) return STRATA_EINVAL;
     strata_table_spec spec = { kt, NULL };
-    return db_table_open(txn, name, &spec, flags, 0, out);
+    return strata_table_open_ex(txn, name, &spec, flags, out);
 }
 
 static void table_free(strata_table *t) {

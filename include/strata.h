@@ -161,7 +161,9 @@ typedef enum {
 /* Opening an existing table with another key type: STRATA_ETYPE.
  * Opening a missing table without STRATA_CREATE: STRATA_NOTFOUND.
  * Opening the same table twice in one transaction returns the same handle.
- * Table names are 1..255 bytes; names starting with "__" are reserved.
+ * Table names are 1..255 bytes; names starting with "__" are reserved for
+ * internal tables (indexes, change log): they can be opened in read
+ * transactions for inspection, never created or written by users.
  * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_ETYPE, STRATA_EINVAL, STRATA_EREADONLY
  * (create in a read transaction), STRATA_ECORRUPT, STRATA_ENOMEM, STRATA_EBADTXN.
  * *out lives until the transaction ends. Owner thread. */
