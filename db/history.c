@@ -377,9 +377,10 @@ static int apply_records(inbuf in, strata_txn *txn) {
             if ((rc = in_len(&in, 2, &dl)) || (rc = in_take(&in, dl, &kp)) || (rc = cat_desc_decode(kp, dl, &d)))
                 return rc;
             if (!txn) continue;
-            strata_table_spec spec = { (strata_key_type)d.key_type, d.cmp_len ? d.cmp_name : NULL };
+            strata_table_spec spec = { (strata_key_type)d.key_type, d.cmp_len ? d.cmp_name : NULL, d.dim };
             unsigned fl = STRATA_CREATE | ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0) |
-                          ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0);
+                          ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0) |
+                          ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0);
             if ((rc = db_table_open(txn, name, &spec, fl, 1, &t))) return rc;
         } else if (kind == REC_PUT || kind == REC_DEL) {
             if ((rc = in_len(&in, 4, &klen)) || (rc = in_take(&in, klen, &kp))) return rc;

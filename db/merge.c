@@ -78,7 +78,7 @@ static int check(strata_table *t, strata_slice key, strata_slice operand) {
     int rc = db_table_check(t, 1);
     if (rc) return rc;
     if ((!key.data && key.len) || (!operand.data && operand.len)) return STRATA_EINVAL;
-    if (t->desc.flags & CAT_FLAG_MULTIMAP) return STRATA_EINVAL;
+    if (t->desc.flags & (CAT_FLAG_MULTIMAP | CAT_FLAG_VECTOR)) return STRATA_EINVAL;
     if ((rc = db_key_check(t, key.data, key.len))) return rc;
     return key.len > bt_max_key(t->txn->db->p->ps) ? STRATA_ETOOBIG : STRATA_OK;
 }

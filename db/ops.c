@@ -93,7 +93,7 @@ int strata_put(strata_table *t, strata_slice key, strata_slice val) {
 int strata_append(strata_table *t, strata_slice key, strata_slice val) {
     int rc = check_write(t, key, val);
     if (rc) return rc;
-    if (is_mm(t) || (t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC))) return STRATA_EINVAL;
+    if (is_mm(t) || (t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC | CAT_FLAG_VECTOR))) return STRATA_EINVAL;
     if (key.len > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
     db_table_touched(t);
     return finish(t, bt_put(&t->txn->cx, &t->tree, key.data, key.len, val.data, val.len,

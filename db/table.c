@@ -128,12 +128,14 @@ static int desc_get(strata_txn *txn, const char *name, cat_desc *d) {
 
 static uint8_t flags_of(unsigned flags) {
     return (uint8_t)(((flags & STRATA_MULTIMAP) ? CAT_FLAG_MULTIMAP : 0) |
-                     ((flags & STRATA_TTL) ? CAT_FLAG_TTL : 0) | ((flags & STRATA_CDC) ? CAT_FLAG_CDC : 0));
+                     ((flags & STRATA_TTL) ? CAT_FLAG_TTL : 0) | ((flags & STRATA_CDC) ? CAT_FLAG_CDC : 0) |
+                     ((flags & STRATA_VECTOR) ? CAT_FLAG_VECTOR : 0));
 }
 
 static int spec_matches(const cat_desc *d, const strata_table_spec *spec, uint8_t want, size_t cmp_len) {
     return d->key_type == spec->key_type && (d->flags & CAT_KIND_FLAGS) == (want & CAT_KIND_FLAGS) &&
-           (!cmp_len || !strcmp(d->cmp_name, spec->comparator));
+           (!cmp_len || !strcmp(d->cmp_name, spec->comparator)) &&
+           (!(want & CAT_FLAG_VECTOR) || d->dim == spec->vector_dim);
 }
 
 int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
@@ -142,9 +144,12 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
     if (rc) return rc;
     if (!out || !spec || (rc = name_check(name, internal))) return rc ? rc : STRATA_EINVAL;
     if ((unsigned)spec->key_type > STRATA_KEY_CUSTOM ||
-        (flags & ~(STRATA_CREATE | STRATA_MULTIMAP | STRATA_TTL | STRATA_CDC)))
+        (flags & ~(STRATA_CREATE | STRATA_MULTIMAP | STRATA_TTL | STRATA_CDC | STRATA_VECTOR)))
         return STRATA_EINVAL;
-    if ((flags & STRATA_MULTIMAP) && (flags & (STRATA_TTL | STRATA_CDC))) return STRATA_EINVAL;
+    if ((flags & STRATA_MULTIMAP) && (flags & (STRATA_TTL | STRATA_CDC | STRATA_VECTOR))) return STRATA_EINVAL;
+    if ((flags & STRATA_VECTOR) && (spec->key_type != STRATA_KEY_U64 || spec->vector_dim == 0 ||
+                                    spec->vector_dim > CAT_VEC_MAX_DIM))
+        return STRATA_EINVAL;
     if ((flags & STRATA_TTL) && strlen(name) + strlen(TTL_INDEX_PREFIX) > CAT_NAME_MAX)
         return STRATA_EINVAL;
     size_t cmp_len = spec->comparator ? strlen(spec->comparator) : 0;
@@ -166,6 +171,7 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
         d.key_type = (uint8_t)spec->key_type;
         d.flags = want_flags;
         d.cmp_len = (uint8_t)cmp_len;
+        d.dim = (flags & STRATA_VECTOR) ? spec->vector_dim : 0;
         if (cmp_len) memcpy(d.cmp_name, spec->comparator, cmp_len + 1);
         bt_cmp probe;
         void *probe_ctx;
@@ -358,9 +364,10 @@ int strata_table_list(strata_txn *txn, int include_internal,
         for (strata_table *t = txn->tables; t; t = t->next)
             if (!t->dropped && !strcmp(t->name, name)) d.count = t->tree.count;
         unsigned fl = ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u) |
-                      ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u);
+                      ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u) |
+                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0u);
         strata_table_info info = { name, (strata_key_type)d.key_type, fl, d.count,
-                                   d.cmp_len ? d.cmp_name : NULL };
+                                   d.cmp_len ? d.cmp_name : NULL, d.dim };
         int r = fn(ctx, &info);
         if (r) return r;
     }

@@ -19,9 +19,19 @@ int db_ensure_buf(uint8_t **buf, size_t *cap, size_t need) {
     return STRATA_OK;
 }
 
+/* A vector table's value: exactly dim finite little-endian f32 values. */
+static int vector_ok(const strata_table *t, strata_slice val) {
+    if (val.len != (size_t)t->desc.dim * 4) return 0;
+    const uint8_t *p = val.data;
+    for (size_t i = 0; i < val.len; i += 4)
+        if ((le32_get(p + i) & 0x7F800000u) == 0x7F800000u) return 0;   /* Inf or NaN */
+    return 1;
+}
+
 int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op) {
     bt_ctx *cx = &t->txn->cx;
     int rc;
+    if ((t->desc.flags & CAT_FLAG_VECTOR) && !vector_ok(t, val)) return STRATA_EINVAL;
     if (!(t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC))) {
         db_table_touched(t);
         return bt_put(cx, &t->tree, key.data, key.len, val.data, val.len, 0, NULL);

@@ -182,7 +182,14 @@ STRATA_API int  strata_register_comparator(strata_db *db, const char *name, stra
 typedef struct strata_table_spec {
     strata_key_type key_type;
     const char     *comparator;  /* name, for STRATA_KEY_CUSTOM; else NULL */
+    uint32_t        vector_dim;  /* with STRATA_VECTOR: floats per value (1..65536) */
 } strata_table_spec;
+
+/* Table flag: a vector table. Keys are STRATA_KEY_U64 ids; every value is
+ * exactly vector_dim little-endian f32 values (4 * dim bytes), all finite: any
+ * other value is STRATA_EINVAL and nothing is written. The dimension is stored
+ * in the catalog; opening with another dimension is STRATA_ETYPE. */
+#define STRATA_VECTOR 0x800u
 
 /* As strata_table_open, for custom comparators and multimaps (flags STRATA_MULTIMAP).
  * Opening a multimap as a plain table or the reverse: STRATA_ETYPE. A custom table
@@ -204,6 +211,7 @@ typedef struct strata_table_info {
     unsigned        flags;       /* STRATA_MULTIMAP, ...                            */
     uint64_t        entries;
     const char     *comparator;  /* name for STRATA_KEY_CUSTOM, else NULL          */
+    uint32_t        vector_dim;  /* STRATA_VECTOR tables: the dimension, else 0    */
 } strata_table_info;
 /* Call fn for every user table in name order (reserved "__" tables only when
  * include_internal). fn returns non-zero to stop; that value is returned.

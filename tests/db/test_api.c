@@ -2,6 +2,7 @@
  * transactions and isolation, cursors and ranges, multimaps, bulk operations,
  * the catalog, and every kind of bad input named in the storage-core issue. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,4 +625,39 @@ Test(api, in_memory_database) {
     strata_close(db);
     struct stat st;
     cr_assert_neq(stat(g_path, &st), 0, "in-memory database touched the disk");
+}
+
+Test(api, vector_tables_check_dimension_and_values) {
+    strata_db *db = open_db(0);
+    strata_txn *w;
+    strata_table *t, *t2;
+    strata_table_spec spec = { STRATA_KEY_U64, NULL, 4 };
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open_ex(w, "emb", &spec, STRATA_CREATE | STRATA_VECTOR, &t));
+    strata_table_spec wrong = { STRATA_KEY_U64, NULL, 8 };
+    cr_assert_eq(strata_table_open_ex(w, "emb", &wrong, STRATA_VECTOR, &t2), STRATA_ETYPE);
+    strata_table_spec bad_key = { STRATA_KEY_BYTES, NULL, 4 };
+    cr_assert_eq(strata_table_open_ex(w, "e2", &bad_key, STRATA_CREATE | STRATA_VECTOR, &t2), STRATA_EINVAL);
+    uint64_t kb;
+    float v[4] = { 1, 2, 3, 4 }, v3[3] = { 1, 2, 3 };
+    OK(strata_put(t, U(&kb, 1), (strata_slice){ v, sizeof v }));
+    cr_assert_eq(strata_put(t, U(&kb, 2), (strata_slice){ v3, sizeof v3 }), STRATA_EINVAL);
+    v[2] = NAN;
+    cr_assert_eq(strata_put(t, U(&kb, 3), (strata_slice){ v, sizeof v }), STRATA_EINVAL);
+    v[2] = INFINITY;
+    cr_assert_eq(strata_put(t, U(&kb, 3), (strata_slice){ v, sizeof v }), STRATA_EINVAL);
+    uint64_t n;
+    OK(strata_len(t, &n));
+    cr_assert_eq(n, 1, "a rejected vector was stored");
+    OK(strata_commit(w));
+    strata_close(db);
+    db = open_db(0);
+    strata_txn *r;
+    OK(strata_begin_read(db, &r));
+    OK(strata_table_open_ex(r, "emb", &spec, STRATA_VECTOR, &t));
+    strata_slice got;
+    OK(strata_get(t, U(&kb, 1), &got));
+    cr_assert_eq(got.len, 16);
+    strata_abort(r);
+    strata_close(db);
 }

@@ -74,7 +74,7 @@ static int cmd_info(const char *path) {
 typedef struct tables_ctx { strata_txn *txn; int rc; } tables_ctx;
 
 static int open_any(strata_txn *txn, const strata_table_info *in, strata_table **t) {
-    strata_table_spec spec = { in->key_type, in->comparator };
+    strata_table_spec spec = { in->key_type, in->comparator, in->vector_dim };
     return strata_table_open_ex(txn, in->name, &spec, in->flags, t);
 }
 
@@ -86,7 +86,9 @@ static int print_table(void *ctx, const strata_table_info *in) {
     if (rc == STRATA_OK) rc = strata_table_stat_get(t, &st);
     if (rc) { tc->rc = rc; printf("%-24s error: %s\n", in->name, strata_strerror(rc)); return 0; }
     char kind[48];
-    snprintf(kind, sizeof kind, "%s%s", kt_name(in->key_type), (in->flags & STRATA_MULTIMAP) ? " multimap" : "");
+    if (in->flags & STRATA_VECTOR) snprintf(kind, sizeof kind, "vector f32x%u", (unsigned)in->vector_dim);
+    else snprintf(kind, sizeof kind, "%s%s%s", kt_name(in->key_type), (in->flags & STRATA_MULTIMAP) ? " multimap" : "",
+                  (in->flags & STRATA_TTL) ? " ttl" : "");
     printf("%-24s %-16s %12" PRIu64 " %6" PRIu32 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", in->name,
            kind, st.entries, st.height, st.branch_pages, st.leaf_pages, st.overflow_pages);
     return 0;
