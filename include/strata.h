@@ -498,6 +498,29 @@ STRATA_API int strata_history_export(strata_db *db, uint64_t from, uint64_t to, 
 STRATA_API int strata_history_apply(strata_db *db, const char *path);
 
 /* ------------------------------------------------------------------------ */
+/* Backup and salvage                                                        */
+
+/* Online backup: write the snapshot of a new read transaction to a new file at
+ * path (which must not exist), fsync'd; writers go on meanwhile. The copy is a
+ * complete database that passes strata_check.
+ * Returns: STRATA_OK, STRATA_EEXIST, STRATA_EIO, STRATA_ENOSPC, ... Any thread. */
+STRATA_API int strata_backup(strata_db *db, const char *path);
+
+typedef struct strata_salvage_stats {
+    uint64_t tables;           /* tables found                        */
+    uint64_t entries;          /* entries copied                      */
+    uint64_t lost_pages;       /* pages (subtrees) that could not be read */
+    uint64_t lost_tables;      /* tables whose root could not be read  */
+} strata_salvage_stats;
+/* Copy every still-readable entry of the damaged database at src into a new
+ * database at dst (which must not exist), skipping unreadable subtrees, and
+ * report what was lost (report may be NULL; one line per problem).
+ * Returns: STRATA_OK (even if data was lost: see stats), STRATA_ECORRUPT if
+ * neither commit slot of src is readable, STRATA_EEXIST, ... Exclusive. */
+STRATA_API int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats,
+                              void (*report)(void *ctx, const char *msg), void *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Vectors (vector/): types, metrics, distance kernels, quantization, top-k.  */
 /* (section owned by the vector layer)                                        */
 /* Vectors are arrays of dim IEEE-754 floats (f32), 1 <= dim <= STRATA_VEC_MAX_DIM.
@@ -614,6 +637,261 @@ STRATA_API int strata_bin_hamming(const uint64_t *a, const uint64_t *b, size_t n
 /* ------------------------------------------------------------------------ */
 /* Blob store (blob/): chunked blobs, SHA-256 dedup, tags, namespaces, time
  * index, causal lineage. (section owned by the blob layer)                  */
+/* Large binary objects stored in ordinary tables of the same file (names
+ * starting with "blob:", byte layouts in docs/BLOBS.md), written and read
+ * inside the caller's transactions: a write needs a write transaction, and an
+ * abort leaves no trace. Content is split into chunks (content-defined by a
+ * gear rolling hash, FastCDC-style, or fixed-size); each distinct chunk is
+ * stored once under its SHA-256 with a reference count, so storing the same
+ * or a slightly edited content again costs little. A blob is a u64 id (from a
+ * counter, never reused) with a size, content type, label, namespace, the HLC
+ * of the transaction that created it (strata_txn_hlc) and the SHA-256 of its
+ * whole content. Blob ids are never 0. Unless stated otherwise, functions
+ * return STRATA_EINVAL for NULL handles or bad arguments, STRATA_EREADONLY
+ * for a write in a read transaction, and pass on the storage errors of the
+ * table functions (STRATA_ENOMEM, STRATA_ENOSPC, STRATA_ECORRUPT,
+ * STRATA_EBADTXN, ...). Thread-safety: owner thread of the transaction,
+ * for every function here.                                                  */
+
+#define STRATA_BLOB_MAX_META   255u   /* content type, namespace, tag: bytes  */
+#define STRATA_BLOB_MAX_LABEL  4096u  /* label bytes                          */
+#define STRATA_BLOB_MAX_CTX    255u   /* lineage edge context bytes           */
+#define STRATA_BLOB_MAX_CHUNK  (16u << 20)  /* largest chunk size accepted    */
+
+#define STRATA_BLOB_CDC   0   /* content-defined chunks (default)        */
+#define STRATA_BLOB_FIXED 1   /* fixed-size chunks of avg_chunk bytes    */
+
+typedef struct strata_blob_writer strata_blob_writer;   /* opaque */
+typedef struct strata_blob_reader strata_blob_reader;   /* opaque */
+
+/* Options of a new blob. Zero-initialise, then set what you need. Strings are
+ * NUL-terminated and copied; NULL means empty. */
+typedef struct strata_blob_opts {
+    const char *content_type;  /* 0..STRATA_BLOB_MAX_META bytes, e.g. "image/png"  */
+    const char *label;         /* 0..STRATA_BLOB_MAX_LABEL bytes, free text        */
+    const char *ns;            /* namespace, 0..STRATA_BLOB_MAX_META bytes; "" is
+                                  the default namespace                            */
+    int         chunking;      /* STRATA_BLOB_CDC or STRATA_BLOB_FIXED             */
+    uint32_t    min_chunk;     /* CDC: 0 = 16 KiB; 64 <= min < avg                 */
+    uint32_t    avg_chunk;     /* CDC: power of two, 0 = 64 KiB; FIXED: the chunk
+                                  size, 0 = 64 KiB; at most STRATA_BLOB_MAX_CHUNK  */
+    uint32_t    max_chunk;     /* CDC: 0 = 256 KiB; avg < max <= STRATA_BLOB_MAX_CHUNK */
+} strata_blob_opts;
+
+/* What a blob records. The slices point into the map: valid until the
+ * transaction ends or, in a write transaction, until its next write. */
+typedef struct strata_blob_info {
+    uint64_t     id;
+    uint64_t     size;           /* bytes of content                          */
+    uint64_t     created_hlc;    /* HLC of the creating transaction            */
+    uint64_t     n_chunks;       /* chunks in its chunk list                   */
+    uint8_t      sha256[32];     /* SHA-256 of the whole content               */
+    strata_slice content_type;
+    strata_slice label;
+    strata_slice ns;
+} strata_blob_info;
+
+/* Begin a streaming write of a new blob in write transaction txn.
+ * @param[in]  opts  NULL for defaults
+ * @param[out] out   the writer; feed it with strata_blob_write, then
+ *                   strata_blob_writer_finish or strata_blob_writer_abort
+ * Chunks are written into txn as they fill; the blob is invisible (to reads,
+ * lists and lineage) until finish. Either finish or abort the writer before
+ * txn ends: aborting txn removes everything; committing txn with an open
+ * writer leaves a "pending" blob that no query sees and strata_blob_gc
+ * removes (the handle itself then leaks).
+ * Returns: STRATA_OK, STRATA_EINVAL (bad opts: lengths, chunk sizes),
+ * STRATA_EREADONLY, STRATA_ENOMEM, storage errors. */
+STRATA_API int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts,
+                                        strata_blob_writer **out);
+/* Append len bytes (any size, 0 allowed). On an error the writer is
+ * unusable: only strata_blob_writer_abort is legal.
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL data with len > 0, writer finished
+ * or failed), STRATA_ENOMEM, storage errors. */
+STRATA_API int strata_blob_write(strata_blob_writer *w, const void *data, size_t len);
+/* Cut the last chunk, record the blob and its indexes, and free w (also on
+ * failure; after a failure the caller should abort txn or call strata_blob_gc
+ * before committing, since the pending rows may remain).
+ * @param[out] id  the new blob's id (may be NULL)
+ * Returns: STRATA_OK, STRATA_EINVAL, storage errors. */
+STRATA_API int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id);
+/* Undo everything w wrote in its transaction (which must still be open) and
+ * free it: chunks and reference counts are as before strata_blob_writer_begin.
+ * NULL-safe. */
+STRATA_API void strata_blob_writer_abort(strata_blob_writer *w);
+
+/* Store len bytes as one blob (a writer fed in one piece).
+ * Returns: as strata_blob_writer_begin and _finish; on failure nothing of the
+ * blob remains in txn. */
+STRATA_API int strata_blob_put(strata_txn *txn, const strata_blob_opts *opts, const void *data,
+                               size_t len, uint64_t *id);
+
+/* The record of blob id. Returns: STRATA_OK, STRATA_NOTFOUND (no such blob,
+ * or one still being written), STRATA_ECORRUPT (a malformed record). */
+STRATA_API int strata_blob_info_get(strata_txn *txn, uint64_t id, strata_blob_info *out);
+
+/* Delete blob id in write transaction txn: its chunk list (chunks whose count
+ * drops to zero are freed), tags, namespace and time entries, embedding, and
+ * every lineage edge from or to it.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EREADONLY, storage errors. */
+STRATA_API int strata_blob_delete(strata_txn *txn, uint64_t id);
+
+#define STRATA_BLOB_VERIFY 0x1u   /* reader: check each chunk's SHA-256 once read */
+
+/* Open a streaming reader on blob id, positioned at offset 0. It reads
+ * through txn (borrowing nothing across calls, so writes to other blobs in
+ * the same write transaction are safe) and must be closed before txn ends.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL (unknown flag),
+ * STRATA_ENOMEM, STRATA_ECORRUPT. */
+STRATA_API int strata_blob_reader_open(strata_txn *txn, uint64_t id, unsigned flags,
+                                       strata_blob_reader **out);
+/* Read up to len bytes at the current position into buf and advance.
+ * @param[out] n_read  bytes read: less than len only at the end, 0 at the end
+ * Returns: STRATA_OK, STRATA_ECORRUPT (chunk missing, wrong length, or, with
+ * STRATA_BLOB_VERIFY, wrong SHA-256), STRATA_NOTFOUND (the blob was deleted
+ * meanwhile). */
+STRATA_API int strata_blob_read(strata_blob_reader *r, void *buf, size_t len, size_t *n_read);
+/* Move to offset (0..size; size is the end). Returns: STRATA_OK, STRATA_EINVAL
+ * (offset past the end). */
+STRATA_API int strata_blob_seek(strata_blob_reader *r, uint64_t offset);
+/* Current position and blob size (either pointer may be NULL). */
+STRATA_API int strata_blob_tell(const strata_blob_reader *r, uint64_t *offset, uint64_t *size);
+/* Close r. NULL-safe. */
+STRATA_API void strata_blob_reader_close(strata_blob_reader *r);
+/* Read exactly len bytes at offset of blob id into buf.
+ * Returns: STRATA_OK, STRATA_EINVAL (offset + len past the end),
+ * STRATA_NOTFOUND, STRATA_ECORRUPT; flags as strata_blob_reader_open. */
+STRATA_API int strata_blob_read_at(strata_txn *txn, uint64_t id, uint64_t offset, void *buf,
+                                   size_t len, unsigned flags);
+/* Verify blob id end to end: every chunk's SHA-256 and length, the total size
+ * and the SHA-256 of the whole content.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_ECORRUPT (a mismatch). */
+STRATA_API int strata_blob_verify(strata_txn *txn, uint64_t id);
+
+/* Store statistics, kept up to date in the same transactions. */
+typedef struct strata_blob_stats {
+    uint64_t n_blobs;         /* finished blobs                                 */
+    uint64_t logical_bytes;   /* sum of their sizes                             */
+    uint64_t n_chunks;        /* distinct chunks stored                         */
+    uint64_t stored_bytes;    /* sum of distinct chunk sizes                    */
+    uint64_t n_pending;       /* blobs being written (or left by a lost writer) */
+    uint64_t next_id;         /* the id the next blob will get                  */
+} strata_blob_stats;
+/* Returns: STRATA_OK (all zero, next_id 1, for a store never written),
+ * STRATA_ECORRUPT. */
+STRATA_API int strata_blob_stats_get(strata_txn *txn, strata_blob_stats *out);
+/* Dedup ratio: logical bytes / stored bytes (1.0 when nothing is stored).
+ * Returns: as strata_blob_stats_get. */
+STRATA_API int strata_blob_dedup_ratio(strata_txn *txn, double *ratio);
+/* Remove pending blobs left by writers of earlier transactions (never those
+ * of writers open in txn). *n_removed may be NULL. Write transaction. */
+STRATA_API int strata_blob_gc(strata_txn *txn, uint64_t *n_removed);
+/* Consistency check of the blob tables: every reference count equals the
+ * number of chunk-list rows naming the chunk, every chunk exists with its
+ * recorded length, the statistics match, every blob has its namespace and
+ * time entries, tags and lineage edges are mirrored and name existing blobs.
+ * With hash != 0, also every chunk's SHA-256. report (may be NULL) gets one
+ * line per problem. Returns: STRATA_OK if clean, STRATA_ECORRUPT if not. */
+STRATA_API int strata_blob_check(strata_txn *txn, int hash,
+                                 void (*report)(void *ctx, const char *msg), void *ctx);
+
+/* Blob-id callback of the listing functions: return non-zero to stop (that
+ * value is then returned by the listing function). */
+typedef int (*strata_blob_id_fn)(void *ctx, uint64_t id);
+
+/* Tags: 1..STRATA_BLOB_MAX_META bytes each, any number per blob.
+ * Add: STRATA_OK (also if already present), STRATA_NOTFOUND (no such blob).
+ * Remove: STRATA_OK, STRATA_NOTFOUND (blob or tag absent). */
+STRATA_API int strata_blob_tag_add(strata_txn *txn, uint64_t id, const char *tag);
+STRATA_API int strata_blob_tag_remove(strata_txn *txn, uint64_t id, const char *tag);
+/* Blobs carrying tag, in id order. */
+STRATA_API int strata_blob_list_by_tag(strata_txn *txn, const char *tag, strata_blob_id_fn fn,
+                                       void *ctx);
+/* Tags of blob id in byte order; the slice is valid during the call only.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no such blob), or fn's value. */
+STRATA_API int strata_blob_tags_of(strata_txn *txn, uint64_t id,
+                                   int (*fn)(void *ctx, strata_slice tag), void *ctx);
+
+/* Blobs of namespace ns ("" = default) in id order. */
+STRATA_API int strata_blob_list_ns(strata_txn *txn, const char *ns, strata_blob_id_fn fn,
+                                   void *ctx);
+/* Delete every blob of namespace ns; *n_deleted may be NULL. Write txn. */
+STRATA_API int strata_blob_delete_ns(strata_txn *txn, const char *ns, uint64_t *n_deleted);
+
+/* Blobs created with lo <= HLC <= hi, in (HLC, id) order. */
+STRATA_API int strata_blob_list_time(strata_txn *txn, uint64_t hlc_lo, uint64_t hlc_hi,
+                                     strata_blob_id_fn fn, void *ctx);
+
+/* Embeddings: one optional f32 vector per blob (validated with
+ * strata_vec_validate). Set replaces; NOTFOUND for an unknown blob. */
+STRATA_API int strata_blob_embed_set(strata_txn *txn, uint64_t id, const float *v, size_t dim);
+/* Copy blob id's embedding into out (cap floats); *dim gets its dimension.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no blob or no embedding), STRATA_EINVAL
+ * (cap < dimension; *dim still gets it). */
+STRATA_API int strata_blob_embed_get(strata_txn *txn, uint64_t id, float *out, size_t cap,
+                                     size_t *dim);
+/* Remove blob id's embedding. STRATA_OK or STRATA_NOTFOUND. */
+STRATA_API int strata_blob_embed_del(strata_txn *txn, uint64_t id);
+/* Exact k nearest blobs to query among the embeddings of dimension dim (others
+ * are skipped), with strata_vec_topk. out (k hits) is sorted nearest first,
+ * ties by id; *n_out gets the number found (< k when fewer blobs qualify).
+ * Returns: STRATA_OK, STRATA_EINVAL (bad metric, dim, k == 0, invalid query),
+ * STRATA_ENOMEM, STRATA_ECORRUPT. */
+STRATA_API int strata_blob_similar(strata_txn *txn, strata_metric m, const float *query,
+                                   size_t dim, size_t k, strata_hit *out, size_t *n_out);
+
+/* Causal lineage: directed edges "from names to, as relation kind". Both ends
+ * must be existing (finished) blobs. from == to is rejected. */
+typedef enum {
+    STRATA_BLOB_DERIVED_FROM = 1,
+    STRATA_BLOB_SIMILAR_TO   = 2,
+    STRATA_BLOB_CONTRADICTS  = 3,
+    STRATA_BLOB_SUPPORTS     = 4,
+    STRATA_BLOB_SUPERSEDES   = 5
+} strata_blob_rel;
+#define STRATA_BLOB_REL_MASK(rel) (1u << (rel))   /* for rel_mask below; 0 = all */
+
+/* Direction of a lineage query. */
+#define STRATA_BLOB_PARENTS  1   /* follow edges out of a blob: the blobs it names   */
+#define STRATA_BLOB_CHILDREN 2   /* follow edges into a blob: the blobs that name it */
+#define STRATA_BLOB_BOTH     3
+
+typedef struct strata_blob_edge {
+    uint64_t        from, to;
+    strata_blob_rel rel;
+    strata_slice    context;    /* valid during the callback only */
+} strata_blob_edge;
+
+/* Add (or, for the same from, to and rel, replace the context of) an edge.
+ * context may be NULL; at most STRATA_BLOB_MAX_CTX bytes.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (from or to unknown: nothing written),
+ * STRATA_EINVAL (bad rel, from == to, context too long). */
+STRATA_API int strata_blob_link(strata_txn *txn, uint64_t from, uint64_t to, strata_blob_rel rel,
+                                const char *context);
+/* Remove one edge. STRATA_OK or STRATA_NOTFOUND. */
+STRATA_API int strata_blob_unlink(strata_txn *txn, uint64_t from, uint64_t to,
+                                  strata_blob_rel rel);
+/* Direct edges of id in direction dir (PARENTS, CHILDREN or BOTH), filtered
+ * by rel_mask, in key order (out-edges before in-edges for BOTH).
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no such blob), or fn's value. */
+STRATA_API int strata_blob_edges(strata_txn *txn, uint64_t id, int dir, unsigned rel_mask,
+                                 int (*fn)(void *ctx, const strata_blob_edge *e), void *ctx);
+/* Breadth-first traversal from id (not reported) in direction dir: ancestors
+ * with PARENTS, descendants with CHILDREN. Each blob within max_depth edges
+ * (>= 1) is reported once, with its depth, nearest first; cycles are safe.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no such blob), STRATA_ENOMEM, or fn's value. */
+STRATA_API int strata_blob_traverse(strata_txn *txn, uint64_t id, int dir, unsigned rel_mask,
+                                    uint32_t max_depth,
+                                    int (*fn)(void *ctx, uint64_t id, uint32_t depth),
+                                    void *ctx);
+/* Shortest path from `from` to `to` following edges in direction dir, of at
+ * most max_depth edges. path (cap ids, cap >= max_depth + 1) gets from, ...,
+ * to; *n_path its length (1 when from == to).
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no path within max_depth, or an
+ * unknown blob), STRATA_EINVAL (cap too small, bad dir), STRATA_ENOMEM. */
+STRATA_API int strata_blob_path(strata_txn *txn, uint64_t from, uint64_t to, int dir,
+                                unsigned rel_mask, uint32_t max_depth, uint64_t *path,
+                                size_t cap, size_t *n_path);
 
 /* ---- end of blob section ---- */
 

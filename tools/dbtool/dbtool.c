@@ -3,6 +3,8 @@
  *   dbtool tables FILE        name, key type, entries, tree height, pages
  *   dbtool dump FILE TABLE    every key and value (printable, else hex)
  *   dbtool check FILE         full integrity walk; exit 1 and a report if damaged
+ *   dbtool backup FILE DEST   consistent copy of the last commit into a new file
+ *   dbtool salvage SRC DST    copy every readable entry of a damaged file into DST
  * Exit codes: 0 success, 1 the file is damaged or an operation failed, 2 usage.
  * Tables with a custom comparator are read with a byte-order stand-in: stats,
  * dumps (in stored order) and checksums do not need the real order; `check`
@@ -207,11 +209,34 @@ static int cmd_check(const char *path) {
     return 1;
 }
 
+static int cmd_backup(const char *path, const char *dest) {
+    strata_db *db;
+    int rc = strata_open(path, STRATA_RDONLY, &db);
+    if (rc) return fail(path, rc);
+    rc = strata_backup(db, dest);
+    strata_close(db);
+    if (rc) return fail(dest, rc);
+    printf("%s: backup written\n", dest);
+    return 0;
+}
+
+static int cmd_salvage(const char *src, const char *dst) {
+    strata_salvage_stats st;
+    int rc = strata_salvage(src, dst, &st, report_line, NULL);
+    if (rc) return fail(src, rc);
+    printf("salvaged %" PRIu64 " entries of %" PRIu64 " tables into %s; lost: %" PRIu64
+           " unreadable pages, %" PRIu64 " tables\n", st.entries, st.tables, dst, st.lost_pages, st.lost_tables);
+    return st.lost_pages || st.lost_tables ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "info")) return cmd_info(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "tables")) return cmd_tables(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "dump")) return cmd_dump(argv[2], argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "check")) return cmd_check(argv[2]);
-    fprintf(stderr, "usage: dbtool info|tables|check FILE\n       dbtool dump FILE TABLE\n");
+    if (argc >= 4 && !strcmp(argv[1], "backup")) return cmd_backup(argv[2], argv[3]);
+    if (argc >= 4 && !strcmp(argv[1], "salvage")) return cmd_salvage(argv[2], argv[3]);
+    fprintf(stderr, "usage: dbtool info|tables|check FILE\n       dbtool dump FILE TABLE\n"
+                    "       dbtool backup FILE DEST\n       dbtool salvage SRC DST\n");
     return 2;
 }
