@@ -122,10 +122,11 @@ typedef struct path {
 int bt_touch(bt_ctx *cx, pgno_t pg, const ck128 *ck, pgno_t *npg, uint8_t **buf) {
     bt_wtx *w = cx->w;
     dpage *d = dirty_get(bt_wtx_dirty(w), pg);
-    if (d) { *npg = pg; *buf = d->buf; return STRATA_OK; }
+    if (d && bt_wtx_writable(w, d)) { *npg = pg; *buf = d->buf; return STRATA_OK; }
     const uint8_t *src;
-    int rc = bt_page(cx, pg, ck, &src);
-    if (rc) return rc;
+    int rc = STRATA_OK;
+    if (d) src = d->buf;                         /* frozen by a savepoint: copy it */
+    else if ((rc = bt_page(cx, pg, ck, &src))) return rc;
     pgno_t np;
     uint8_t *nb;
     if ((rc = bt_alloc(w, 1, &np, &nb))) return rc;

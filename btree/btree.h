@@ -95,6 +95,22 @@ int  bt_free(bt_wtx *w, pgno_t pg, uint32_t n);
 /* Write the free-page tree for this commit into *free_tree (whose root is the
  * base's) and finalize it. Call after every other tree is finalized. */
 int  bt_wtx_commit_freelist(bt_wtx *w, bt_tree *free_tree);
+/* Savepoints inside a write transaction. Saving freezes every dirty page (a
+ * later write copies it again instead of changing it); restoring drops the
+ * pages made since and puts the allocator back. */
+typedef struct bt_wsave bt_wsave;
+int  bt_wtx_save(bt_wtx *w, bt_wsave **out);
+/* Back to s (which stays valid); savepoints made after s become invalid. */
+int  bt_wtx_restore(bt_wtx *w, const bt_wsave *s);
+void bt_wsave_free(bt_wsave *s);
+uint32_t bt_wsave_epoch(const bt_wsave *s);
+/* Free the copies superseded since savepoints were made (call at commit). */
+int  bt_wtx_release_superseded(bt_wtx *w);
+/* Savepoint restore: take nothing from the base free tree ... */
+void bt_wtx_no_reuse(bt_wtx *w);
+/* ... and make the freed list every page below the page count that is neither
+ * marked in used (a bitmap) nor dirty nor in the pool. */
+int  bt_wtx_set_freed_except(bt_wtx *w, const uint8_t *used, uint64_t n);
 /* Count pages listed in a free tree (for info); O(free tree). */
 int  bt_free_pages(bt_ctx *cx, const bt_tree *free_tree, uint64_t *n);
 

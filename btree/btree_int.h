@@ -24,5 +24,7 @@ int    bt_touch(bt_ctx *cx, pgno_t pg, const ck128 *ck, pgno_t *npg, uint8_t **b
 
 /* wtx.c */
 uint64_t bt_wtx_txnid_of(const bt_wtx *w);
+/* Whether a dirty page may be changed in place (made since the last savepoint). */
+int bt_wtx_writable(const bt_wtx *w, const dpage *d);
 
 #endif

@@ -39,6 +39,19 @@ struct bt_wtx {
     int       scan_done;
     int       eof_only;
     uint32_t  own_chunks;        /* (txnid, seq) entries written so far       */
+    uint32_t  epoch;             /* bumped by each savepoint                  */
+    struct sup { pgno_t pg; uint32_t n, epoch; } *sup;   /* frozen pages replaced */
+    size_t    n_sup, cap_sup;
+};
+
+struct bt_wsave {
+    uint32_t  epoch;             /* pages with epoch >= this were made after */
+    uint64_t  page_count;
+    ext_vec   pool, freed;
+    uint8_t  *taken;
+    size_t    n_taken;
+    int       scan_done;
+    uint32_t  own_chunks;
 };
 
 static int vec_push(ext_vec *v, pgno_t pg, uint32_t n) {
@@ -71,8 +84,11 @@ void bt_wtx_free(bt_wtx *w) {
     free(w->pool.v);
     free(w->freed.v);
     free(w->taken);
+    free(w->sup);
     free(w);
 }
+
+int bt_wtx_writable(const bt_wtx *w, const dpage *d) { return d->epoch == w->epoch; }
 
 dirty_map *bt_wtx_dirty(bt_wtx *w) { return &w->dm; }
 uint64_t bt_wtx_page_count(const bt_wtx *w) { return w->page_count; }
@@ -148,12 +164,25 @@ int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
     if (!b) return STRATA_ENOMEM;
     int rc = dirty_put(&w->dm, at, n, b);
     if (rc) { free(b); return rc; }
+    dirty_get(&w->dm, at)->epoch = w->epoch;
     *pg = at;
     *buf = b;
     return STRATA_OK;
 }
 
 int bt_free(bt_wtx *w, pgno_t pg, uint32_t n) {
+    dpage *d = dirty_get(&w->dm, pg);
+    if (d && d->epoch != w->epoch) {             /* a savepoint still needs it */
+        if (w->n_sup == w->cap_sup) {
+            size_t nc = w->cap_sup ? w->cap_sup * 2 : 64;
+            struct sup *ns = realloc(w->sup, nc * sizeof *ns);
+            if (!ns) return STRATA_ENOMEM;
+            w->sup = ns;
+            w->cap_sup = nc;
+        }
+        w->sup[w->n_sup++] = (struct sup){ pg, n, w->epoch };
+        return STRATA_OK;
+    }
     uint8_t *buf = dirty_take(&w->dm, pg);
     if (buf) {
         free(buf);
@@ -251,4 +280,114 @@ int bt_free_pages(bt_ctx *cx, const bt_tree *ft, uint64_t *n) {
     if (rc != STRATA_NOTFOUND) return rc;
     *n = total;
     return STRATA_OK;
+}
+
+/* ---- savepoints ---- */
+
+static int vec_copy(ext_vec *dst, const ext_vec *src) {
+    dst->n = dst->cap = 0;
+    dst->v = NULL;
+    if (!src->n) return STRATA_OK;
+    if (!(dst->v = malloc(src->n * sizeof(ext)))) return STRATA_ENOMEM;
+    memcpy(dst->v, src->v, src->n * sizeof(ext));
+    dst->n = dst->cap = src->n;
+    return STRATA_OK;
+}
+
+void bt_wsave_free(bt_wsave *s) {
+    if (!s) return;
+    free(s->pool.v);
+    free(s->freed.v);
+    free(s->taken);
+    free(s);
+}
+
+uint32_t bt_wsave_epoch(const bt_wsave *s) { return s->epoch; }
+
+int bt_wtx_save(bt_wtx *w, bt_wsave **out) {
+    bt_wsave *s = calloc(1, sizeof *s);
+    if (!s) return STRATA_ENOMEM;
+    if (vec_copy(&s->pool, &w->pool) || vec_copy(&s->freed, &w->freed) ||
+        (w->n_taken && !(s->taken = malloc(w->n_taken * FT_KEY_LEN)))) {
+        bt_wsave_free(s);
+        return STRATA_ENOMEM;
+    }
+    if (w->n_taken) memcpy(s->taken, w->taken, w->n_taken * FT_KEY_LEN);
+    s->n_taken = w->n_taken;
+    s->page_count = w->page_count;
+    s->scan_done = w->scan_done;
+    s->own_chunks = w->own_chunks;
+    s->epoch = ++w->epoch;                       /* every page made so far is frozen */
+    *out = s;
+    return STRATA_OK;
+}
+
+int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
+    /* drop pages made after the savepoint */
+    size_t n = 0;
+    pgno_t *drop = malloc((w->dm.n ? w->dm.n : 1) * sizeof *drop);
+    ext_vec pool, freed;
+    if (!drop) return STRATA_ENOMEM;
+    if (vec_copy(&pool, &s->pool) || vec_copy(&freed, &s->freed) ||
+        (s->n_taken && s->n_taken > w->cap_taken)) {
+        free(drop);
+        free(pool.v);
+        return STRATA_ENOMEM;
+    }
+    for (size_t i = 0; i < w->dm.cap; i++)
+        if (w->dm.slots[i].pg && w->dm.slots[i].epoch >= s->epoch) drop[n++] = w->dm.slots[i].pg;
+    for (size_t i = 0; i < n; i++) free(dirty_take(&w->dm, drop[i]));
+    free(drop);
+    /* copies superseded after it are live again */
+    size_t k = 0;
+    for (size_t i = 0; i < w->n_sup; i++)
+        if (w->sup[i].epoch < s->epoch) w->sup[k++] = w->sup[i];
+    w->n_sup = k;
+    free(w->pool.v);
+    free(w->freed.v);
+    w->pool = pool;
+    w->freed = freed;
+    if (s->n_taken) memcpy(w->taken, s->taken, s->n_taken * FT_KEY_LEN);
+    w->n_taken = s->n_taken;
+    w->page_count = s->page_count;
+    w->scan_done = s->scan_done;
+    w->own_chunks = s->own_chunks;
+    w->epoch = s->epoch;
+    return STRATA_OK;
+}
+
+int bt_wtx_release_superseded(bt_wtx *w) {
+    for (size_t i = 0; i < w->n_sup; i++) {
+        uint8_t *buf = dirty_take(&w->dm, w->sup[i].pg);
+        if (!buf) continue;
+        free(buf);
+        int rc = vec_push(&w->pool, w->sup[i].pg, w->sup[i].n);
+        if (rc) return rc;
+    }
+    w->n_sup = 0;
+    for (size_t i = 0; i < w->dm.cap; i++)       /* no savepoint remains: all writable */
+        if (w->dm.slots[i].pg) w->dm.slots[i].epoch = w->epoch;
+    return STRATA_OK;
+}
+
+void bt_wtx_no_reuse(bt_wtx *w) { w->scan_done = 1; }
+
+int bt_wtx_set_freed_except(bt_wtx *w, const uint8_t *used, uint64_t n) {
+    uint8_t *busy = calloc(n / 8 + 1, 1);
+    if (!busy) return STRATA_ENOMEM;
+    memcpy(busy, used, n / 8 + 1);
+    for (size_t i = 0; i < w->dm.cap; i++) {
+        dpage *d = &w->dm.slots[i];
+        for (uint64_t k = 0; d->pg && k < d->npages && d->pg + k < n; k++)
+            busy[(d->pg + k) >> 3] |= (uint8_t)(1u << ((d->pg + k) & 7));
+    }
+    for (size_t i = 0; i < w->pool.n; i++)
+        for (uint64_t k = 0; k < w->pool.v[i].n && w->pool.v[i].pg + k < n; k++)
+            busy[(w->pool.v[i].pg + k) >> 3] |= (uint8_t)(1u << ((w->pool.v[i].pg + k) & 7));
+    w->freed.n = 0;
+    int rc = STRATA_OK;
+    for (pgno_t pg = 1; pg < n && rc == STRATA_OK; pg++)
+        if (!(busy[pg >> 3] & (1u << (pg & 7)))) rc = vec_push(&w->freed, pg, 1);
+    free(busy);
+    return rc;
 }

@@ -50,6 +50,7 @@ struct strata_db {
     uint64_t        hlc_last;        /* under mu: the largest HLC handed out */
     uint64_t        hlc_max_drift;   /* ms; 0 = unlimited */
     uint64_t        hist_oldest;     /* under mu: oldest retained commit, 0 = none */
+    uint64_t        sp_oldest;       /* under mu: oldest persistent savepoint, 0 = none */
     uint32_t        hist_window;     /* commits retained before the newest (writer) */
     struct gc_req  *gc_head, *gc_tail;   /* group commit queue, under mu */
     int             gc_leader;           /* a leader is committing a group */
@@ -74,6 +75,9 @@ struct strata_txn {
     uint32_t       cdc_seq;      /* next change sequence number in this txn */
     strata_table  *cdc_log;      /* the change log, opened on first change */
     int64_t        hist_window;  /* set by strata_history_set in this txn, or -1 */
+    struct strata_savepoint *savepoints;   /* ephemeral savepoints of this txn */
+    int            sp_changed;   /* persistent savepoints changed: recompute oldest */
+    int            reset_free;   /* savepoint restore: the free tree is rebuilt */
 };
 
 /* Multimap composite key: u16 LE key length, key, value. */
@@ -103,6 +107,8 @@ struct strata_table {
 #define CDC_CONS_NAME    "__cdc:consumers"
 #define HISTORY_NAME     "__history"
 #define META_NAME        "__meta"
+#define SAVEPOINTS_NAME  "__savepoints"
+enum { STATE_LEN = 72 };
 enum { TTL_PREFIX_LEN = 8 };
 
 struct strata_cursor {
@@ -127,6 +133,7 @@ int  db_txn_check(strata_txn *txn, int need_write);   /* magic, panic, poison */
 void db_txn_poison(strata_txn *txn, int rc);
 /* table.c */
 int  db_table_check(strata_table *t, int need_write);
+int  db_desc_get(strata_txn *txn, const char *name, cat_desc *d);
 int  db_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
                    unsigned flags, int internal, strata_table **out);
 void db_tables_free(strata_txn *txn);
@@ -152,7 +159,12 @@ int  db_ttl_index_update(strata_table *t, strata_slice key, uint64_t old_exp, ui
 int  db_ttl_expired_count(strata_table *t, uint64_t *n);
 /* cdc.c */
 int  db_cdc_record(strata_table *t, int op, strata_slice key, const strata_slice *val);
+/* savepoint.c */
+void db_savepoints_free(strata_txn *txn);
+int  db_savepoints_oldest(strata_txn *txn, uint64_t *oldest);
 /* history.c */
+void db_state_encode(uint8_t *b, const pg_state *st);
+int  db_state_decode(const uint8_t *b, size_t len, pg_state *st);
 int  db_history_commit(strata_txn *txn, uint64_t *oldest);   /* record the base commit */
 int  db_history_load(strata_db *db);   /* at open: window and oldest retained */
 int  db_begin_read_state(strata_db *db, const pg_state *st, strata_txn **out);  /* mu held */

@@ -19,11 +19,11 @@
 
 #include "db_int.h"
 
-enum { HIST_STATE_LEN = 72 };
+enum { HIST_STATE_LEN = STATE_LEN };
 enum { REC_TABLE = 1, REC_PUT = 2, REC_DEL = 3, REC_DROP = 4, REC_END = 0xFF };
 #define EXPORT_MAGIC "STRXPRT1"
 
-static void state_encode(uint8_t *b, const pg_state *st) {
+void db_state_encode(uint8_t *b, const pg_state *st) {
     le64_put(b, st->txnid);
     le64_put(b + 8, st->cat_root);
     ck_put(b + 16, st->cat_ck);
@@ -33,7 +33,7 @@ static void state_encode(uint8_t *b, const pg_state *st) {
     le64_put(b + 64, st->hlc);
 }
 
-static int state_decode(const uint8_t *b, size_t len, pg_state *st) {
+int db_state_decode(const uint8_t *b, size_t len, pg_state *st) {
     if (len != HIST_STATE_LEN) return STRATA_ECORRUPT;
     st->txnid = le64_get(b);
     st->cat_root = le64_get(b + 8);
@@ -82,6 +82,7 @@ int db_history_commit(strata_txn *txn, uint64_t *oldest) {
     uint64_t had = db->hist_oldest;
     pthread_mutex_unlock(&db->mu);
     *oldest = 0;
+    if (txn->reset_free) return STRATA_OK;      /* savepoint restore: history starts over */
     if (window == 0 && had == 0) return STRATA_OK;
     strata_table *h;
     int rc = open_internal(txn, HISTORY_NAME, 1, &h);
@@ -90,7 +91,7 @@ int db_history_commit(strata_txn *txn, uint64_t *oldest) {
     if (window) {
         uint8_t k[8], v[HIST_STATE_LEN];
         be64_put(k, txn->snap.txnid);
-        state_encode(v, &txn->snap);
+        db_state_encode(v, &txn->snap);
         if ((rc = bt_put(&txn->cx, &h->tree, k, 8, v, sizeof v, 0, NULL))) return rc;
     }
     while (h->tree.count > window) {
@@ -121,6 +122,7 @@ int db_history_load(strata_db *db) {
         rc = first_key(r, t, &oldest);
     if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
     db->hist_oldest = oldest;
+    if (rc == STRATA_OK) rc = db_savepoints_oldest(r, &db->sp_oldest);
     strata_abort(r);
     return rc;
 }
@@ -141,7 +143,7 @@ static int find_state(strata_db *db, uint64_t id, uint64_t hlc, pg_state *out) {
         for (rc = bt_cursor_last(&c); rc == STRATA_OK; rc = bt_cursor_prev(&c)) {
             bt_val k, v;
             pg_state st;
-            if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = state_decode(v.data, v.len, &st))) break;
+            if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = db_state_decode(v.data, v.len, &st))) break;
             if ((!hlc && st.txnid == id) || (hlc && st.hlc <= hlc)) { *out = st; found = 1; break; }
             if (!hlc && st.txnid < id) break;
         }
@@ -185,7 +187,7 @@ int strata_history_list(strata_db *db, int (*fn)(void *ctx, uint64_t txn_id, uin
         for (rc = bt_cursor_first(&c); rc == STRATA_OK; rc = bt_cursor_next(&c)) {
             bt_val k, v;
             pg_state st;
-            if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = state_decode(v.data, v.len, &st))) break;
+            if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = db_state_decode(v.data, v.len, &st))) break;
             int u = fn(ctx, st.txnid, st.hlc);
             if (u) { strata_abort(r); return u; }
         }

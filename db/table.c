@@ -119,7 +119,7 @@ static int desc_put(strata_txn *txn, const char *name, const cat_desc *d) {
     return bt_put(&txn->cx, &txn->catalog, name, strlen(name), buf, len, 0, NULL);
 }
 
-static int desc_get(strata_txn *txn, const char *name, cat_desc *d) {
+int db_desc_get(strata_txn *txn, const char *name, cat_desc *d) {
     bt_val v;
     int rc = bt_get(&txn->cx, &txn->catalog, name, strlen(name), &v);
     if (rc) return rc;
@@ -163,7 +163,7 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
         return STRATA_OK;
     }
     cat_desc d;
-    rc = desc_get(txn, name, &d);
+    rc = db_desc_get(txn, name, &d);
     if (rc == STRATA_NOTFOUND) {
         if (!(flags & STRATA_CREATE)) return STRATA_NOTFOUND;
         if (!txn->write) return STRATA_EREADONLY;
@@ -261,7 +261,7 @@ int strata_table_drop(strata_txn *txn, const char *name) {
     if (rc) return rc;
     if ((rc = name_check(name, 0))) return rc;
     cat_desc d;
-    if ((rc = desc_get(txn, name, &d))) return rc;
+    if ((rc = db_desc_get(txn, name, &d))) return rc;
     for (strata_table *t = txn->tables; t; t = t->next)
         if (!t->dropped && !strcmp(t->name, name)) d.root = t->tree.root, d.root_ck = t->tree.root_ck;
     bt_tree tree = { d.root, d.root_ck, d.count, bt_cmp_bytes, NULL };
@@ -272,7 +272,7 @@ int strata_table_drop(strata_txn *txn, const char *name) {
     if (d.flags & CAT_FLAG_TTL) {
         char idx[CAT_NAME_MAX + 8];
         snprintf(idx, sizeof idx, "%s%s", TTL_INDEX_PREFIX, name);
-        if ((rc = desc_get(txn, idx, &d)) == STRATA_NOTFOUND) return STRATA_OK;
+        if ((rc = db_desc_get(txn, idx, &d)) == STRATA_NOTFOUND) return STRATA_OK;
         for (strata_table *t = txn->tables; t; t = t->next)
             if (!t->dropped && !strcmp(t->name, idx)) d.root = t->tree.root, d.root_ck = t->tree.root_ck;
         tree = (bt_tree){ d.root, d.root_ck, d.count, bt_cmp_bytes, NULL };
@@ -286,9 +286,9 @@ int strata_table_drop(strata_txn *txn, const char *name) {
 
 static int rename_one(strata_txn *txn, const char *from, const char *to, cat_desc *out) {
     cat_desc d, other;
-    int rc = desc_get(txn, from, &d);
+    int rc = db_desc_get(txn, from, &d);
     if (rc) return rc;
-    if ((rc = desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
+    if ((rc = db_desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
     /* carry uncommitted changes of an open handle into the renamed descriptor */
     for (strata_table *t = txn->tables; t; t = t->next) {
         if (t->dropped || strcmp(t->name, from)) continue;
@@ -307,8 +307,8 @@ int strata_table_rename(strata_txn *txn, const char *from, const char *to) {
     if (rc) return rc;
     if ((rc = name_check(from, 0)) || (rc = name_check(to, 0))) return rc;
     cat_desc d, other;
-    if ((rc = desc_get(txn, from, &d))) return rc;
-    if ((rc = desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
+    if ((rc = db_desc_get(txn, from, &d))) return rc;
+    if ((rc = db_desc_get(txn, to, &other)) != STRATA_NOTFOUND) return rc ? rc : STRATA_EEXIST;
     char ifrom[CAT_NAME_MAX + 8], ito[CAT_NAME_MAX + 8];
     if (d.flags & CAT_FLAG_TTL) {
         if (strlen(to) + strlen(TTL_INDEX_PREFIX) > CAT_NAME_MAX) return STRATA_EINVAL;
@@ -329,7 +329,7 @@ int strata_cdc_enable(strata_txn *txn, const char *name, int on) {
     if (rc) return rc;
     if ((rc = name_check(name, 0))) return rc;
     cat_desc d;
-    if ((rc = desc_get(txn, name, &d))) return rc;
+    if ((rc = db_desc_get(txn, name, &d))) return rc;
     if (d.flags & CAT_FLAG_MULTIMAP) return STRATA_EINVAL;
     uint8_t f = (uint8_t)(on ? d.flags | CAT_FLAG_CDC : d.flags & ~CAT_FLAG_CDC);
     for (strata_table *t = txn->tables; t; t = t->next) {

@@ -110,6 +110,7 @@ int strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out) {
     txn->hlc = db_hlc_next_locked(db);
     uint64_t horizon = db->durable_txnid;
     if (db->hist_oldest && db->hist_oldest < horizon) horizon = db->hist_oldest;
+    if (db->sp_oldest && db->sp_oldest < horizon) horizon = db->sp_oldest;
     for (size_t i = 0; i < db->n_readers; i++)
         if (db->readers[i] < horizon) horizon = db->readers[i];
     pthread_mutex_unlock(&db->mu);
@@ -130,6 +131,7 @@ int strata_begin_write(strata_db *db, strata_txn **out) {
 
 static void txn_end(strata_txn *txn) {
     strata_db *db = txn->db;
+    db_savepoints_free(txn);
     db_tables_free(txn);
     if (txn->write) bt_wtx_free(txn->w);
     pthread_mutex_lock(&db->mu);
@@ -167,11 +169,14 @@ int strata_txn_id(const strata_txn *txn, uint64_t *id) {
 static int commit_write(strata_txn *txn) {
     strata_db *db = txn->db;
     pager *p = db->p;
-    uint64_t oldest = 0;
-    int rc = db_history_commit(txn, &oldest);
+    uint64_t oldest = 0, sp_oldest = 0;
+    int rc = bt_wtx_release_superseded(txn->w);
+    if (rc == STRATA_OK) rc = db_history_commit(txn, &oldest);
+    if (rc == STRATA_OK && txn->sp_changed) rc = db_savepoints_oldest(txn, &sp_oldest);
     if (rc == STRATA_OK) rc = db_tables_commit(txn);
     if (rc == STRATA_OK) rc = bt_finalize(&txn->cx, &txn->catalog);
     bt_tree ft = { txn->snap.free_root, txn->snap.free_ck, 0, bt_cmp_bytes, NULL };
+    if (txn->reset_free) ft.root = 0;
     if (rc == STRATA_OK) rc = bt_wtx_commit_freelist(txn->w, &ft);
     if (rc) return rc;
     pg_state st = txn->snap;
@@ -189,6 +194,7 @@ static int commit_write(strata_txn *txn) {
     pthread_mutex_lock(&db->mu);
     db->cur = st;
     db->hist_oldest = oldest;
+    if (txn->sp_changed) db->sp_oldest = sp_oldest;
     if (txn->hist_window >= 0) db->hist_window = (uint32_t)txn->hist_window;
     if (txn->durability == STRATA_DURABILITY_IMMEDIATE) db->durable_txnid = st.txnid;
     pthread_mutex_unlock(&db->mu);

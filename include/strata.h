@@ -498,6 +498,34 @@ STRATA_API int strata_history_export(strata_db *db, uint64_t from, uint64_t to, 
 STRATA_API int strata_history_apply(strata_db *db, const char *path);
 
 /* ------------------------------------------------------------------------ */
+/* Savepoints                                                                */
+
+typedef struct strata_savepoint strata_savepoint;   /* ephemeral: lives in one write txn */
+
+/* Remember the state of write transaction txn. Cheap: no page is copied until
+ * it is written again. *out is freed by strata_savepoint_release or with txn.
+ * Returns: STRATA_OK, STRATA_EREADONLY, STRATA_EBADTXN, STRATA_ENOMEM. Owner thread. */
+STRATA_API int  strata_savepoint_create(strata_txn *txn, strata_savepoint **out);
+/* Roll txn back to sp: every write since is undone (table handles and cursors
+ * stay usable; cursors become unpositioned). sp stays valid; savepoints made
+ * after it become invalid (STRATA_EINVAL). A poisoned transaction is healed if
+ * sp predates the failure. Returns: STRATA_OK, STRATA_EINVAL, STRATA_ENOMEM. */
+STRATA_API int  strata_savepoint_rollback(strata_txn *txn, strata_savepoint *sp);
+/* Forget sp (NULL-safe). Owner thread. */
+STRATA_API void strata_savepoint_release(strata_savepoint *sp);
+
+/* Persistent savepoints: a committed state that survives close and reopen. It
+ * pins the pages it needs until deleted. Restoring rewinds the whole database
+ * to it in one commit (later persistent savepoints and retained history are
+ * dropped; earlier savepoints stay). Any thread; each runs its own write txn. */
+STRATA_API int  strata_psavepoint_create(strata_db *db, uint64_t *id);
+STRATA_API int  strata_psavepoint_restore(strata_db *db, uint64_t id);
+STRATA_API int  strata_psavepoint_delete(strata_db *db, uint64_t id);
+/* Call fn for each persistent savepoint, oldest first. */
+STRATA_API int  strata_psavepoint_list(strata_db *db,
+                                       int (*fn)(void *ctx, uint64_t id, uint64_t hlc), void *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Backup and salvage                                                        */
 
 /* Online backup: write the snapshot of a new read transaction to a new file at

@@ -48,6 +48,7 @@ int dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf) {
     if (!m->slots[i].pg) m->n++;
     m->slots[i].pg = pg;
     m->slots[i].npages = npages;
+    m->slots[i].epoch = 0;
     m->slots[i].buf = buf;
     return STRATA_OK;
 }

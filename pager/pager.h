@@ -131,6 +131,7 @@ static inline size_t pager_npages(const pager *p, size_t len) {
 typedef struct dpage {
     pgno_t   pg;         /* 0 marks an empty slot */
     uint32_t npages;
+    uint32_t epoch;      /* savepoint epoch that created it (btree/wtx.c) */
     uint8_t *buf;        /* npages * ps bytes, malloc'd */
 } dpage;
 

@@ -531,3 +531,101 @@ Test(feat, history_time_travel_and_export) {
     unlink(xpath);
     strata_close(db);
 }
+
+Test(feat, ephemeral_savepoints) {
+    strata_db *db = open_db();
+    strata_txn *w;
+    strata_table *t, *t2;
+    uint64_t kb, n;
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open(w, "s", STRATA_KEY_U64, STRATA_CREATE, &t));
+    for (uint64_t i = 0; i < 2000; i++) OK(strata_put(t, U(&kb, i), S("before")));
+    strata_savepoint *sp, *sp2;
+    OK(strata_savepoint_create(w, &sp));
+    for (uint64_t i = 0; i < 2000; i += 2) OK(strata_del(t, U(&kb, i)));
+    for (uint64_t i = 5000; i < 6000; i++) OK(strata_put(t, U(&kb, i), S("after")));
+    OK(strata_table_open(w, "created_after", STRATA_KEY_U64, STRATA_CREATE, &t2));
+    OK(strata_put(t2, U(&kb, 1), S("x")));
+    OK(strata_savepoint_create(w, &sp2));
+    OK(strata_put(t, U(&kb, 9999), S("late")));
+    OK(strata_savepoint_rollback(w, sp));
+    cr_assert_eq(strata_savepoint_rollback(w, sp2), STRATA_EINVAL, "a later savepoint survived");
+    OK(strata_len(t, &n));
+    cr_assert_eq(n, 2000);
+    strata_slice v;
+    OK(strata_get(t, U(&kb, 4), &v));
+    cr_assert(v.len == 6 && !memcmp(v.data, "before", 6));
+    cr_assert_eq(strata_get(t, U(&kb, 5500), &v), STRATA_NOTFOUND);
+    cr_assert_eq(strata_put(t2, U(&kb, 2), S("x")), STRATA_EBADTXN, "table created after sp survived");
+    OK(strata_put(t, U(&kb, 7), S("again")));            /* sp stays valid: write, roll back again */
+    OK(strata_savepoint_rollback(w, sp));
+    OK(strata_get(t, U(&kb, 7), &v));
+    cr_assert(v.len == 6);
+    OK(strata_put(t, U(&kb, 3000), S("kept")));
+    strata_savepoint_release(sp);
+    OK(strata_commit(w));
+    strata_txn *r;
+    OK(strata_begin_read(db, &r));
+    OK(strata_check(r, NULL, NULL));
+    OK(strata_table_open(r, "s", STRATA_KEY_U64, 0, &t));
+    OK(strata_len(t, &n));
+    cr_assert_eq(n, 2001);
+    cr_assert_eq(strata_table_open(r, "created_after", STRATA_KEY_U64, 0, &t2), STRATA_NOTFOUND);
+    strata_abort(r);
+    strata_close(db);
+}
+
+static int count_sp(void *ctx, uint64_t id, uint64_t hlc) {
+    (void)id; (void)hlc;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+Test(feat, persistent_savepoints_survive_reopen_and_restore) {
+    strata_db *db = open_db();
+    put_kv(db, "a", "1", NULL);
+    uint64_t sp1;
+    OK(strata_psavepoint_create(db, &sp1));
+    for (int i = 0; i < 40; i++) {                      /* churn: pinned pages must survive */
+        char k[16];
+        snprintf(k, sizeof k, "x%02d", i);
+        put_kv(db, k, "y", NULL);
+    }
+    put_kv(db, "a", "2", NULL);
+    uint64_t sp2;
+    OK(strata_psavepoint_create(db, &sp2));
+    put_kv(db, "b", "3", "a");
+    strata_close(db);
+    db = open_db();
+    int n = 0;
+    OK(strata_psavepoint_list(db, count_sp, &n));
+    cr_assert_eq(n, 2);
+    OK(strata_psavepoint_restore(db, sp1));
+    strata_txn *r;
+    strata_table *t;
+    strata_slice v;
+    OK(strata_begin_read(db, &r));
+    OK(strata_check(r, NULL, NULL));
+    OK(strata_table_open(r, "h", STRATA_KEY_BYTES, 0, &t));
+    OK(strata_get(t, S("a"), &v));
+    cr_assert(v.len == 1 && *(const char *)v.data == '1');
+    cr_assert_eq(strata_get(t, S("x05"), &v), STRATA_NOTFOUND);
+    cr_assert_eq(strata_get(t, S("b"), &v), STRATA_NOTFOUND);
+    uint64_t len;
+    OK(strata_len(t, &len));
+    cr_assert_eq(len, 1);
+    strata_abort(r);
+    n = 0;
+    OK(strata_psavepoint_list(db, count_sp, &n));
+    cr_assert_eq(n, 1, "the later savepoint must be gone after the rewind");
+    for (int i = 0; i < 20; i++) put_kv(db, "z", "w", NULL);   /* reuse the freed pages */
+    OK(strata_begin_read(db, &r));
+    OK(strata_check(r, NULL, NULL));
+    strata_abort(r);
+    OK(strata_psavepoint_delete(db, sp1));
+    n = 0;
+    OK(strata_psavepoint_list(db, count_sp, &n));
+    cr_assert_eq(n, 0);
+    cr_assert_eq(strata_psavepoint_restore(db, sp1), STRATA_NOTFOUND);
+    strata_close(db);
+}
