@@ -106,6 +106,17 @@ void bt_wsave_free(bt_wsave *s);
 uint32_t bt_wsave_epoch(const bt_wsave *s);
 /* Free the copies superseded since savepoints were made (call at commit). */
 int  bt_wtx_release_superseded(bt_wtx *w);
+/* Compaction (btree/compact.c): take every reusable free entry now, allocate
+ * lowest pages first, and copy every page of t at or above cutoff (and the
+ * paths to them) below it. */
+int  bt_wtx_take_all(bt_wtx *w);
+void bt_wtx_low_first(bt_wtx *w);
+int  bt_relocate(bt_ctx *cx, bt_tree *t, pgno_t cutoff);
+/* Drop reusable pages at the end of the file from the pool, lowering the
+ * page count; returns the new page count. */
+uint64_t bt_wtx_shrink(bt_wtx *w);
+/* Pages in the pool (reusable now). */
+uint64_t bt_wtx_pool_pages(const bt_wtx *w);
 /* Savepoint restore: take nothing from the base free tree ... */
 void bt_wtx_no_reuse(bt_wtx *w);
 /* ... and make the freed list every page below the page count that is neither

@@ -40,6 +40,7 @@ struct bt_wtx {
     int       eof_only;
     uint32_t  own_chunks;        /* (txnid, seq) entries written so far       */
     uint32_t  epoch;             /* bumped by each savepoint                  */
+    int       low_first;         /* compaction: allocate the lowest free page */
     struct sup { pgno_t pg; uint32_t n, epoch; } *sup;   /* frozen pages replaced */
     size_t    n_sup, cap_sup;
 };
@@ -136,6 +137,19 @@ static int take_entry(bt_wtx *w) {
     return STRATA_OK;
 }
 
+static int pool_take_low(ext_vec *pool, uint32_t n, pgno_t *pg) {
+    size_t best = pool->n;
+    for (size_t i = 0; i < pool->n; i++)
+        if (pool->v[i].n >= n && (best == pool->n || pool->v[i].pg < pool->v[best].pg)) best = i;
+    if (best == pool->n) return 0;
+    ext *e = &pool->v[best];
+    *pg = e->pg;
+    e->pg += n;
+    e->n -= n;
+    if (e->n == 0) pool->v[best] = pool->v[--pool->n];
+    return 1;
+}
+
 static int pool_take(ext_vec *pool, uint32_t n, pgno_t *pg) {
     for (size_t i = pool->n; i-- > 0;) {
         ext *e = &pool->v[i];
@@ -151,7 +165,8 @@ static int pool_take(ext_vec *pool, uint32_t n, pgno_t *pg) {
 int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
     pgno_t at = 0;
     int found = 0;
-    while (!w->eof_only && !(found = pool_take(&w->pool, n, &at))) {
+    while (!w->eof_only && !(found = w->low_first ? pool_take_low(&w->pool, n, &at)
+                                                  : pool_take(&w->pool, n, &at))) {
         if (w->scan_done || (n > 1 && w->pool.n > 64)) break;
         int rc = take_entry(w);
         if (rc) return rc;
@@ -390,4 +405,37 @@ int bt_wtx_set_freed_except(bt_wtx *w, const uint8_t *used, uint64_t n) {
         if (!(busy[pg >> 3] & (1u << (pg & 7)))) rc = vec_push(&w->freed, pg, 1);
     free(busy);
     return rc;
+}
+
+/* ---- compaction support ---- */
+
+int bt_wtx_take_all(bt_wtx *w) {
+    while (!w->scan_done) {
+        int rc = take_entry(w);
+        if (rc) return rc;
+    }
+    return STRATA_OK;
+}
+
+void bt_wtx_low_first(bt_wtx *w) { w->low_first = 1; }
+
+uint64_t bt_wtx_pool_pages(const bt_wtx *w) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < w->pool.n; i++) n += w->pool.v[i].n;
+    return n;
+}
+
+uint64_t bt_wtx_shrink(bt_wtx *w) {
+    if (w->pool.n) qsort(w->pool.v, w->pool.n, sizeof(ext), cmp_ext);
+    size_t k = 0;                                /* coalesce */
+    for (size_t i = 1; i < w->pool.n; i++) {
+        if (w->pool.v[k].pg + w->pool.v[k].n == w->pool.v[i].pg) w->pool.v[k].n += w->pool.v[i].n;
+        else w->pool.v[++k] = w->pool.v[i];
+    }
+    if (w->pool.n) w->pool.n = k + 1;
+    while (w->pool.n && w->pool.v[w->pool.n - 1].pg + w->pool.v[w->pool.n - 1].n == w->page_count) {
+        w->page_count = w->pool.v[w->pool.n - 1].pg;
+        w->pool.n--;
+    }
+    return w->page_count;
 }

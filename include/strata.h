@@ -526,6 +526,17 @@ STRATA_API int  strata_psavepoint_list(strata_db *db,
                                        int (*fn)(void *ctx, uint64_t id, uint64_t hlc), void *ctx);
 
 /* ------------------------------------------------------------------------ */
+/* Compaction                                                                */
+
+/* Move pages toward the start of the file so that it can shrink, then
+ * truncate it. Runs a few durable write transactions of its own: safe against
+ * a crash at any point (each step is an ordinary commit). Live readers and
+ * retained commits keep their pages, which can limit the shrink.
+ * *before and *after (may be NULL) get the file size in bytes.
+ * Returns: STRATA_OK, STRATA_EREADONLY, STRATA_EIO, ... Any thread. */
+STRATA_API int strata_compact(strata_db *db, uint64_t *before, uint64_t *after);
+
+/* ------------------------------------------------------------------------ */
 /* Backup and salvage                                                        */
 
 /* Online backup: write the snapshot of a new read transaction to a new file at
@@ -727,7 +738,7 @@ typedef struct strata_blob_info {
  * lists and lineage) until finish. Either finish or abort the writer before
  * txn ends: aborting txn removes everything; committing txn with an open
  * writer leaves a "pending" blob that no query sees and strata_blob_gc
- * removes (the handle itself then leaks).
+ * removes (free such a handle with strata_blob_writer_free).
  * Returns: STRATA_OK, STRATA_EINVAL (bad opts: lengths, chunk sizes),
  * STRATA_EREADONLY, STRATA_ENOMEM, storage errors. */
 STRATA_API int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts,
@@ -737,16 +748,20 @@ STRATA_API int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts 
  * Returns: STRATA_OK, STRATA_EINVAL (NULL data with len > 0, writer finished
  * or failed), STRATA_ENOMEM, storage errors. */
 STRATA_API int strata_blob_write(strata_blob_writer *w, const void *data, size_t len);
-/* Cut the last chunk, record the blob and its indexes, and free w (also on
- * failure; after a failure the caller should abort txn or call strata_blob_gc
- * before committing, since the pending rows may remain).
+/* Cut the last chunk, record the blob and its indexes, and free w, also on
+ * failure: then everything w wrote is removed again (if that fails too, txn
+ * is poisoned by the storage error and can only be aborted).
  * @param[out] id  the new blob's id (may be NULL)
- * Returns: STRATA_OK, STRATA_EINVAL, storage errors. */
+ * Returns: STRATA_OK, STRATA_EINVAL (w failed earlier), storage errors. */
 STRATA_API int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id);
 /* Undo everything w wrote in its transaction (which must still be open) and
  * free it: chunks and reference counts are as before strata_blob_writer_begin.
  * NULL-safe. */
 STRATA_API void strata_blob_writer_abort(strata_blob_writer *w);
+/* Free w without touching its transaction, for a writer whose transaction
+ * has already ended (its pending blob, if committed, is for strata_blob_gc).
+ * NULL-safe. Any thread. */
+STRATA_API void strata_blob_writer_free(strata_blob_writer *w);
 
 /* Store len bytes as one blob (a writer fed in one piece).
  * Returns: as strata_blob_writer_begin and _finish; on failure nothing of the

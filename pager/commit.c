@@ -110,3 +110,13 @@ int pager_close_clean(pager *p, uint64_t page_count) {
     p->hdr[HDR_OFF_GOD] = god;
     return STRATA_OK;
 }
+
+int pager_shrink(pager *p, uint64_t page_count) {
+    if (p->panic || p->rdonly) return STRATA_OK;
+    uint64_t len = page_count << p->ps_shift;
+    if (len >= p->file_len) return STRATA_OK;
+    int rc = p->io->ops->set_len(p->io, len);
+    if (rc == STRATA_OK) rc = p->io->ops->sync(p->io);
+    if (rc == STRATA_OK) p->file_len = len;
+    return rc;
+}

@@ -154,6 +154,8 @@ int  pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count);
 /* Make st the durable commit: (2PC: sync,) write the non-primary slot and flip
  * the god byte, sync. A failure sets panic. */
 int  pager_write_header(pager *p, const pg_state *st);
+/* After a durable commit whose page count is lower: truncate the file to it. */
+int  pager_shrink(pager *p, uint64_t page_count);
 /* Clean close: trim the file to page_count pages and clear the dirty bit. */
 int  pager_close_clean(pager *p, uint64_t page_count);
 /* Whether the file was not closed cleanly (the recovery check is needed). */

@@ -661,3 +661,45 @@ Test(api, vector_tables_check_dimension_and_values) {
     strata_abort(r);
     strata_close(db);
 }
+
+Test(api, compaction_shrinks_the_file_and_keeps_data) {
+    strata_db *db = open_db(0);
+    strata_txn *w;
+    strata_table *t;
+    uint64_t kb;
+    char val[300];
+    memset(val, 'q', sizeof val);
+    OK(strata_begin_write(db, &w));
+    t = wtable(w, "big", STRATA_KEY_U64);
+    for (uint64_t i = 0; i < 20000; i++) OK(strata_put(t, U(&kb, i), (strata_slice){ val, sizeof val }));
+    OK(strata_put(t, U(&kb, 999999), (strata_slice){ val, 5000 > sizeof val ? sizeof val : 5000 }));
+    OK(strata_commit(w));
+    OK(strata_begin_write(db, &w));
+    t = wtable(w, "big", STRATA_KEY_U64);
+    for (uint64_t i = 0; i < 20000; i++)
+        if (i % 10) OK(strata_del(t, U(&kb, i)));
+    OK(strata_commit(w));
+    uint64_t before, after;
+    OK(strata_compact(db, &before, &after));
+    cr_assert_lt(after * 3, before, "compaction: %llu -> %llu bytes", (unsigned long long)before,
+                 (unsigned long long)after);
+    strata_txn *r;
+    OK(strata_begin_read(db, &r));
+    OK(strata_check(r, NULL, NULL));
+    OK(strata_table_open(r, "big", STRATA_KEY_U64, 0, &t));
+    uint64_t n;
+    OK(strata_len(t, &n));
+    cr_assert_eq(n, 2001);
+    for (uint64_t i = 0; i < 20000; i += 10) {
+        strata_slice v;
+        OK(strata_get(t, U(&kb, i), &v));
+        cr_assert_eq(v.len, sizeof val);
+    }
+    strata_abort(r);
+    strata_close(db);
+    db = open_db(0);                                   /* and it reopens cleanly */
+    OK(strata_begin_read(db, &r));
+    OK(strata_check(r, NULL, NULL));
+    strata_abort(r);
+    strata_close(db);
+}

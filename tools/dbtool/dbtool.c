@@ -4,6 +4,7 @@
  *   dbtool dump FILE TABLE    every key and value (printable, else hex)
  *   dbtool check FILE         full integrity walk; exit 1 and a report if damaged
  *   dbtool backup FILE DEST   consistent copy of the last commit into a new file
+ *   dbtool compact FILE       move pages toward the start and shrink the file
  *   dbtool salvage SRC DST    copy every readable entry of a damaged file into DST
  * Exit codes: 0 success, 1 the file is damaged or an operation failed, 2 usage.
  * Tables with a custom comparator are read with a byte-order stand-in: stats,
@@ -220,6 +221,18 @@ static int cmd_backup(const char *path, const char *dest) {
     return 0;
 }
 
+static int cmd_compact(const char *path) {
+    strata_db *db;
+    int rc = strata_open(path, 0, &db);
+    if (rc) return fail(path, rc);
+    uint64_t before, after;
+    rc = strata_compact(db, &before, &after);
+    strata_close(db);
+    if (rc) return fail("compact", rc);
+    printf("%s: %" PRIu64 " -> %" PRIu64 " bytes\n", path, before, after);
+    return 0;
+}
+
 static int cmd_salvage(const char *src, const char *dst) {
     strata_salvage_stats st;
     int rc = strata_salvage(src, dst, &st, report_line, NULL);
@@ -236,7 +249,9 @@ int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "check")) return cmd_check(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "backup")) return cmd_backup(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "salvage")) return cmd_salvage(argv[2], argv[3]);
+    if (argc >= 3 && !strcmp(argv[1], "compact")) return cmd_compact(argv[2]);
     fprintf(stderr, "usage: dbtool info|tables|check FILE\n       dbtool dump FILE TABLE\n"
-                    "       dbtool backup FILE DEST\n       dbtool salvage SRC DST\n");
+                    "       dbtool backup FILE DEST\n       dbtool salvage SRC DST\n"
+                    "       dbtool compact FILE\n");
     return 2;
 }
