@@ -251,6 +251,7 @@ int strata_cursor_get(strata_cursor *c, strata_slice *key, strata_slice *val) {
     strata_slice uk, uv = { v.data, v.len };
     int alive;
     if ((c->t->desc.flags & CAT_FLAG_TTL) && (rc = db_ttl_decode(c->t, &v, &uv, NULL, &alive))) return rc;
+    if ((c->t->desc.flags & CAT_FLAG_COMPRESS) && (rc = db_decompress(c->t, v.data, v.len, &uv))) return rc;
     if (is_mm(c->t)) {
         if ((rc = db_mm_split(k.data, k.len, &uk, &uv))) return rc;
     } else {

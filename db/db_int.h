@@ -78,6 +78,7 @@ struct strata_txn {
     struct strata_savepoint *savepoints;   /* ephemeral savepoints of this txn */
     int            sp_changed;   /* persistent savepoints changed: recompute oldest */
     int            reset_free;   /* savepoint restore: the free tree is rebuilt */
+    struct arena_blk *arena;     /* decompressed values, freed at the end */
 };
 
 /* Multimap composite key: u16 LE key length, key, value. */
@@ -99,6 +100,8 @@ struct strata_table {
     strata_table  *ttl_index;    /* TTL tables: the expiry index, opened lazily */
     uint8_t       *vbuf;         /* TTL and merge: the value being written */
     size_t         vbuf_cap;
+    uint8_t       *cbuf;         /* compressed tables: the value being written */
+    size_t         cbuf_cap;
 };
 
 /* Internal table names (reserved "__" prefix). */
@@ -150,6 +153,11 @@ int  db_mm_split(const uint8_t *ck, size_t len, strata_slice *key, strata_slice 
 int  db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op);
 int  db_delete(strata_table *t, strata_slice key);      /* STRATA_OK or STRATA_NOTFOUND */
 int  db_ensure_buf(uint8_t **buf, size_t *cap, size_t need);
+/* compress.c */
+int  db_compress(strata_table *t, strata_slice val, strata_slice *stored);
+/* The user value of a stored value of a compressed table (copy owned by txn). */
+int  db_decompress(strata_table *t, const uint8_t *data, size_t len, strata_slice *out);
+void db_arena_free(strata_txn *txn);
 /* ttl.c */
 uint64_t db_now_ms(strata_db *db);
 /* A TTL entry's expiry and user value; *live = 0 when expired. */

@@ -66,6 +66,8 @@ static int existing(strata_table *t, strata_slice key, strata_slice *val, int *f
         int live;
         if ((rc = db_ttl_decode(t, &v, val, expiry, &live))) return rc;
         if (!live) { *expiry = 0; return STRATA_OK; }
+    } else if (t->desc.flags & CAT_FLAG_COMPRESS) {
+        if ((rc = db_decompress(t, v.data, v.len, val))) return rc;
     } else {
         val->data = v.data;
         val->len = v.len;

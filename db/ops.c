@@ -55,6 +55,9 @@ static int entry_view(strata_table *t, bt_val k, bt_val v, strata_slice *uk, str
     if (is_ttl(t)) {
         int rc = db_ttl_decode(t, &v, uv, NULL, live);
         if (rc) return rc;
+    } else if (t->desc.flags & CAT_FLAG_COMPRESS) {
+        int rc = db_decompress(t, v.data, v.len, uv);
+        if (rc) return rc;
     }
     return user_key(t, k, uk, uv);
 }
@@ -139,6 +142,7 @@ int strata_get(strata_table *t, strata_slice key, strata_slice *val) {
             *val = uv;
             return STRATA_OK;
         }
+        if (t->desc.flags & CAT_FLAG_COMPRESS) return db_decompress(t, v.data, v.len, val);
         val->data = v.data;
         val->len = v.len;
         return STRATA_OK;

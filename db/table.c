@@ -129,7 +129,9 @@ int db_desc_get(strata_txn *txn, const char *name, cat_desc *d) {
 static uint8_t flags_of(unsigned flags) {
     return (uint8_t)(((flags & STRATA_MULTIMAP) ? CAT_FLAG_MULTIMAP : 0) |
                      ((flags & STRATA_TTL) ? CAT_FLAG_TTL : 0) | ((flags & STRATA_CDC) ? CAT_FLAG_CDC : 0) |
-                     ((flags & STRATA_VECTOR) ? CAT_FLAG_VECTOR : 0));
+                     ((flags & STRATA_VECTOR) ? CAT_FLAG_VECTOR : 0) |
+                     ((flags & STRATA_COMPRESS_LZ4) ? CAT_FLAG_LZ4 : 0) |
+                     ((flags & STRATA_COMPRESS_ZSTD) ? CAT_FLAG_ZSTD : 0));
 }
 
 static int spec_matches(const cat_desc *d, const strata_table_spec *spec, uint8_t want, size_t cmp_len) {
@@ -144,7 +146,12 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
     if (rc) return rc;
     if (!out || !spec || (rc = name_check(name, internal))) return rc ? rc : STRATA_EINVAL;
     if ((unsigned)spec->key_type > STRATA_KEY_CUSTOM ||
-        (flags & ~(STRATA_CREATE | STRATA_MULTIMAP | STRATA_TTL | STRATA_CDC | STRATA_VECTOR)))
+        (flags & ~(STRATA_CREATE | STRATA_MULTIMAP | STRATA_TTL | STRATA_CDC | STRATA_VECTOR |
+                   STRATA_COMPRESS_LZ4 | STRATA_COMPRESS_ZSTD)))
+        return STRATA_EINVAL;
+    if ((flags & STRATA_COMPRESS_LZ4) && (flags & STRATA_COMPRESS_ZSTD)) return STRATA_EINVAL;
+    if ((flags & (STRATA_COMPRESS_LZ4 | STRATA_COMPRESS_ZSTD)) &&
+        (flags & (STRATA_MULTIMAP | STRATA_TTL | STRATA_VECTOR)))
         return STRATA_EINVAL;
     if ((flags & STRATA_MULTIMAP) && (flags & (STRATA_TTL | STRATA_CDC | STRATA_VECTOR))) return STRATA_EINVAL;
     if ((flags & STRATA_VECTOR) && (spec->key_type != STRATA_KEY_U64 || spec->vector_dim == 0 ||
@@ -225,6 +232,7 @@ static void table_free(strata_table *t) {
     free(t->name);
     free(t->scratch);
     free(t->vbuf);
+    free(t->cbuf);
     free(t);
 }
 
@@ -365,7 +373,9 @@ int strata_table_list(strata_txn *txn, int include_internal,
             if (!t->dropped && !strcmp(t->name, name)) d.count = t->tree.count;
         unsigned fl = ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u) |
                       ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u) |
-                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0u);
+                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0u) |
+                      ((d.flags & CAT_FLAG_LZ4) ? STRATA_COMPRESS_LZ4 : 0u) |
+                      ((d.flags & CAT_FLAG_ZSTD) ? STRATA_COMPRESS_ZSTD : 0u);
         strata_table_info info = { name, (strata_key_type)d.key_type, fl, d.count,
                                    d.cmp_len ? d.cmp_name : NULL, d.dim };
         int r = fn(ctx, &info);

@@ -133,6 +133,7 @@ static void txn_end(strata_txn *txn) {
     strata_db *db = txn->db;
     db_savepoints_free(txn);
     db_tables_free(txn);
+    db_arena_free(txn);
     if (txn->write) bt_wtx_free(txn->w);
     pthread_mutex_lock(&db->mu);
     if (txn->write) {

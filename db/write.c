@@ -32,6 +32,13 @@ int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expir
     bt_ctx *cx = &t->txn->cx;
     int rc;
     if ((t->desc.flags & CAT_FLAG_VECTOR) && !vector_ok(t, val)) return STRATA_EINVAL;
+    if (t->desc.flags & CAT_FLAG_COMPRESS) {
+        if ((t->desc.flags & CAT_FLAG_CDC) && (rc = db_cdc_record(t, op, key, &val))) return rc;
+        strata_slice stored;
+        if ((rc = db_compress(t, val, &stored))) return rc;
+        db_table_touched(t);
+        return bt_put(cx, &t->tree, key.data, key.len, stored.data, stored.len, 0, NULL);
+    }
     if (!(t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC))) {
         db_table_touched(t);
         return bt_put(cx, &t->tree, key.data, key.len, val.data, val.len, 0, NULL);

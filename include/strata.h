@@ -191,6 +191,14 @@ typedef struct strata_table_spec {
  * in the catalog; opening with another dimension is STRATA_ETYPE. */
 #define STRATA_VECTOR 0x800u
 
+/* Table flags (at creation): store values compressed with LZ4 or zstd when
+ * that saves space (a flag byte per value says which). Reads of a compressed
+ * value return a decompressed copy owned by the transaction (valid until it
+ * ends), not a pointer into the map. Not combinable with STRATA_MULTIMAP,
+ * STRATA_TTL or STRATA_VECTOR. */
+#define STRATA_COMPRESS_LZ4  0x1000u
+#define STRATA_COMPRESS_ZSTD 0x2000u
+
 /* As strata_table_open, for custom comparators and multimaps (flags STRATA_MULTIMAP).
  * Opening a multimap as a plain table or the reverse: STRATA_ETYPE. A custom table
  * whose comparator is not registered: STRATA_ENOCMP. Owner thread. */

@@ -703,3 +703,51 @@ Test(api, compaction_shrinks_the_file_and_keeps_data) {
     strata_abort(r);
     strata_close(db);
 }
+
+Test(api, compressed_tables_roundtrip) {
+    strata_db *db = open_db(0);
+    unsigned kinds[2] = { STRATA_COMPRESS_LZ4, STRATA_COMPRESS_ZSTD };
+    const char *tnames[2] = { "lz4", "zstd" };
+    char val[5000];
+    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)('a' + (i / 7) % 5);   /* compressible */
+    strata_table_spec spec = { STRATA_KEY_U64, NULL, 0 };
+    strata_txn *w;
+    strata_table *t;
+    uint64_t kb;
+    OK(strata_begin_write(db, &w));
+    for (int k = 0; k < 2; k++) {
+        OK(strata_table_open_ex(w, tnames[k], &spec, STRATA_CREATE | kinds[k], &t));
+        for (uint64_t i = 0; i < 200; i++) OK(strata_put(t, U(&kb, i), (strata_slice){ val, 100 + i * 20 }));
+        OK(strata_put(t, U(&kb, 1000), S("short")));        /* stored raw: too small */
+        OK(strata_merge(t, U(&kb, 1000), S("+more"), STRATA_MERGE_APPEND));
+    }
+    strata_table *bad;
+    cr_assert_eq(strata_table_open_ex(w, "x", &spec, STRATA_CREATE | STRATA_TTL | STRATA_COMPRESS_LZ4, &bad),
+                 STRATA_EINVAL);
+    OK(strata_commit(w));
+    strata_close(db);
+    db = open_db(0);
+    strata_txn *r;
+    OK(strata_begin_read(db, &r));
+    for (int k = 0; k < 2; k++) {
+        OK(strata_table_open_ex(r, tnames[k], &spec, kinds[k], &t));
+        strata_table_stat st;
+        OK(strata_table_stat_get(t, &st));
+        cr_assert_eq(st.overflow_pages, 0, "%s: values were not compressed", tnames[k]);
+        strata_cursor *c;
+        OK(strata_cursor_open(t, &c));
+        uint64_t i = 0;
+        for (int rc = strata_cursor_first(c); rc == STRATA_OK && i < 200; rc = strata_cursor_next(c), i++) {
+            strata_slice key, v;
+            OK(strata_cursor_get(c, &key, &v));
+            cr_assert_eq(v.len, 100 + i * 20);
+            cr_assert(!memcmp(v.data, val, v.len), "%s: value %llu differs", tnames[k], (unsigned long long)i);
+        }
+        strata_slice v;
+        OK(strata_get(t, U(&kb, 1000), &v));
+        cr_assert(v.len == 10 && !memcmp(v.data, "short+more", 10));
+    }
+    OK(strata_check(r, NULL, NULL));
+    strata_abort(r);
+    strata_close(db);
+}
