@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "db_int.h"
 
 static int cmp_u64(void *ctx, const void *a, size_t al, const void *b, size_t bl) {
@@ -206,6 +207,12 @@ int db_table_open(strata_txn *txn, const char *name, const strata_table_spec *sp
     txn->tables = t;
     *out = t;
     return STRATA_OK;
+}
+
+int db_internal_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
+                           unsigned flags, strata_table **out) {
+    if (!name || name[0] != '_' || name[1] != '_') return STRATA_EINVAL;
+    return db_table_open(txn, name, spec, flags, 1, out);
 }
 
 int strata_table_open_ex(strata_txn *txn, const char *name, const strata_table_spec *spec,
