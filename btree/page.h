@@ -43,15 +43,15 @@ static inline uint32_t lc_vlen(const uint8_t *c) { return le32_get(c + LC_OFF_VL
 static inline unsigned lc_flags(const uint8_t *c) { return c[LC_OFF_FLAGS]; }
 static inline const uint8_t *lc_key(const uint8_t *c) { return c + LC_HDR; }
 static inline const uint8_t *lc_val(const uint8_t *c) { return c + LC_HDR + lc_klen(c); }
-static inline size_t lc_size(const uint8_t *c) {
-    return LC_HDR + lc_klen(c) + ((lc_flags(c) & LF_OVERFLOW) ? OVREF_SIZE : lc_vlen(c));
+static inline size_t lc_size(const uint8_t *c) {      /* size_t: a damaged vlen must not wrap */
+    return (size_t)LC_HDR + lc_klen(c) + ((lc_flags(c) & LF_OVERFLOW) ? (size_t)OVREF_SIZE : (size_t)lc_vlen(c));
 }
 /* Branch cell fields */
 static inline pgno_t bc_child(const uint8_t *c) { return le64_get(c + BC_OFF_CHILD); }
 static inline ck128 bc_ck(const uint8_t *c) { return ck_get(c + BC_OFF_CK); }
 static inline uint16_t bc_klen(const uint8_t *c) { return le16_get(c + BC_OFF_KLEN); }
 static inline const uint8_t *bc_key(const uint8_t *c) { return c + BC_HDR; }
-static inline size_t bc_size(const uint8_t *c) { return BC_HDR + bc_klen(c); }
+static inline size_t bc_size(const uint8_t *c) { return (size_t)BC_HDR + bc_klen(c); }
 
 static inline size_t cell_size(const uint8_t *pg, const uint8_t *c) {
     return pg_type(pg) == PT_LEAF ? lc_size(c) : bc_size(c);
