@@ -9,6 +9,7 @@
  *      with one child is replaced by that child;
  *  (4) the depth of a tree never exceeds BT_MAX_DEPTH; a deeper one is corrupt.
  * Callers: db/ only. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +332,20 @@ int bt_put(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, const void *val
     return STRATA_OK;
 }
 
+/* Remove child idx of a branch; a new cell 0 gives up its key (invariant:
+ * cell 0's key is empty, the parent's bound stands for it). */
+static void branch_remove(uint8_t *pg, uint32_t ps, unsigned idx) {
+    node_remove(pg, ps, idx);
+    if (idx != 0 || pg_n(pg) == 0 || bc_klen(pg_cell(pg, 0)) == 0) return;
+    uint8_t first[BC_HDR];
+    memcpy(first, pg_cell(pg, 0), BC_HDR);
+    le16_put(first + BC_OFF_KLEN, 0);
+    node_remove(pg, ps, 0);
+    int full = node_insert(pg, ps, 0, first, BC_HDR);   /* smaller than what left: fits */
+    (void)full;
+    assert(full == 0);
+}
+
 /* Merge page at child index a with its right neighbour a+1 under parent, if
  * they fit in one page. Returns 1 if merged. */
 static int try_merge(bt_ctx *cx, uint8_t *parent, unsigned a, int *merged) {
@@ -373,7 +388,7 @@ static int try_merge(bt_ctx *cx, uint8_t *parent, unsigned a, int *merged) {
     }
     node_build(bufs[0], type, bt_wtx_txnid_of(cx->w), ps, cells, nl + nr);
     if ((rc = bt_free(cx->w, pgs[1], 1))) goto out;
-    node_remove(parent, ps, a + 1);
+    branch_remove(parent, ps, a + 1);
     *merged = 1;
 out:
     free(cells);
@@ -391,7 +406,7 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
         if (pg_n(buf) == 0) {                     /* empty: unlink it */
             int rc = bt_free(cx->w, ph->pg[d], 1);
             if (rc) return rc;
-            node_remove(parent, ps, pi);
+            branch_remove(parent, ps, pi);
             continue;
         }
         if (node_used(buf) >= (ps - PG_HDR) / 4 || pg_n(parent) < 2) break;

@@ -101,7 +101,22 @@ int pager_close_clean(pager *p, uint64_t page_count) {
     uint64_t len = page_count << p->ps_shift;
     int rc = STRATA_OK;
     if (len < p->file_len && (rc = p->io->ops->set_len(p->io, len)) == STRATA_OK) p->file_len = len;
-    if (rc || !(p->hdr[HDR_OFF_GOD] & GOD_DIRTY)) return rc ? rc : p->io->ops->sync(p->io);
+    if (rc) return rc;
+    if (p->recovered && (p->hdr[HDR_OFF_GOD] & GOD_PRIMARY) != p->primary) {
+        /* open fell back to the older slot and nothing was committed since:
+         * make it the primary on disk and erase the newer slot that failed
+         * verification, or a later clean open would trust it */
+        uint8_t img[HDR_WRITE_LEN];
+        memcpy(img, p->hdr, sizeof img);
+        memset(img + (p->primary ? HDR_OFF_SLOT0 : HDR_OFF_SLOT1), 0, SLOT_SIZE);
+        img[HDR_OFF_GOD] = (uint8_t)p->primary;
+        if ((rc = p->io->ops->sync(p->io)) || (rc = io_write(p->io, img, sizeof img, 0)) ||
+            (rc = p->io->ops->sync(p->io)))
+            return rc;
+        memcpy(p->hdr, img, sizeof img);
+        return STRATA_OK;
+    }
+    if (!(p->hdr[HDR_OFF_GOD] & GOD_DIRTY)) return p->io->ops->sync(p->io);
     /* everything is durable: clear the dirty bit (one byte, atomic) */
     uint8_t god = (uint8_t)(p->hdr[HDR_OFF_GOD] & ~GOD_DIRTY);
     if ((rc = p->io->ops->sync(p->io)) || (rc = io_write(p->io, &god, 1, HDR_OFF_GOD)) ||

@@ -96,6 +96,13 @@ static int load_header(pager *p) {
     int prim = p->hdr[HDR_OFF_GOD] & GOD_PRIMARY, oth = 1 - prim;
     if (ok[prim] && (!ok[oth] || s[prim].txnid > s[oth].txnid)) {
         p->primary = prim;
+    } else if (ok[prim]) {
+        /* both valid, the other newer: either the god byte's flip landed on a
+         * stale slot, or a new slot landed without its god byte (a torn
+         * sector). Use the newer one only if its pages verify. */
+        p->primary = oth;
+        p->need_verify = 1;
+        p->recovered = 1;
     } else if (ok[oth]) {
         p->primary = oth;
         p->recovered = 1;

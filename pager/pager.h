@@ -88,6 +88,7 @@ typedef struct pager {
     int            have_other;   /* the other slot holds a valid older commit   */
     pg_state       other;
     int            recovered;    /* open used the older slot                     */
+    int            need_verify;  /* the chosen slot is not the god byte's: verify it */
     int            panic;        /* a header write or sync failed               */
     _Atomic(uint8_t) *vbits;     /* one bit per page: verified since open       */
     size_t         vbits_len;
@@ -159,7 +160,9 @@ int  pager_shrink(pager *p, uint64_t page_count);
 /* Clean close: trim the file to page_count pages and clear the dirty bit. */
 int  pager_close_clean(pager *p, uint64_t page_count);
 /* Whether the file was not closed cleanly (the recovery check is needed). */
-static inline int pager_unclean(const pager *p) { return (p->hdr[HDR_OFF_GOD] & GOD_DIRTY) != 0; }
+static inline int pager_unclean(const pager *p) {
+    return (p->hdr[HDR_OFF_GOD] & GOD_DIRTY) != 0 || p->need_verify;
+}
 
 /* Slot encoding (pager/header.c), exposed for golden tests and dbtool. */
 void pager_slot_encode(uint8_t *slot, const pg_state *st, uint32_t ps);
