@@ -1,0 +1,64 @@
+/* blob/chunker.c - where to cut content into chunks.
+ * Content-defined mode (FastCDC-style, normalized chunking level 2): a gear
+ * rolling hash h = (h << 1) + gear[byte] runs from byte `min` of a chunk;
+ * before `avg` a cut needs (h & mask_s) == 0 with log2(avg)+2 mask bits, from
+ * `avg` to `max` the easier mask_l with log2(avg)-2 bits; `max` is a forced
+ * cut. The masks take the hash's top bits, which depend on the last 64 bytes,
+ * so a boundary depends only on nearby content: an edit moves the boundaries
+ * next to it and the rest of the chunks stay identical.
+ * Fixed mode: chunks of exactly avg bytes.
+ * Invariants: (1) the cut depends only on the first max bytes given (see
+ * blob_chunker_cut in blob_int.h); (2) min <= every cut <= max except the
+ * content's last chunk, which may be shorter than min. */
+#include "blob_int.h"
+
+static int log2_exact(uint32_t v) {
+    int b = 0;
+    if (v == 0 || (v & (v - 1))) return -1;
+    while ((1u << b) != v) b++;
+    return b;
+}
+
+static uint64_t top_mask(int bits) {
+    return bits <= 0 ? 0 : ~0ull << (64 - bits);
+}
+
+int blob_chunker_init(blob_chunker *c, const strata_blob_opts *opts) {
+    memset(c, 0, sizeof *c);
+    int chunking = opts ? opts->chunking : STRATA_BLOB_CDC;
+    c->min = opts && opts->min_chunk ? opts->min_chunk : BLOB_DEF_MIN;
+    c->avg = opts && opts->avg_chunk ? opts->avg_chunk : BLOB_DEF_AVG;
+    c->max = opts && opts->max_chunk ? opts->max_chunk : BLOB_DEF_MAX;
+    if (chunking == STRATA_BLOB_FIXED) {
+        if (c->avg < BLOB_MIN_CHUNK || c->avg > STRATA_BLOB_MAX_CHUNK) return STRATA_EINVAL;
+        c->fixed = 1;
+        c->min = c->max = c->avg;
+        return STRATA_OK;
+    }
+    if (chunking != STRATA_BLOB_CDC) return STRATA_EINVAL;
+    int bits = log2_exact(c->avg);
+    if (bits < 0 || c->min < BLOB_MIN_CHUNK || c->min >= c->avg || c->avg >= c->max ||
+        c->max > STRATA_BLOB_MAX_CHUNK)
+        return STRATA_EINVAL;
+    c->mask_s = top_mask(bits + 2);
+    c->mask_l = top_mask(bits - 2 < 1 ? 1 : bits - 2);
+    return STRATA_OK;
+}
+
+size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n) {
+    if (c->fixed) return n < c->avg ? n : c->avg;
+    if (n <= c->min) return n;
+    size_t end = n < c->max ? n : c->max;
+    size_t mid = end < c->avg ? end : c->avg;
+    uint64_t h = 0;
+    size_t i = c->min;
+    for (; i < mid; i++) {
+        h = (h << 1) + blob_gear[p[i]];
+        if (!(h & c->mask_s)) return i + 1;
+    }
+    for (; i < end; i++) {
+        h = (h << 1) + blob_gear[p[i]];
+        if (!(h & c->mask_l)) return i + 1;
+    }
+    return end;
+}

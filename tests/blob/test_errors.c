@@ -1,0 +1,159 @@
+/* tests/blob/test_errors.c - bad input: reads past the end, a chunk whose
+ * bytes do not match its hash, unknown ids, bad options, misuse of writers,
+ * writes in read transactions; each gets a clear error and changes nothing. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bt_util.h"
+
+Test(blob_errors, reading_past_the_end) {
+    tdb t;
+    tdb_open(&t);
+    uint8_t src[10000], buf[20000];
+    fill_random(src, sizeof src, 1);
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    cr_assert_eq(strata_blob_put(w, NULL, src, sizeof src, &id), STRATA_OK);
+    tcommit(w);
+    strata_txn *r = tr(&t);
+    cr_assert_eq(strata_blob_read_at(r, id, 0, buf, sizeof src + 1, 0), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_read_at(r, id, sizeof src, buf, 1, 0), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_read_at(r, id, UINT64_MAX, buf, 1, 0), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_read_at(r, id, sizeof src, buf, 0, 0), STRATA_OK);
+    cr_assert_eq(strata_blob_read_at(r, id, 9990, buf, 10, 0), STRATA_OK);
+    cr_assert(memcmp(buf, src + 9990, 10) == 0);
+    strata_blob_reader *rd;
+    size_t n;
+    cr_assert_eq(strata_blob_reader_open(r, id, 0, &rd), STRATA_OK);
+    cr_assert_eq(strata_blob_seek(rd, sizeof src + 1), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_seek(rd, 9000), STRATA_OK);
+    cr_assert_eq(strata_blob_read(rd, buf, sizeof buf, &n), STRATA_OK);
+    cr_assert_eq(n, 1000);
+    cr_assert_eq(strata_blob_read(rd, buf, sizeof buf, &n), STRATA_OK);
+    cr_assert_eq(n, 0);
+    strata_blob_reader_close(rd);
+    strata_blob_reader_close(NULL);
+    cr_assert_eq(strata_blob_reader_open(r, id, 0x80, &rd), STRATA_EINVAL);
+    strata_abort(r);
+    tdb_close(&t);
+}
+
+Test(blob_errors, chunk_not_matching_its_hash) {
+    tdb t;
+    tdb_open(&t);
+    size_t n = 300000;
+    uint8_t *src = random_buf(n, 2), *buf = malloc(n);
+    strata_blob_opts o = { .chunking = STRATA_BLOB_FIXED, .avg_chunk = 100000 };
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    cr_assert_eq(strata_blob_put(w, &o, src, n, &id), STRATA_OK);
+    tcommit(w);
+    /* damage the second chunk's bytes behind the store's back, same length */
+    uint8_t sha[32];
+    sha256_of(src + 100000, 100000, sha);
+    w = tw(&t);
+    strata_table *ch;
+    cr_assert_eq(strata_table_open(w, "blob:chunks", STRATA_KEY_BYTES, 0, &ch), STRATA_OK);
+    uint8_t *bad = malloc(100000);
+    memcpy(bad, src + 100000, 100000);
+    bad[500] ^= 1;
+    strata_slice key = { sha, 32 }, val = { bad, 100000 };
+    cr_assert_eq(strata_put(ch, key, val), STRATA_OK);
+    tcommit(w);
+    strata_txn *r = tr(&t);
+    cr_assert_eq(strata_blob_read_at(r, id, 0, buf, 100000, STRATA_BLOB_VERIFY), STRATA_OK);
+    cr_assert_eq(strata_blob_read_at(r, id, 150000, buf, 10, STRATA_BLOB_VERIFY), STRATA_ECORRUPT);
+    cr_assert_eq(strata_blob_read_at(r, id, 100000, buf, 1000, 0), STRATA_OK);   /* unverified read */
+    cr_assert_eq(buf[500], src[100500] ^ 1);
+    cr_assert_eq(strata_blob_verify(r, id), STRATA_ECORRUPT);
+    cr_assert_eq(strata_blob_check(r, 0, NULL, NULL), STRATA_OK);          /* counts still agree */
+    cr_assert_eq(strata_blob_check(r, 1, NULL, NULL), STRATA_ECORRUPT);    /* hashes do not */
+    strata_abort(r);
+    /* a chunk whose length is wrong is caught without verification */
+    w = tw(&t);
+    cr_assert_eq(strata_table_open(w, "blob:chunks", STRATA_KEY_BYTES, 0, &ch), STRATA_OK);
+    val.len = 99999;
+    cr_assert_eq(strata_put(ch, key, val), STRATA_OK);
+    cr_assert_eq(strata_blob_read_at(w, id, 150000, buf, 10, 0), STRATA_ECORRUPT);
+    strata_abort(w);
+    free(bad);
+    free(buf);
+    free(src);
+    tdb_close(&t);
+}
+
+Test(blob_errors, unknown_ids) {
+    tdb t;
+    tdb_open(&t);
+    strata_txn *r = tr(&t);   /* a store never written */
+    strata_blob_info info;
+    strata_blob_reader *rd;
+    uint8_t b;
+    cr_assert_eq(strata_blob_info_get(r, 1, &info), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_reader_open(r, 1, 0, &rd), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_read_at(r, 1, 0, &b, 1, 0), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_verify(r, 1), STRATA_NOTFOUND);
+    id_list l = { .n = 0 };
+    cr_assert_eq(strata_blob_list_by_tag(r, "x", id_collect, &l), STRATA_OK);
+    cr_assert_eq(strata_blob_list_time(r, 0, UINT64_MAX, id_collect, &l), STRATA_OK);
+    cr_assert_eq(l.n, 0);
+    cr_assert_eq(strata_blob_check(r, 1, NULL, NULL), STRATA_OK);
+    strata_abort(r);
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    cr_assert_eq(strata_blob_put(w, NULL, "abc", 3, &id), STRATA_OK);
+    cr_assert_eq(strata_blob_delete(w, id + 1), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_delete(w, 0), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_tag_add(w, id + 1, "t"), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_info_get(w, 0, &info), STRATA_NOTFOUND);
+    tcommit(w);
+    assert_consistent(&t);
+    tdb_close(&t);
+}
+
+Test(blob_errors, bad_options_and_misuse) {
+    tdb t;
+    tdb_open(&t);
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    strata_blob_writer *wr;
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    strata_blob_opts o1 = { .avg_chunk = 3000 };                          /* not a power of two */
+    strata_blob_opts o2 = { .min_chunk = 8192, .avg_chunk = 4096 };       /* min >= avg */
+    strata_blob_opts o3 = { .max_chunk = 32u << 20 };                     /* too large */
+    strata_blob_opts o4 = { .chunking = 7 };
+    strata_blob_opts o5 = { .label = big };
+    strata_blob_opts o6 = { .content_type = big + 4000 };                 /* 999 bytes */
+    strata_blob_opts o7 = { .chunking = STRATA_BLOB_FIXED, .avg_chunk = 10 };
+    const strata_blob_opts *bad[] = { &o1, &o2, &o3, &o4, &o5, &o6, &o7 };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(strata_blob_put(w, bad[i], "x", 1, &id), STRATA_EINVAL, "opts %zu", i);
+    cr_assert_eq(strata_blob_put(w, NULL, NULL, 5, &id), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_put(NULL, NULL, "x", 1, &id), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_writer_begin(w, NULL, &wr), STRATA_OK);
+    cr_assert_eq(strata_blob_write(wr, NULL, 3), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_write(wr, "abc", 3), STRATA_OK);
+    cr_assert_eq(strata_blob_writer_finish(wr, &id), STRATA_OK);
+    cr_assert_eq(strata_blob_write(NULL, "abc", 3), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_writer_finish(NULL, &id), STRATA_EINVAL);
+    tcommit(w);
+    strata_blob_stats s;
+    strata_txn *r = tr(&t);
+    cr_assert_eq(strata_blob_stats_get(r, &s), STRATA_OK);
+    cr_assert_eq(s.n_blobs, 1);
+    cr_assert_eq(s.n_pending, 0);
+    /* writes in a read transaction */
+    cr_assert_eq(strata_blob_put(r, NULL, "abc", 3, &id), STRATA_EREADONLY);
+    strata_abort(r);
+    r = tr(&t);
+    cr_assert_eq(strata_blob_delete(r, id), STRATA_EREADONLY);
+    strata_abort(r);
+    r = tr(&t);
+    cr_assert_eq(strata_blob_tag_add(r, id, "t"), STRATA_EREADONLY);
+    strata_abort(r);
+    assert_consistent(&t);
+    tdb_close(&t);
+}
