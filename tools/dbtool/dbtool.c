@@ -5,6 +5,7 @@
  *   dbtool check FILE         full integrity walk; exit 1 and a report if damaged
  *   dbtool backup FILE DEST   consistent copy of the last commit into a new file
  *   dbtool compact FILE       move pages toward the start and shrink the file
+ *   dbtool blobs FILE         blob store: blobs, bytes, chunks, dedup ratio
  *   dbtool salvage SRC DST    copy every readable entry of a damaged file into DST
  * Exit codes: 0 success, 1 the file is damaged or an operation failed, 2 usage.
  * Tables with a custom comparator are read with a byte-order stand-in: stats,
@@ -196,6 +197,26 @@ static void report_line(void *ctx, const char *msg) {
     printf("  problem: %s\n", msg);
 }
 
+static int cmd_blobs(const char *path) {
+    strata_db *db;
+    if (open_db(path, &db)) return 1;
+    strata_txn *r;
+    int rc = strata_begin_read(db, &r);
+    strata_blob_stats st;
+    double ratio = 1.0;
+    if (rc == STRATA_OK) rc = strata_blob_stats_get(r, &st);
+    if (rc == STRATA_OK) rc = strata_blob_dedup_ratio(r, &ratio);
+    strata_abort(r);
+    strata_close(db);
+    if (rc) return fail("blobs", rc);
+    printf("blobs:           %" PRIu64 " (%" PRIu64 " pending)\n", st.n_blobs, st.n_pending);
+    printf("logical bytes:   %" PRIu64 "\n", st.logical_bytes);
+    printf("chunks:          %" PRIu64 " (%" PRIu64 " bytes stored)\n", st.n_chunks, st.stored_bytes);
+    printf("dedup ratio:     %.2f\n", ratio);
+    printf("next blob id:    %" PRIu64 "\n", st.next_id);
+    return 0;
+}
+
 static int cmd_check(const char *path) {
     strata_db *db;
     int rc = strata_open(path, STRATA_RDONLY, &db);
@@ -203,6 +224,8 @@ static int cmd_check(const char *path) {
     strata_txn *r;
     if ((rc = strata_begin_read(db, &r))) { strata_close(db); return fail("begin read", rc); }
     rc = strata_check(r, report_line, NULL);
+    int brc = strata_blob_check(r, 1, report_line, NULL);       /* blob tables, chunk hashes */
+    if (rc == STRATA_OK && brc != STRATA_OK) rc = brc;
     strata_abort(r);
     strata_close(db);
     if (rc == STRATA_OK) { printf("%s: ok\n", path); return 0; }
@@ -250,8 +273,9 @@ int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "backup")) return cmd_backup(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "salvage")) return cmd_salvage(argv[2], argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "compact")) return cmd_compact(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "blobs")) return cmd_blobs(argv[2]);
     fprintf(stderr, "usage: dbtool info|tables|check FILE\n       dbtool dump FILE TABLE\n"
                     "       dbtool backup FILE DEST\n       dbtool salvage SRC DST\n"
-                    "       dbtool compact FILE\n");
+                    "       dbtool compact FILE\n       dbtool blobs FILE\n");
     return 2;
 }
