@@ -106,6 +106,11 @@ void bt_wsave_free(bt_wsave *s);
 uint32_t bt_wsave_epoch(const bt_wsave *s);
 /* Free the copies superseded since savepoints were made (call at commit). */
 int  bt_wtx_release_superseded(bt_wtx *w);
+/* Non-durable commits: is_vol says whether a page was allocated by a commit
+ * that is not durable yet (so the durable commit cannot reach it); freed such
+ * pages are written in entries keyed with FT_VOL, which may be reused once no
+ * snapshot older than vhorizon needs them, without waiting for durability. */
+void bt_wtx_set_volatile(bt_wtx *w, int (*is_vol)(void *ctx, pgno_t pg), void *ctx, uint64_t vhorizon);
 /* Compaction (btree/compact.c): take every reusable free entry now, allocate
  * lowest pages first, and copy every page of t at or above cutoff (and the
  * paths to them) below it. */
@@ -128,6 +133,9 @@ int  bt_free_pages(bt_ctx *cx, const bt_tree *free_tree, uint64_t *n);
 /* Decode one free-tree entry (exposed for the checker): key 12 bytes
  * (u64 BE txn, u32 BE seq), value n * 12 bytes (u64 LE page, u32 LE count). */
 enum { FT_KEY_LEN = 12, FT_EXT_LEN = 12, FT_MAX_EXTS = 48 };
+/* Top bit of the key's txn id: every page of the entry is volatile. Such
+ * entries sort after all plain ones, so each kind is one contiguous range. */
+#define FT_VOL (1ull << 63)
 
 /* ---- recovery (btree/verify.c) ---- */
 /* Verify every page written after txn `since` reachable from st's trees:

@@ -40,6 +40,12 @@ struct bt_wtx {
     int       eof_only;
     uint32_t  own_chunks;        /* (txnid, seq) entries written so far       */
     uint32_t  epoch;             /* bumped by each savepoint                  */
+    uint64_t  vhorizon;          /* entries flagged volatile: reusable up to here */
+    int     (*is_vol)(void *ctx, pgno_t pg);   /* page unreachable from the durable commit */
+    void     *vol_ctx;
+    uint8_t   scan_key[FT_KEY_LEN];   /* last free-tree entry looked at */
+    int       scan_started;
+    uint32_t  own_vchunks;       /* (txnid, VOL | seq) entries written so far */
     int       low_first;         /* compaction: allocate the lowest free page */
     struct sup { pgno_t pg; uint32_t n, epoch; } *sup;   /* frozen pages replaced */
     size_t    n_sup, cap_sup;
@@ -52,7 +58,9 @@ struct bt_wsave {
     uint8_t  *taken;
     size_t    n_taken;
     int       scan_done;
-    uint32_t  own_chunks;
+    uint32_t  own_chunks, own_vchunks;
+    uint8_t   scan_key[FT_KEY_LEN];
+    int       scan_started;
 };
 
 static int vec_push(ext_vec *v, pgno_t pg, uint32_t n) {
@@ -101,40 +109,64 @@ static bt_tree base_free_tree(const bt_wtx *w) {
     return t;
 }
 
-/* Move the next reusable free-tree entry into the pool. */
+/* Move the next reusable free-tree entry into the pool: a plain one with
+ * T <= horizon (smallest first), then one flagged volatile (its pages were
+ * never reachable from the durable commit) with T <= vhorizon. */
 static int take_entry(bt_wtx *w) {
     bt_ctx rcx = { w->p, w->base.page_count, NULL };
     bt_tree ft = base_free_tree(w);
     bt_cursor c;
     bt_cursor_init(&c, &rcx, &ft);
     int rc, exact = 0;
-    if (w->n_taken == 0) rc = bt_cursor_first(&c);
-    else {
-        rc = bt_cursor_seek(&c, w->taken + (w->n_taken - 1) * FT_KEY_LEN, FT_KEY_LEN, &exact);
+    if (w->scan_started) {
+        rc = bt_cursor_seek(&c, w->scan_key, FT_KEY_LEN, &exact);
         if (rc == STRATA_OK && exact) rc = bt_cursor_next(&c);
+    } else {
+        rc = bt_cursor_first(&c);
     }
-    if (rc == STRATA_NOTFOUND) { w->scan_done = 1; return STRATA_OK; }
-    if (rc) return rc;
-    bt_val k, v;
-    if ((rc = bt_cursor_get(&c, &k, &v))) return rc;
-    if (k.len != FT_KEY_LEN || v.len % FT_EXT_LEN || v.len == 0) return CORRUPT(w->p, ft.root);
-    if (be64_get(k.data) > w->horizon) { w->scan_done = 1; return STRATA_OK; }
-    if (w->n_taken == w->cap_taken) {
-        size_t nc = w->cap_taken ? w->cap_taken * 2 : 16;
-        uint8_t *nt = realloc(w->taken, nc * FT_KEY_LEN);
-        if (!nt) return STRATA_ENOMEM;
-        w->taken = nt; w->cap_taken = nc;
+    for (;;) {
+        if (rc == STRATA_NOTFOUND) { w->scan_done = 1; return STRATA_OK; }
+        if (rc) return rc;
+        bt_val k, v;
+        if ((rc = bt_cursor_get(&c, &k, &v))) return rc;
+        if (k.len != FT_KEY_LEN || v.len % FT_EXT_LEN || v.len == 0) return CORRUPT(w->p, ft.root);
+        uint64_t t = be64_get(k.data);
+        int vol = (t & FT_VOL) != 0;
+        t &= ~FT_VOL;
+        if (!vol && t > w->horizon) {            /* plain range done: jump to the volatile one */
+            uint8_t vk[FT_KEY_LEN] = { 0 };
+            be64_put(vk, FT_VOL);
+            memcpy(w->scan_key, vk, FT_KEY_LEN);
+            w->scan_started = 1;
+            rc = bt_cursor_seek(&c, vk, FT_KEY_LEN, &exact);
+            continue;
+        }
+        if (vol && t > w->vhorizon) { w->scan_done = 1; return STRATA_OK; }
+        memcpy(w->scan_key, k.data, FT_KEY_LEN);
+        w->scan_started = 1;
+        if (w->n_taken == w->cap_taken) {
+            size_t nc = w->cap_taken ? w->cap_taken * 2 : 16;
+            uint8_t *nt = realloc(w->taken, nc * FT_KEY_LEN);
+            if (!nt) return STRATA_ENOMEM;
+            w->taken = nt; w->cap_taken = nc;
+        }
+        for (size_t off = 0; off < v.len; off += FT_EXT_LEN) {
+            pgno_t pg = le64_get(v.data + off);
+            uint32_t n = le32_get(v.data + off + 8);
+            if (pg == 0 || n == 0 || pg >= w->base.page_count || n > w->base.page_count - pg)
+                return CORRUPT(w->p, ft.root);
+            if ((rc = vec_push(&w->pool, pg, n))) return rc;
+        }
+        memcpy(w->taken + w->n_taken * FT_KEY_LEN, k.data, FT_KEY_LEN);
+        w->n_taken++;
+        return STRATA_OK;
     }
-    for (size_t off = 0; off < v.len; off += FT_EXT_LEN) {
-        pgno_t pg = le64_get(v.data + off);
-        uint32_t n = le32_get(v.data + off + 8);
-        if (pg == 0 || n == 0 || pg >= w->base.page_count || n > w->base.page_count - pg)
-            return CORRUPT(w->p, ft.root);
-        if ((rc = vec_push(&w->pool, pg, n))) return rc;
-    }
-    memcpy(w->taken + w->n_taken * FT_KEY_LEN, k.data, FT_KEY_LEN);
-    w->n_taken++;
-    return STRATA_OK;
+}
+
+void bt_wtx_set_volatile(bt_wtx *w, int (*is_vol)(void *ctx, pgno_t pg), void *ctx, uint64_t vhorizon) {
+    w->is_vol = is_vol;
+    w->vol_ctx = ctx;
+    w->vhorizon = vhorizon < w->horizon ? w->horizon : vhorizon;
 }
 
 static int pool_take_low(ext_vec *pool, uint32_t n, pgno_t *pg) {
@@ -233,9 +265,11 @@ static int gather(const bt_wtx *w, ext_vec *out) {
     return STRATA_OK;
 }
 
-static int write_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all) {
+/* Write extents as chunks (txnid | flag, seq); delete chunks left from an
+ * earlier round beyond the new count. */
+static int put_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all, uint64_t flag, uint32_t *own) {
     uint8_t key[FT_KEY_LEN], val[FT_MAX_EXTS * FT_EXT_LEN];
-    be64_put(key, w->txnid);
+    be64_put(key, w->txnid | flag);
     uint32_t chunks = (uint32_t)((all->n + FT_MAX_EXTS - 1) / FT_MAX_EXTS);
     int rc;
     for (uint32_t s = 0; s < chunks; s++) {
@@ -248,13 +282,30 @@ static int write_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all) 
         be32_put(key + 8, s);
         if ((rc = bt_put(cx, ft, key, FT_KEY_LEN, val, cnt * FT_EXT_LEN, 0, NULL))) return rc;
     }
-    for (uint32_t s = chunks; s < w->own_chunks; s++) {
+    for (uint32_t s = chunks; s < *own; s++) {
         be32_put(key + 8, s);
         rc = bt_del(cx, ft, key, FT_KEY_LEN);
         if (rc && rc != STRATA_NOTFOUND) return rc;
     }
-    if (chunks > w->own_chunks) w->own_chunks = chunks;
+    if (chunks > *own) *own = chunks;
     return STRATA_OK;
+}
+
+/* Pages unreachable from the durable commit go to chunks flagged volatile. */
+static int write_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all) {
+    ext_vec plain = { 0 }, vol = { 0 };
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < all->n && rc == STRATA_OK; i++) {
+        for (uint32_t k = 0; k < all->v[i].n && rc == STRATA_OK; k++) {
+            pgno_t pg = all->v[i].pg + k;
+            rc = vec_push(w->is_vol && w->is_vol(w->vol_ctx, pg) ? &vol : &plain, pg, 1);
+        }
+    }
+    if (rc == STRATA_OK) rc = put_chunks(cx, w, ft, &plain, 0, &w->own_chunks);
+    if (rc == STRATA_OK) rc = put_chunks(cx, w, ft, &vol, FT_VOL, &w->own_vchunks);
+    free(plain.v);
+    free(vol.v);
+    return rc;
 }
 
 int bt_wtx_commit_freelist(bt_wtx *w, bt_tree *ft) {
@@ -332,6 +383,9 @@ int bt_wtx_save(bt_wtx *w, bt_wsave **out) {
     s->page_count = w->page_count;
     s->scan_done = w->scan_done;
     s->own_chunks = w->own_chunks;
+    s->own_vchunks = w->own_vchunks;
+    memcpy(s->scan_key, w->scan_key, FT_KEY_LEN);
+    s->scan_started = w->scan_started;
     s->epoch = ++w->epoch;                       /* every page made so far is frozen */
     *out = s;
     return STRATA_OK;
@@ -367,6 +421,9 @@ int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
     w->page_count = s->page_count;
     w->scan_done = s->scan_done;
     w->own_chunks = s->own_chunks;
+    w->own_vchunks = s->own_vchunks;
+    memcpy(w->scan_key, s->scan_key, FT_KEY_LEN);
+    w->scan_started = s->scan_started;
     w->epoch = s->epoch;
     return STRATA_OK;
 }
@@ -439,3 +496,4 @@ uint64_t bt_wtx_shrink(bt_wtx *w) {
     }
     return w->page_count;
 }
+

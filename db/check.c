@@ -158,7 +158,7 @@ static int check_free(chk *k, strata_txn *txn) {
     for (rc = bt_cursor_first(&c); rc == STRATA_OK; rc = bt_cursor_next(&c)) {
         bt_val key, val;
         if ((rc = bt_cursor_get(&c, &key, &val))) break;
-        if (key.len != FT_KEY_LEN || val.len % FT_EXT_LEN || be64_get(key.data) > txn->snap.txnid) {
+        if (key.len != FT_KEY_LEN || val.len % FT_EXT_LEN || (be64_get(key.data) & ~FT_VOL) > txn->snap.txnid) {
             problem(k, "free-tree: malformed entry");
             continue;
         }

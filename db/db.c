@@ -82,6 +82,7 @@ void db_close_nosync(strata_db *db) {
     pthread_cond_destroy(&db->gc_cv);
     free(db->readers);
     free(db->cmps);
+    free(db->vset);
     free(db);
 }
 

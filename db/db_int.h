@@ -53,6 +53,8 @@ struct strata_db {
     uint64_t        sp_oldest;       /* under mu: oldest persistent savepoint, 0 = none */
     uint32_t        hist_window;     /* commits retained before the newest (writer) */
     struct gc_req  *gc_head, *gc_tail;   /* group commit queue, under mu */
+    pgno_t         *vset;            /* writer: pages of not-yet-durable commits (set) */
+    size_t          vset_n, vset_cap;
     int             gc_leader;           /* a leader is committing a group */
     pthread_cond_t  gc_cv;
 };
@@ -153,6 +155,10 @@ int  db_mm_split(const uint8_t *ck, size_t len, strata_slice *key, strata_slice 
 int  db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op);
 int  db_delete(strata_table *t, strata_slice key);      /* STRATA_OK or STRATA_NOTFOUND */
 int  db_ensure_buf(uint8_t **buf, size_t *cap, size_t need);
+/* volatile.c: page reuse across non-durable commits (under the writer lock) */
+int  db_vset_has(void *db, pgno_t pg);
+void db_vset_clear(strata_db *db);
+void db_vset_add_dirty(strata_db *db, const dirty_map *dm);
 /* compress.c */
 int  db_compress(strata_table *t, strata_slice val, strata_slice *stored);
 /* The user value of a stored value of a compressed table (copy owned by txn). */

@@ -108,13 +108,15 @@ int strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out) {
     db->writer_active = 1;
     txn->snap = db->cur;
     txn->hlc = db_hlc_next_locked(db);
-    uint64_t horizon = db->durable_txnid;
-    if (db->hist_oldest && db->hist_oldest < horizon) horizon = db->hist_oldest;
-    if (db->sp_oldest && db->sp_oldest < horizon) horizon = db->sp_oldest;
+    uint64_t vhorizon = txn->snap.txnid;          /* the oldest snapshot still in use */
+    if (db->hist_oldest && db->hist_oldest < vhorizon) vhorizon = db->hist_oldest;
+    if (db->sp_oldest && db->sp_oldest < vhorizon) vhorizon = db->sp_oldest;
     for (size_t i = 0; i < db->n_readers; i++)
-        if (db->readers[i] < horizon) horizon = db->readers[i];
+        if (db->readers[i] < vhorizon) vhorizon = db->readers[i];
+    uint64_t horizon = db->durable_txnid < vhorizon ? db->durable_txnid : vhorizon;
     pthread_mutex_unlock(&db->mu);
     int rc = bt_wtx_begin(db->p, &txn->snap, txn->snap.txnid + 1, horizon, &txn->w);
+    if (rc == STRATA_OK) bt_wtx_set_volatile(txn->w, db_vset_has, db, vhorizon);
     if (rc) {
         txn->magic = TXN_MAGIC;
         strata_abort(txn);
@@ -192,6 +194,8 @@ static int commit_write(strata_txn *txn) {
     if (txn->durability == STRATA_DURABILITY_IMMEDIATE) {
         if ((rc = pager_write_header(p, &st))) return STRATA_EPANIC;
     }
+    if (txn->durability == STRATA_DURABILITY_IMMEDIATE) db_vset_clear(db);
+    else db_vset_add_dirty(db, bt_wtx_dirty(txn->w));
     pthread_mutex_lock(&db->mu);
     db->cur = st;
     db->hist_oldest = oldest;
