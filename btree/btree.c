@@ -433,13 +433,50 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
     }
 }
 
-int bt_del(bt_ctx *cx, bt_tree *t, const void *key, size_t klen) {
-    bt_val v;
-    int rc = bt_get(cx, t, key, klen, &v);    /* read-only probe: no COW for a miss */
+/* Read-only descent recording the path; then, only if the key exists, make
+ * the path writable top-down (one search per level, no copy for a miss). */
+static int descend_find_cow(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, path *ph) {
+    pgno_t pg = t->root;
+    ck128 ck = t->root_ck;
+    for (int d = 0;; d++) {
+        if (d >= BT_MAX_DEPTH) return CORRUPT(cx->p, pg);
+        const uint8_t *page;
+        int rc = bt_page(cx, pg, &ck, &page);
+        if (rc) return rc;
+        ph->pg[d] = pg;
+        ph->depth = d + 1;
+        if (pg_type(page) == PT_LEAF) {
+            ph->idx[d] = leaf_search(t, page, key, klen, &ph->exact);
+            break;
+        }
+        unsigned i = branch_search(t, page, key, klen);
+        ph->idx[d] = i;
+        const uint8_t *c = pg_cell(page, i);
+        pg = bc_child(c);
+        ck = bc_ck(c);
+    }
+    if (!ph->exact) return STRATA_NOTFOUND;
+    pgno_t np;
+    uint8_t *buf;
+    int rc = bt_touch(cx, t->root, &t->root_ck, &np, &buf);
     if (rc) return rc;
+    t->root = np;
+    for (int d = 0;; d++) {
+        ph->pg[d] = np;
+        ph->buf[d] = buf;
+        if (d + 1 == ph->depth) return STRATA_OK;
+        uint8_t *c = buf + pg_slot(buf, ph->idx[d]);
+        ck128 cck = bc_ck(c);
+        if ((rc = bt_touch(cx, bc_child(c), &cck, &np, &buf))) return rc;
+        le64_put(c + BC_OFF_CHILD, np);
+    }
+}
+
+int bt_del(bt_ctx *cx, bt_tree *t, const void *key, size_t klen) {
+    if (!t->root) return STRATA_NOTFOUND;
     path ph;
-    if ((rc = descend_cow(cx, t, key, klen, &ph))) return rc;
-    if (!ph.exact) return CORRUPT(cx->p, ph.pg[ph.depth - 1]);
+    int rc = descend_find_cow(cx, t, key, klen, &ph);
+    if (rc) return rc;
     uint8_t *leaf = ph.buf[ph.depth - 1];
     if ((rc = free_value(cx, pg_cell(leaf, ph.idx[ph.depth - 1])))) return rc;
     node_remove(leaf, cx->p->ps, ph.idx[ph.depth - 1]);

@@ -58,6 +58,10 @@ static int range_pos(strata_cursor *c) {
  * entries before the range going forward / after it going backward, stop at
  * the far bound. */
 static int settle(strata_cursor *c, int rc, int dir) {
+    if (!c->has_lo && !c->has_hi && !(c->t->desc.flags & CAT_FLAG_TTL)) {
+        if (rc != STRATA_OK) c->bc.depth = 0;
+        return rc;                                  /* nothing to filter: the fast path */
+    }
     while (rc == STRATA_OK) {
         int pos = range_pos(c);
         if (pos == 0 && live(c)) return STRATA_OK;
@@ -245,7 +249,9 @@ int strata_cursor_get(strata_cursor *c, strata_slice *key, strata_slice *val) {
     if (rc) return rc;
     int exact;
     if ((rc = restore(c, &exact))) { c->bc.depth = 0; return rc; }
-    if (c->bc.depth && (range_pos(c) != 0 || !live(c))) c->bc.depth = 0;
+    if (c->bc.depth && (c->has_lo || c->has_hi || (c->t->desc.flags & CAT_FLAG_TTL)) &&
+        (range_pos(c) != 0 || !live(c)))
+        c->bc.depth = 0;
     bt_val k, v;
     if ((rc = bt_cursor_get(&c->bc, &k, &v))) return rc;
     strata_slice uk, uv = { v.data, v.len };
