@@ -63,13 +63,25 @@ int bt_cell_value(bt_ctx *cx, const uint8_t *c, bt_val *val) {
     return STRATA_OK;
 }
 
+static inline int cmp_bytes(const void *a, size_t alen, const void *b, size_t blen) {
+    size_t m = alen < blen ? alen : blen;
+    int c = memcmp(a, b, m);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* Searches specialize the byte comparator (the common case) so the compiler
+ * inlines it; other comparators are called through the table's pointer. */
+static inline int tcmp(const bt_tree *t, const void *a, size_t al, const void *b, size_t bl) {
+    return t->cmp == bt_cmp_bytes ? cmp_bytes(a, al, b, bl) : t->cmp(t->cmp_ctx, a, al, b, bl);
+}
+
 unsigned leaf_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen, int *exact) {
     unsigned lo = 0, hi = pg_n(pg);
     *exact = 0;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
         const uint8_t *c = pg_cell(pg, mid);
-        int r = t->cmp(t->cmp_ctx, lc_key(c), lc_klen(c), key, klen);
+        int r = tcmp(t, lc_key(c), lc_klen(c), key, klen);
         if (r < 0) lo = mid + 1;
         else if (r > 0) hi = mid;
         else { *exact = 1; return mid; }
@@ -82,7 +94,7 @@ unsigned branch_search(const bt_tree *t, const uint8_t *pg, const void *key, siz
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
         const uint8_t *c = pg_cell(pg, mid);
-        if (t->cmp(t->cmp_ctx, bc_key(c), bc_klen(c), key, klen) <= 0) lo = mid + 1;
+        if (tcmp(t, bc_key(c), bc_klen(c), key, klen) <= 0) lo = mid + 1;
         else hi = mid;
     }
     return lo - 1;
