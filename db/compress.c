@@ -28,7 +28,8 @@ int db_compress(strata_table *t, strata_slice val, strata_slice *stored) {
             int r = LZ4_compress_default(val.data, (char *)t->cbuf + CZ_HDR, (int)val.len, (int)bound);
             clen = r > 0 ? (size_t)r : 0;
         } else {
-            size_t r = ZSTD_compress(t->cbuf + CZ_HDR, bound, val.data, val.len, 3);
+            if (!t->zc && !(t->zc = ZSTD_createCCtx())) return STRATA_ENOMEM;
+            size_t r = ZSTD_compressCCtx(t->zc, t->cbuf + CZ_HDR, bound, val.data, val.len, 3);
             clen = ZSTD_isError(r) ? 0 : r;
         }
     }
@@ -56,7 +57,8 @@ int db_decompress(strata_table *t, const uint8_t *data, size_t len, strata_slice
         int r = LZ4_decompress_safe((const char *)data + CZ_HDR, (char *)b->data, (int)(len - CZ_HDR), (int)raw);
         ok = r >= 0 && (size_t)r == raw;
     } else {
-        size_t r = ZSTD_decompress(b->data, raw, data + CZ_HDR, len - CZ_HDR);
+        if (!t->zd && !(t->zd = ZSTD_createDCtx())) { free(b); return STRATA_ENOMEM; }
+        size_t r = ZSTD_decompressDCtx(t->zd, b->data, raw, data + CZ_HDR, len - CZ_HDR);
         ok = !ZSTD_isError(r) && r == raw;
     }
     if (!ok) { free(b); return CORRUPT(t->txn->db->p, t->tree.root); }
@@ -73,4 +75,9 @@ void db_arena_free(strata_txn *txn) {
         txn->arena = b->next;
         free(b);
     }
+}
+
+void db_compress_free(strata_table *t) {
+    ZSTD_freeCCtx(t->zc);
+    ZSTD_freeDCtx(t->zd);
 }

@@ -104,6 +104,7 @@ struct strata_table {
     size_t         vbuf_cap;
     uint8_t       *cbuf;         /* compressed tables: the value being written */
     size_t         cbuf_cap;
+    void          *zc, *zd;      /* zstd tables: compression contexts, made lazily */
 };
 
 /* Internal table names (reserved "__" prefix). */
@@ -164,6 +165,7 @@ int  db_compress(strata_table *t, strata_slice val, strata_slice *stored);
 /* The user value of a stored value of a compressed table (copy owned by txn). */
 int  db_decompress(strata_table *t, const uint8_t *data, size_t len, strata_slice *out);
 void db_arena_free(strata_txn *txn);
+void db_compress_free(strata_table *t);
 /* ttl.c */
 uint64_t db_now_ms(strata_db *db);
 /* A TTL entry's expiry and user value; *live = 0 when expired. */

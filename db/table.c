@@ -240,6 +240,7 @@ static void table_free(strata_table *t) {
     free(t->scratch);
     free(t->vbuf);
     free(t->cbuf);
+    db_compress_free(t);
     free(t);
 }
 

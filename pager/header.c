@@ -146,7 +146,12 @@ int pager_open(io_backend *io, const pager_opts *o, pager **out) {
     if (want < p->file_len * 2) want = p->file_len * 2;
     want = (want + p->ps - 1) & ~(uint64_t)(p->ps - 1);
     p->map_size = (size_t)want;
-    if ((rc = io->ops->map(io, p->map_size, &p->map))) goto out;
+    /* The default reservation shrinks when the address space is tight (32-bit,
+     * sanitizers, ulimit -v); an explicit map size is honoured or fails. */
+    while ((rc = io->ops->map(io, p->map_size, &p->map)) == STRATA_ENOMEM && !o->map_size &&
+           p->map_size / 4 >= p->file_len * 2 && p->map_size / 4 >= (64u << 20))
+        p->map_size /= 4;
+    if (rc) goto out;
     p->vbits_len = (p->map_size >> p->ps_shift) / 8 + 1;
     void *vb = mmap(NULL, p->vbits_len, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -136,6 +136,46 @@ static double run_batches(uint64_t n, int cdc) {
     return dt;
 }
 
+/* n/10 JSON-like values of ~1 KiB into a plain or compressed table: write
+ * time, read-back time, file size. */
+static void run_compress(uint64_t n, unsigned flag, double *wt, double *rt, uint64_t *bytes) {
+    strata_db *db = fresh();
+    strata_table_spec spec = { STRATA_KEY_BYTES, NULL, 0 };
+    char val[1200];
+    uint64_t kb, count = n / 10;
+    strata_txn *w;
+    strata_table *t;
+    double t0 = now_s();
+    TRY(strata_begin_write(db, &w));
+    TRY(strata_table_open_ex(w, "c", &spec, STRATA_CREATE | flag, &t));
+    for (uint64_t i = 0; i < count; i++) {
+        int len = 0;
+        for (int f = 0; len < 1000; f++)
+            len += snprintf(val + len, sizeof val - (size_t)len, "{\"id\":%llu,\"field\":%d,\"tag\":\"t%llu\"},",
+                            (unsigned long long)i, f, (unsigned long long)((i * 7 + (uint64_t)f) % 50));
+        TRY(strata_put(t, key_of(&kb, i), (strata_slice){ val, (size_t)len }));
+    }
+    TRY(strata_commit(w));
+    *wt = now_s() - t0;
+    t0 = now_s();
+    TRY(strata_begin_read(db, &w));
+    TRY(strata_table_open_ex(w, "c", &spec, flag, &t));
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        strata_slice v;
+        TRY(strata_get(t, key_of(&kb, i), &v));
+        if (v.len < 1000 || ((const char *)v.data)[0] != '{') { fprintf(stderr, "compression check failed\n"); exit(1); }
+        total += v.len;
+    }
+    strata_abort(w);
+    *rt = now_s() - t0;
+    strata_info in;
+    TRY(strata_db_info(db, &in));
+    *bytes = in.page_count * in.page_size;
+    strata_close(db);
+    (void)total;
+}
+
 typedef struct gc_arg { strata_db *db; int thread, batches, per; int grouped; } gc_arg;
 typedef struct gc_batch { int thread, b, per; } gc_batch;
 
@@ -218,6 +258,18 @@ int main(int argc, char **argv) {
         char label[64];
         snprintf(label, sizeof label, "group commit, %d threads vs txn per batch", th);
         printf("%-44s %12.1f %12.1f %8.2f\n", label, a * 1e3, b * 1e3, a / b);
+    }
+    double pw, pr, cw, cr;
+    uint64_t pb, cb;
+    run_compress(n, 0, &pw, &pr, &pb);
+    printf("\n%-44s %12s %12s %12s\n", "values of ~1 KiB JSON", "write ms", "read ms", "size MiB");
+    printf("%-44s %12.1f %12.1f %12.1f\n", "plain", pw * 1e3, pr * 1e3, (double)pb / 1048576.0);
+    unsigned kinds[2] = { STRATA_COMPRESS_LZ4, STRATA_COMPRESS_ZSTD };
+    const char *kname[2] = { "lz4", "zstd" };
+    for (int i = 0; i < 2; i++) {
+        run_compress(n, kinds[i], &cw, &cr, &cb);
+        printf("%-44s %12.1f %12.1f %12.1f  (size %.2fx, write %.2fx, read %.2fx of plain)\n", kname[i], cw * 1e3,
+               cr * 1e3, (double)cb / 1048576.0, (double)cb / (double)pb, cw / pw, cr / pr);
     }
     if (!dir) {
         char cmd[320];
