@@ -679,7 +679,156 @@ STRATA_API int strata_bin_encode(const float *x, size_t n, size_t dim, uint64_t 
 STRATA_API int strata_bin_hamming(const uint64_t *a, const uint64_t *b, size_t n_words,
                                   uint64_t *out);
 
+/* Exact top-k over a vector table (STRATA_VECTOR, u64 ids): a scan of every
+ * row, values read in place. Ties go to the smaller id. filter as above.
+ * @param[out] out k hits, nearest first; *n_out their number (k, or fewer when
+ *             the filter rejects rows)
+ * Returns: STRATA_OK, STRATA_EINVAL (NULL, k = 0, k > rows, query not finite,
+ * dim not the table's, an unknown metric), STRATA_ECORRUPT, ... Owner thread. */
+STRATA_API int strata_vec_table_topk(strata_table *t, strata_metric m, const float *query, size_t dim,
+                                     size_t k, strata_vec_filter_fn filter, void *ctx,
+                                     strata_hit *out, size_t *n_out);
+
 /* ---- end of vector section ---- */
+
+/* ------------------------------------------------------------------------ */
+/* IVF-PQ index (ivfpq/): approximate nearest neighbours stored in ordinary
+ * tables. (section owned by the ivfpq layer)                                */
+/* An inverted-file index with product-quantized residuals. Every byte lives in
+ * internal tables "__ivf:NAME:*" of the same file (layouts: docs/IVFPQ.md), so
+ * the index is transactional and crash-safe with the data: writes need a
+ * write transaction and become visible at its commit; an abort leaves the
+ * index as it was; a read transaction searches its own snapshot. Vectors are
+ * u64 ids with dim f32 values (checked with strata_vec_validate) and an
+ * optional u64 attribute for filtering. Metrics: L2, IP, COSINE (cosine
+ * vectors are normalized for the codes; raw vectors are kept as given).
+ * A handle is opened in one transaction and must be closed (strata_ivf_close)
+ * before that transaction ends; it caches the model (centroids, codebooks).
+ * Thread-safety: owner thread of the handle's transaction, for every function
+ * here except strata_ivf_params_default (any thread).                       */
+
+typedef struct strata_ivf strata_ivf;   /* opaque */
+
+#define STRATA_IVF_RAW  0x1u   /* config flag: keep raw vectors (rerank)        */
+#define STRATA_IVF_ATTR 0x2u   /* config flag: keep a u64 attribute per vector  */
+
+typedef struct strata_ivf_config {
+    uint32_t      dim;        /* 1..STRATA_VEC_MAX_DIM                          */
+    strata_metric metric;     /* STRATA_METRIC_L2, _IP or _COSINE               */
+    uint32_t      nlist;      /* coarse clusters, >= 1                          */
+    uint32_t      m;          /* PQ subspaces (dim % m == 0), 256 codewords each */
+    uint32_t      nprobe;     /* default clusters probed by search, 1..nlist    */
+    uint32_t      flags;      /* STRATA_IVF_RAW | STRATA_IVF_ATTR                */
+    uint32_t      iters;      /* k-means iterations (0 = 25)                    */
+    uint32_t      block_cap;  /* codes per posting block (0 = fill ~8 KiB)      */
+    uint64_t      seed;       /* training seed (deterministic)                  */
+} strata_ivf_config;
+
+/* Create index `name` (1..200 bytes) in write transaction txn, untrained.
+ * @param[out] out  an open handle (may be NULL: then only created)
+ * Returns: STRATA_OK, STRATA_EINVAL (bad name or config), STRATA_EEXIST,
+ * STRATA_EREADONLY, STRATA_ENOMEM, storage errors. */
+STRATA_API int  strata_ivf_create(strata_txn *txn, const char *name, const strata_ivf_config *cfg,
+                                  strata_ivf **out);
+/* Open index `name` in txn (read or write). *out lives until strata_ivf_close,
+ * which must come before txn ends.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_ECORRUPT (a
+ * damaged config, centroid or codebook row), STRATA_ENOMEM. */
+STRATA_API int  strata_ivf_open(strata_txn *txn, const char *name, strata_ivf **out);
+/* Free the handle (not the index). NULL-safe. */
+STRATA_API void strata_ivf_close(strata_ivf *ix);
+/* Delete index `name` and all its tables. Write transaction.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_EREADONLY. */
+STRATA_API int  strata_ivf_drop(strata_txn *txn, const char *name);
+
+/* Warnings of strata_ivf_train (a bit set; training still succeeded). */
+#define STRATA_IVF_WARN_SMALL_SAMPLE 0x1u  /* n < 39 * nlist: centroids undertrained  */
+#define STRATA_IVF_WARN_PQ_SAMPLE    0x2u  /* n < 39 * 256: codebooks undertrained     */
+#define STRATA_IVF_WARN_EMPTY        0x4u  /* empty clusters had to be re-seeded        */
+#define STRATA_IVF_WARN_DEGENERATE   0x8u  /* duplicate centroids or codewords remain   */
+
+/* Train the coarse centroids (k-means) and the PQ codebooks (on residuals)
+ * from n sample vectors (n * dim floats; dim must be the index's: else
+ * STRATA_EINVAL), in a write transaction. The index
+ * must be empty (no vectors); training again replaces the model.
+ * @param[out] warnings  STRATA_IVF_WARN_* bits (may be NULL)
+ * Returns: STRATA_OK, STRATA_EINVAL (n < nlist or n < 256, an invalid vector,
+ * NULL data), STRATA_EEXIST (the index holds vectors), STRATA_EREADONLY,
+ * STRATA_ENOMEM, storage errors. */
+STRATA_API int  strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim,
+                                 unsigned *warnings);
+
+/* Insert or replace n vectors (ids[i], data + i * dim, attrs[i]) in a write
+ * transaction; dim must equal the index's (else STRATA_EINVAL). attrs may be NULL (attribute 0). Everything is checked before
+ * anything is written.
+ * Returns: STRATA_OK, STRATA_EINVAL (untrained index, invalid vector, an id
+ * twice in the batch, attrs without STRATA_IVF_ATTR), STRATA_EREADONLY,
+ * STRATA_ENOMEM, STRATA_ECORRUPT, storage errors. After any error but
+ * STRATA_EINVAL the index may be half-updated: abort the transaction. */
+STRATA_API int  strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids,
+                                        const float *data, size_t dim, const uint64_t *attrs);
+/* One vector: as strata_ivf_insert_batch with n = 1. */
+STRATA_API int  strata_ivf_insert(strata_ivf *ix, uint64_t id, const float *v, size_t dim,
+                                  uint64_t attr);
+/* Remove vector id. Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EREADONLY, ... */
+STRATA_API int  strata_ivf_delete(strata_ivf *ix, uint64_t id);
+/* The attribute and (if kept, into v: dim floats, may be NULL) raw vector of id.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL (v given without raw
+ * vectors), STRATA_ECORRUPT. */
+STRATA_API int  strata_ivf_get(strata_ivf *ix, uint64_t id, float *v, uint64_t *attr);
+
+/* Metadata predicate: non-zero keeps (id, attr). Called only for candidates
+ * that would enter the result; must not call back into the index. */
+typedef int (*strata_ivf_filter_fn)(void *ctx, uint64_t id, uint64_t attr);
+
+#define STRATA_IVF_NPROBE_DEFAULT 0xFFFFFFFFu   /* use the stored default nprobe */
+
+typedef struct strata_ivf_params {
+    uint32_t             nprobe;     /* 1..; > nlist means nlist; 0 is EINVAL;
+                                        STRATA_IVF_NPROBE_DEFAULT: stored one    */
+    uint32_t             rerank;     /* exact rerank of the best max(k, rerank)
+                                        PQ candidates (needs STRATA_IVF_RAW); 0 off */
+    uint32_t             int_lut;    /* 1: quantized u8 tables as a pre-filter   */
+    float                mmr;        /* 0: nearest clusters; (0,1]: maximal
+                                        marginal relevance, weight of diversity  */
+    strata_ivf_filter_fn filter;     /* NULL, or the metadata predicate           */
+    void                *filter_ctx;
+} strata_ivf_params;
+
+/* Defaults: nprobe STRATA_IVF_NPROBE_DEFAULT, no rerank, float tables, no MMR,
+ * no filter. Any thread. */
+STRATA_API void strata_ivf_params_default(strata_ivf_params *p);
+
+/* k nearest (approximate) vectors to query (dim floats, dim = the index's). out (k hits) is sorted nearest
+ * first by (dist, id); distances are exact after rerank, PQ estimates
+ * otherwise (same scale as strata_vec_distance). *n_out < k when the index
+ * (or the filter) has fewer. params may be NULL for defaults.
+ * Returns: STRATA_OK, STRATA_EINVAL (untrained index, k == 0, nprobe 0,
+ * invalid query, rerank without raw vectors, bad mmr), STRATA_ENOMEM,
+ * STRATA_ECORRUPT (a damaged posting block). */
+STRATA_API int  strata_ivf_search(strata_ivf *ix, const float *query, size_t dim, size_t k,
+                                  const strata_ivf_params *params, strata_hit *out,
+                                  size_t *n_out);
+/* nq queries (nq * dim floats): out gets nq * k hits (query i at out + i * k)
+ * and n_out[i] the count for query i. Returns: as strata_ivf_search (stops at
+ * the first failing query). */
+STRATA_API int  strata_ivf_search_batch(strata_ivf *ix, size_t nq, const float *queries,
+                                        size_t dim, size_t k, const strata_ivf_params *params,
+                                        strata_hit *out, size_t *n_out);
+
+typedef struct strata_ivf_info {
+    strata_ivf_config config;
+    int      trained;
+    uint64_t n_vectors;
+    uint64_t code_bytes;     /* posting-block bytes (ids, codes, attributes)  */
+    uint64_t model_bytes;    /* centroids and codebooks                       */
+    uint64_t n_blocks;
+} strata_ivf_info;
+/* Describe the index; walks the posting lists (O(blocks)).
+ * Returns: STRATA_OK, STRATA_EINVAL, STRATA_ECORRUPT. */
+STRATA_API int  strata_ivf_info_get(strata_ivf *ix, strata_ivf_info *out);
+
+/* ---- end of ivfpq section ---- */
 
 /* ------------------------------------------------------------------------ */
 /* Blob store (blob/): chunked blobs, SHA-256 dedup, tags, namespaces, time
@@ -945,6 +1094,381 @@ STRATA_API int strata_blob_path(strata_txn *txn, uint64_t from, uint64_t to, int
                                 size_t cap, size_t *n_path);
 
 /* ---- end of blob section ---- */
+
+/* ------------------------------------------------------------------------ */
+/* Composite queries (query/): one ranked answer from similarity, recency,
+ * lineage and tags over the blob store, with filters (namespace, time window,
+ * required / excluded tags, lineage radius, a user predicate).
+ * (section owned by the query layer; definitions in docs/QUERY.md)
+ *
+ * Build a query once with strata_query_create and the setters, then run it
+ * with strata_query_run in any transaction: the answer is a snapshot of that
+ * transaction. Filters decide which blobs are candidates; each *signal* gives
+ * a candidate a score in [0, 1]:
+ *   similarity  map(distance) for the k nearest candidates (exact scan, or an
+ *               index through strata_query_set_ann), 0 for the others;
+ *               map: COSINE 1 - d/2; L2, L1 1 / (1 + d/scale);
+ *               IP 1 / (1 + exp(d/scale)) (d = -dot)
+ *   recency     0.5 ^ (age_ms / half_life_ms), age from the blob's created
+ *               HLC to `now` (physical ms parts; a blob newer than now: 1)
+ *   lineage     1 - hops / (max_hops + 1) within max_hops edges of the
+ *               anchor (the anchor itself: hops 0, score 1), else 0
+ *   tags        fraction of the preferred tags the blob carries
+ * The fused score is the weighted mean of the active signals' scores
+ * (STRATA_QUERY_FUSE_SUM), or weighted reciprocal rank fusion
+ * (STRATA_QUERY_FUSE_RRF), both in [0, 1]. Results are the candidates with a
+ * fused score > 0, best first, ties by smaller id; each carries its
+ * per-signal scores and ranks so the ranking can be explained. Ranking never
+ * reads blob content: only index tables, metadata records and embeddings.
+ * Thread-safety: a query object is built by one thread; once built, several
+ * threads may run it at once (each with its own transaction) as long as no
+ * setter is called meanwhile.                                               */
+
+typedef struct strata_query strata_query;   /* opaque */
+
+/* Signals; index of strata_query_result.signal[] and .rank[]. */
+typedef enum {
+    STRATA_QUERY_SIMILARITY = 0,
+    STRATA_QUERY_RECENCY    = 1,
+    STRATA_QUERY_LINEAGE    = 2,
+    STRATA_QUERY_TAGS       = 3
+} strata_query_signal;
+#define STRATA_QUERY_NSIG 4
+
+/* Fusion of the signals' scores. */
+#define STRATA_QUERY_FUSE_SUM 0   /* sum w_s * S_s / sum w_s over active signals (default) */
+#define STRATA_QUERY_FUSE_RRF 1   /* sum w_s / (c + rank_s) / sum w_s / (c + 1)             */
+
+#define STRATA_QUERY_MAX_TAGS 64u            /* per list (required, excluded, preferred) */
+#define STRATA_QUERY_NO_HOPS  UINT32_MAX     /* result not within the lineage radius      */
+
+/* Flags of strata_query_set_vector. */
+#define STRATA_QUERY_VEC_SKIP_DIM 0x1u   /* skip embeddings of another dimension
+                                            (default: such an embedding among the
+                                            candidates is STRATA_EINVAL)          */
+/* Flags of strata_query_set_anchor. */
+#define STRATA_QUERY_LINEAGE_FILTER 0x1u /* only blobs within max_hops are candidates */
+#define STRATA_QUERY_EXCLUDE_ANCHOR 0x2u /* the anchor itself is never a candidate    */
+
+/* Create an empty query (no filter, no signal; every weight 1; FUSE_SUM).
+ * Returns: STRATA_OK, STRATA_EINVAL (out NULL), STRATA_ENOMEM.
+ * *out lives until strata_query_free. Any thread. */
+STRATA_API int  strata_query_create(strata_query **out);
+/* Free q and everything it copied. NULL-safe. Exclusive on q. */
+STRATA_API void strata_query_free(strata_query *q);
+
+/* Similarity signal: the k nearest candidates to v (dim floats, copied) under
+ * metric m. scale > 0 divides L2, L1 and IP distances in the map above (1 is
+ * a good default for normalised embeddings; ignored for COSINE).
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, bad metric, k == 0, v invalid
+ * per strata_vec_validate, scale not finite or <= 0, unknown flag),
+ * STRATA_ENOMEM. Exclusive on q. */
+STRATA_API int  strata_query_set_vector(strata_query *q, strata_metric m, const float *v,
+                                        size_t dim, size_t k, double scale, unsigned flags);
+
+/* An approximate nearest-neighbour source (an index) for the similarity
+ * signal: write up to k hits nearest to query into out, nearest first, with
+ * *n_out their number. keep(keep_ctx, id) is non-zero for the ids that are
+ * candidates of this run: an index should skip the others (ids it returns
+ * that are not candidates are ignored). Return STRATA_OK or an error, which
+ * the run returns. The query re-ranks the returned candidates by their exact
+ * distance to the stored embeddings, so the index's own distances only choose
+ * which ids are considered. Called once per run, on the running thread. */
+typedef int (*strata_query_keep_fn)(void *keep_ctx, uint64_t id);
+typedef int (*strata_query_ann_fn)(void *ctx, strata_txn *txn, strata_metric m,
+                                   const float *query, size_t dim, size_t k,
+                                   strata_query_keep_fn keep, void *keep_ctx,
+                                   strata_hit *out, size_t *n_out);
+/* Use fn as the similarity source instead of the exact scan (fn NULL: back to
+ * the exact scan). Returns: STRATA_OK, STRATA_EINVAL (q NULL). Exclusive on q. */
+STRATA_API int  strata_query_set_ann(strata_query *q, strata_query_ann_fn fn, void *ctx);
+
+/* Time window filter: only blobs created with hlc_lo <= created HLC <= hlc_hi.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, hlc_lo > hlc_hi). Exclusive on q. */
+STRATA_API int  strata_query_set_window(strata_query *q, uint64_t hlc_lo, uint64_t hlc_hi);
+/* Recency signal with half-life half_life_ms (> 0), ages measured at now_hlc
+ * (0: the HLC of the run's transaction, strata_txn_hlc).
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, half_life_ms == 0). Exclusive on q. */
+STRATA_API int  strata_query_set_recency(strata_query *q, uint64_t now_hlc, uint64_t half_life_ms);
+
+/* Lineage signal: hops from anchor along edges in direction dir
+ * (STRATA_BLOB_PARENTS, _CHILDREN or _BOTH) whose relation is in rel_mask
+ * (0 = all), up to max_hops (1..1024); flags STRATA_QUERY_LINEAGE_FILTER,
+ * STRATA_QUERY_EXCLUDE_ANCHOR. An anchor that is not a blob of the run's
+ * snapshot makes the run return STRATA_NOTFOUND.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, anchor 0, bad dir, max_hops out
+ * of range, unknown flag). Exclusive on q. */
+STRATA_API int  strata_query_set_anchor(strata_query *q, uint64_t anchor, int dir,
+                                        unsigned rel_mask, uint32_t max_hops, unsigned flags);
+
+/* Tags (1..STRATA_BLOB_MAX_META bytes, copied; adding one twice is a no-op):
+ * a required tag must be carried, an excluded one must not be; preferred tags
+ * make the tags signal. Returns: STRATA_OK, STRATA_EINVAL (q or tag NULL, bad
+ * length, more than STRATA_QUERY_MAX_TAGS in the list), STRATA_ENOMEM.
+ * Exclusive on q. */
+STRATA_API int  strata_query_require_tag(strata_query *q, const char *tag);
+STRATA_API int  strata_query_exclude_tag(strata_query *q, const char *tag);
+STRATA_API int  strata_query_prefer_tag(strata_query *q, const char *tag);
+
+/* Namespace filter: only blobs of namespace ns ("" = the default namespace;
+ * NULL removes the filter). Returns: STRATA_OK, STRATA_EINVAL (q NULL, longer
+ * than STRATA_BLOB_MAX_META). Exclusive on q. */
+STRATA_API int  strata_query_set_namespace(strata_query *q, const char *ns);
+
+/* Metadata filter: keep a candidate when fn returns non-zero for its record
+ * (the slices of info are valid during the call only). It runs after the
+ * index filters, only on their survivors, in id order, on the running thread;
+ * it may read through txn but must not write. fn NULL removes the filter.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL). Exclusive on q. */
+typedef int (*strata_query_pred_fn)(void *ctx, strata_txn *txn, const strata_blob_info *info);
+STRATA_API int  strata_query_set_predicate(strata_query *q, strata_query_pred_fn fn, void *ctx);
+
+/* Weight of signal s in the fusion (default 1). A signal contributes only
+ * when it is set (vector, recency, anchor, preferred tags); at run time the
+ * weights of the set signals must not all be zero.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, unknown signal, w negative or
+ * not finite). Exclusive on q. */
+STRATA_API int  strata_query_set_weight(strata_query *q, strata_query_signal s, double w);
+/* Fusion: STRATA_QUERY_FUSE_SUM or STRATA_QUERY_FUSE_RRF with constant c > 0
+ * (0 = 60). Returns: STRATA_OK, STRATA_EINVAL. Exclusive on q. */
+STRATA_API int  strata_query_set_fusion(strata_query *q, int fusion, double c);
+
+/* One ranked answer. */
+typedef struct strata_query_result {
+    uint64_t id;
+    double   score;                        /* fused, in (0, 1]                     */
+    double   signal[STRATA_QUERY_NSIG];    /* per-signal score in [0, 1]; 0 when
+                                              the signal is not set               */
+    uint32_t rank[STRATA_QUERY_NSIG];      /* 1 + candidates with a greater score
+                                              in that signal; 0 when its score is 0 */
+    float    dist;                         /* distance to the query vector; NaN
+                                              when not among the k nearest        */
+    uint32_t hops;                         /* lineage hops, or STRATA_QUERY_NO_HOPS */
+    uint32_t tags_matched;                 /* preferred tags carried              */
+    uint64_t created_hlc;                  /* the blob's created HLC              */
+} strata_query_result;
+
+/* How candidates were generated (strata_query_explain.driver). */
+typedef enum {
+    STRATA_QUERY_DRIVE_ALL        = 0,   /* every blob, from the time index       */
+    STRATA_QUERY_DRIVE_TAG        = 1,   /* a required tag's index rows           */
+    STRATA_QUERY_DRIVE_NAMESPACE  = 2,   /* the namespace index rows              */
+    STRATA_QUERY_DRIVE_WINDOW     = 3,   /* the time index range of the window    */
+    STRATA_QUERY_DRIVE_LINEAGE    = 4,   /* the breadth-first walk from the anchor */
+    STRATA_QUERY_DRIVE_SIMILARITY = 5,   /* the k nearest of all embeddings (no
+                                            filter, similarity the only signal
+                                            set)                                 */
+    STRATA_QUERY_DRIVE_RECENCY    = 6,   /* newest first from the time index (no
+                                            filter, recency the only signal set):
+                                            stops after the answer               */
+    STRATA_QUERY_DRIVE_SUPPORT    = 7    /* only lineage and/or preferred tags set,
+                                            all weighted: the blobs that can score
+                                            > 0 (lineage radius, preferred tags'
+                                            index rows)                           */
+} strata_query_driver;
+#define STRATA_QUERY_NDRIVE 8
+#define STRATA_QUERY_EST_UNSET UINT64_MAX   /* filter not in the query */
+
+/* The plan a run chose and what each step kept. Plain data. */
+typedef struct strata_query_explain {
+    int      driver;                       /* strata_query_driver                    */
+    char     driver_arg[STRATA_BLOB_MAX_META + 1];  /* its tag or namespace, NUL-terminated */
+    uint64_t n_blobs;                      /* finished blobs in the snapshot         */
+    uint64_t est[STRATA_QUERY_NDRIVE];     /* rows each filter index produced while
+                                              choosing the driver (tags: the least);
+                                              _EST_UNSET if absent                   */
+    uint32_t est_capped;                   /* bit d: est[d] stopped early, the index
+                                              has more rows than est[d] - 1          */
+    uint64_t n_generated;                  /* candidates from the driver             */
+    uint64_t n_indexed;                    /* after the other index filters          */
+    uint64_t n_filtered;                   /* after the predicate                    */
+    uint64_t n_probes;                     /* point lookups made by the filters      */
+    uint64_t n_meta_loads;                 /* metadata records read                  */
+    int      sim_source;                   /* 0 none, 1 exact scan, 2 ann (index)    */
+    uint64_t n_sim_considered;             /* embeddings compared (exact) or index
+                                              hits (ann)                             */
+    uint64_t n_sim_ranked;                 /* candidates given a similarity score    */
+    uint64_t n_reached;                    /* blobs within the lineage radius        */
+    uint64_t n_scored;                     /* candidates with a fused score > 0      */
+    uint64_t n_results;
+    int      fusion;                       /* STRATA_QUERY_FUSE_*                    */
+    double   weight[STRATA_QUERY_NSIG];    /* effective weights (0 when not set)     */
+} strata_query_explain;
+
+/* Run q in txn (read or write; the answer is a snapshot of it).
+ * @param[out] out    up to cap results, best first
+ * @param[out] n_out  number written (< cap when fewer candidates score > 0)
+ * @param[out] ex     the plan and its counts (may be NULL)
+ * Returns: STRATA_OK; STRATA_EINVAL (NULL argument, cap == 0, no signal set,
+ * the weights of the set signals all zero, an embedding of another dimension
+ * among the candidates without STRATA_QUERY_VEC_SKIP_DIM, an index hit that is
+ * not a blob with such an embedding); STRATA_NOTFOUND (the anchor is not a
+ * blob); STRATA_ENOMEM; STRATA_ECORRUPT (a malformed index row or record);
+ * storage errors; the ann function's error. Outputs are written on success
+ * only. Owner thread of txn (q read-only meanwhile). */
+STRATA_API int  strata_query_run(strata_txn *txn, const strata_query *q, strata_query_result *out,
+                                 size_t cap, size_t *n_out, strata_query_explain *ex);
+
+/* Describe ex (and the results res[0..n), may be NULL/0) as text in buf (cap
+ * bytes, always NUL-terminated when cap > 0), like snprintf: returns the
+ * length the whole text needs. Any thread. */
+STRATA_API size_t strata_query_explain_format(const strata_query_explain *ex,
+                                              const strata_query_result *res, size_t n,
+                                              char *buf, size_t cap);
+
+/* ---- end of query section ---- */
+
+/* ------------------------------------------------------------------------ */
+/* Fractal index (fractal/): a self-organizing cluster tree for approximate
+ * nearest neighbours that keeps its recall while the data drifts.
+ * (section owned by the fractal layer)                                      */
+/* A balanced tree of clusters: leaves own a posting list of PQ codes (global
+ * codebooks, trained once and retrainable) and a write buffer of raw vectors;
+ * internal nodes route by centroid. Inserts go to the nearest leaf's buffer; a
+ * full buffer is PQ-encoded into the posting list; a leaf above max_leaf
+ * splits by 2-means, an internal node above max_fanout splits too (a new root
+ * grows on top, so all leaves keep one depth); a leaf below min_leaf after a
+ * delete merges into its nearest sibling. Every byte lives in internal tables
+ * "__frac:NAME:*" (layouts: docs/FRACTAL.md) and changes inside the write
+ * transaction: an abort leaves the index as it was. Vectors are u64 ids with
+ * dim f32 values (strata_vec_validate) and a u64 timestamp for time-window
+ * search. Metrics: L2, IP, COSINE (cosine vectors are normalized for routing,
+ * buffers and codes; raw vectors are kept as given).
+ * A handle is opened in one transaction and must be closed
+ * (strata_fractal_close) before that transaction ends. Every mutating call
+ * writes all it changed before it returns. After a mutating call fails with
+ * anything but STRATA_EINVAL, STRATA_NOTFOUND or STRATA_EREADONLY, the index
+ * may be half-updated: abort the transaction (the handle refuses further
+ * calls with STRATA_EBADTXN).
+ * Thread-safety: owner thread of the handle's transaction, for every function
+ * here except strata_fractal_config_default (any thread).                   */
+
+typedef struct strata_fractal strata_fractal;   /* opaque */
+
+#define STRATA_FRACTAL_KEEP_RAW 0x1u   /* config flag: keep raw vectors (rerank,
+                                          exact splits and sums)               */
+
+typedef struct strata_fractal_config {
+    uint32_t      dim;         /* 1..STRATA_VEC_MAX_DIM                           */
+    strata_metric metric;      /* STRATA_METRIC_L2, _IP or _COSINE                */
+    uint32_t      pq_m;        /* PQ subspaces, dim % pq_m == 0, 256 codewords each */
+    uint32_t      max_leaf;    /* a leaf above this many vectors splits (4..2^20) */
+    uint32_t      min_leaf;    /* a leaf below this after a delete merges
+                                  (< max_leaf / 2; 0: never merge)                */
+    uint32_t      max_fanout;  /* an internal node above this many children splits
+                                  (2..4096)                                       */
+    uint32_t      max_depth;   /* levels, leaves included (2..32); the root does
+                                  not split at this depth (its fan-out grows)     */
+    uint32_t      buffer_cap;  /* buffered raw vectors per leaf before the cascade
+                                  PQ-encodes them (1..max_leaf)                   */
+    uint32_t      train_size;  /* train the codebooks automatically when this many
+                                  vectors are present; 0: only strata_fractal_train */
+    uint32_t      train_iters; /* k-means iterations of codebook training (1..1000) */
+    uint32_t      flags;       /* STRATA_FRACTAL_KEEP_RAW                          */
+    uint64_t      seed;        /* training seed (deterministic)                   */
+} strata_fractal_config;
+
+/* Defaults for dim and metric: pq_m = dim/4 (dim/2, dim when not divisible),
+ * max_leaf 256, min_leaf 32, max_fanout 32, max_depth 8, buffer_cap 32,
+ * train_size 0, train_iters 10, flags KEEP_RAW, seed 1. Any thread. */
+STRATA_API void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim,
+                                              strata_metric metric);
+
+/* Create index `name` (1..200 bytes, no ':') in write transaction txn.
+ * @param[out] out  an open handle (may be NULL: then only created)
+ * Returns: STRATA_OK, STRATA_EINVAL (bad name or config), STRATA_EEXIST,
+ * STRATA_EREADONLY, STRATA_ENOMEM, storage errors. */
+STRATA_API int  strata_fractal_create(strata_txn *txn, const char *name,
+                                      const strata_fractal_config *cfg, strata_fractal **out);
+/* Open index `name` in txn (read or write); loads and validates the tree.
+ * *out lives until strata_fractal_close, which must come before txn ends.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_EVERSION,
+ * STRATA_ECORRUPT (damaged record, a cycle, a dangling or disowned child, a
+ * tree deeper than max_depth), STRATA_ENOMEM. */
+STRATA_API int  strata_fractal_open(strata_txn *txn, const char *name, strata_fractal **out);
+/* Free the handle (not the index). NULL-safe. */
+STRATA_API void strata_fractal_close(strata_fractal *f);
+/* Delete index `name` and all its tables. Write transaction; no handle on it
+ * may be open. Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_EREADONLY. */
+STRATA_API int  strata_fractal_drop(strata_txn *txn, const char *name);
+
+/* Insert or replace (upsert) n vectors (ids[i], data + i * dim, ts[i]); ts may
+ * be NULL (timestamp 0). dim must be the index's. Everything is validated
+ * before anything is written. An id given twice: the last one wins.
+ * Returns: STRATA_OK, STRATA_EINVAL (dim mismatch, invalid vector, NULL
+ * arrays), STRATA_EREADONLY, STRATA_ENOMEM, STRATA_ECORRUPT, STRATA_EBADTXN,
+ * storage errors. */
+STRATA_API int  strata_fractal_add_batch(strata_fractal *f, size_t n, const uint64_t *ids,
+                                         const float *data, size_t dim, const uint64_t *ts);
+/* One vector: as strata_fractal_add_batch with n = 1. */
+STRATA_API int  strata_fractal_add(strata_fractal *f, uint64_t id, const float *v, size_t dim,
+                                   uint64_t ts);
+/* Remove vector id (merging its leaf if it falls below min_leaf).
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EREADONLY, STRATA_ECORRUPT, ... */
+STRATA_API int  strata_fractal_delete(strata_fractal *f, uint64_t id);
+/* (Re)train the global PQ codebooks from at most max_sample (0: 16384)
+ * vectors of the index, re-encode every posting list and cascade full
+ * buffers. Returns: STRATA_OK, STRATA_EINVAL (empty index), STRATA_EREADONLY,
+ * STRATA_ENOMEM, storage errors. */
+STRATA_API int  strata_fractal_train(strata_fractal *f, size_t max_sample);
+/* The raw vector (dim floats into v) and timestamp of id; v or ts may be NULL.
+ * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL (v without KEEP_RAW, or a
+ * dim mismatch), STRATA_ECORRUPT. */
+STRATA_API int  strata_fractal_get(strata_fractal *f, uint64_t id, float *v, size_t dim,
+                                   uint64_t *ts);
+
+#define STRATA_FRACTAL_WINDOW 0x1u   /* search flag: only ts_min <= ts <= ts_max */
+
+typedef struct strata_fractal_params {
+    uint32_t             beam;      /* nodes kept per internal level (0 = 4)        */
+    uint32_t             n_probe;   /* leaves scanned (0 = 8)                       */
+    uint32_t             rerank;    /* exact rerank of the best max(k, rerank)
+                                       candidates with raw vectors (needs KEEP_RAW);
+                                       0: off                                      */
+    unsigned             flags;     /* STRATA_FRACTAL_WINDOW                        */
+    uint64_t             ts_min, ts_max;  /* the window, inclusive                  */
+    strata_vec_filter_fn filter;    /* NULL, or keeps id when non-zero; called only
+                                       for candidates that would enter the result */
+    void                *filter_ctx;
+} strata_fractal_params;
+
+/* k nearest (approximate) vectors to query (dim floats). out (k hits) sorted
+ * nearest first by (dist, id); distances are exact after rerank, else PQ
+ * estimates for encoded vectors and exact for buffered ones, on the scale of
+ * strata_vec_distance (cosine: 1 - cos). *n_out < k when fewer qualify.
+ * params may be NULL for defaults.
+ * Returns: STRATA_OK, STRATA_EINVAL (no codebooks yet: train first; dim
+ * mismatch, k == 0, invalid query, rerank without KEEP_RAW, ts_min > ts_max),
+ * STRATA_ENOMEM, STRATA_ECORRUPT. */
+STRATA_API int  strata_fractal_search(strata_fractal *f, const float *query, size_t dim,
+                                      size_t k, const strata_fractal_params *params,
+                                      strata_hit *out, size_t *n_out);
+
+typedef struct strata_fractal_info {
+    strata_fractal_config config;
+    uint64_t n_vectors;
+    uint32_t n_leaves, n_internal;
+    uint32_t depth;            /* levels, leaves included                        */
+    uint64_t n_buffered;       /* vectors in write buffers                       */
+    uint32_t codebook_gen;     /* 0: untrained; +1 per training                  */
+    uint64_t largest_leaf, smallest_leaf;
+} strata_fractal_info;
+/* Describe the index from its cached tree (O(nodes)).
+ * Returns: STRATA_OK, STRATA_EINVAL. */
+STRATA_API int  strata_fractal_info_get(strata_fractal *f, strata_fractal_info *out);
+
+/* Check every invariant of index `name` in the snapshot txn sees: each id in
+ * exactly one leaf (posting list or buffer) matching its assignment row;
+ * populations, f64 sums, centroids and time ranges matching the vectors
+ * present; parent/child links agreeing; the tree acyclic, level-consistent and
+ * within max_depth; no leaf above max_leaf and no full buffer once trained.
+ * report (may be NULL) gets one line per problem.
+ * Returns: STRATA_OK if clean, STRATA_ECORRUPT if anything is wrong,
+ * STRATA_NOTFOUND, STRATA_EINVAL, STRATA_ENOMEM. */
+STRATA_API int  strata_fractal_check(strata_txn *txn, const char *name,
+                                     void (*report)(void *ctx, const char *msg), void *ctx);
+
+/* ---- end of fractal section ---- */
 
 #ifdef __cplusplus
 }

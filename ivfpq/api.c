@@ -1,0 +1,231 @@
+/* ivfpq/api.c - lifecycle of an IVF-PQ index: create, open, close, drop,
+ * train, info. State diagram of the stored config:
+ *   (none) --strata_ivf_create--> EMPTY --strata_ivf_train--> TRAINED
+ *   TRAINED --strata_ivf_train (no vectors)--> TRAINED (new model)
+ *   any --strata_ivf_drop--> (none)
+ * Invariants: (1) a handle's cfg and model mirror what its transaction sees;
+ * (2) train writes the model and the state in the same transaction, so a
+ * reader never sees a half-trained index.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ivfpq_int.h"
+
+enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192 };
+
+int ivf_handle_check(const strata_ivf *ix)
+{
+    return ix && ix->magic == IVF_HANDLE_MAGIC ? STRATA_OK : STRATA_EINVAL;
+}
+
+void ivf_normalize(float *x, size_t dim)
+{
+    double s = 0;
+    for (size_t i = 0; i < dim; i++) s += (double)x[i] * x[i];
+    if (s <= 0) return;
+    float inv = (float)(1.0 / sqrt(s));
+    for (size_t i = 0; i < dim; i++) x[i] *= inv;
+}
+
+static int name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= IVF_NAME_MAX;
+}
+
+static int handle_new(strata_txn *txn, const char *name, strata_ivf **out)
+{
+    strata_ivf *ix = calloc(1, sizeof *ix);
+    if (!ix) return STRATA_ENOMEM;
+    ix->magic = IVF_HANDLE_MAGIC;
+    ix->txn = txn;
+    ix->kt = vec_kernels_get();
+    memcpy(ix->name, name, strlen(name) + 1);
+    *out = ix;
+    return STRATA_OK;
+}
+
+void strata_ivf_close(strata_ivf *ix)
+{
+    if (ivf_handle_check(ix) != STRATA_OK) return;
+    ivf_model_free(ix);
+    ix->magic = 0;
+    free(ix);
+}
+
+static int cfg_from_user(const strata_ivf_config *u, ivf_config *c)
+{
+    if (u->flags & ~(STRATA_IVF_RAW | STRATA_IVF_ATTR)) return STRATA_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->flags = ((u->flags & STRATA_IVF_RAW) ? CFG_F_RAW : 0) |
+               ((u->flags & STRATA_IVF_ATTR) ? CFG_F_ATTR : 0);
+    c->dim = u->dim;
+    c->metric = (uint32_t)u->metric;
+    c->nlist = u->nlist;
+    c->m = u->m;
+    c->nprobe = u->nprobe;
+    c->iters = u->iters ? u->iters : DEFAULT_ITERS;
+    c->seed = u->seed;
+    c->state = IVF_STATE_EMPTY;
+    c->block_cap = u->block_cap;
+    if (c->block_cap == 0 && c->m > 0) {
+        uint32_t per = 8 + c->m + ((c->flags & CFG_F_ATTR) ? 8 : 0);
+        c->block_cap = (BLOCK_TARGET - BLK_HDR) / per;
+        if (c->block_cap == 0) c->block_cap = 1;
+        if (c->block_cap > 65535) c->block_cap = 65535;
+    }
+    return ivf_config_check(c);
+}
+
+int strata_ivf_create(strata_txn *txn, const char *name, const strata_ivf_config *cfg,
+                      strata_ivf **out)
+{
+    if (!txn || !cfg || !name_ok(name)) return STRATA_EINVAL;
+    strata_ivf *ix = NULL;
+    int rc = handle_new(txn, name, &ix);
+    if (rc != STRATA_OK) return rc;
+    if ((rc = cfg_from_user(cfg, &ix->cfg)) != STRATA_OK) goto out;
+    strata_ivf *probe = NULL;
+    rc = strata_ivf_open(txn, name, &probe);
+    strata_ivf_close(probe);
+    if (rc == STRATA_OK) { rc = STRATA_EEXIST; goto out; }
+    if (rc != STRATA_NOTFOUND) goto out;
+    if ((rc = ivf_tables_open(ix, 1)) != STRATA_OK) goto out;
+    if ((rc = ivf_config_save(ix)) != STRATA_OK) goto out;
+    if (out) { *out = ix; ix = NULL; }
+out:
+    strata_ivf_close(ix);
+    return rc;
+}
+
+int strata_ivf_open(strata_txn *txn, const char *name, strata_ivf **out)
+{
+    if (!txn || !out || !name_ok(name)) return STRATA_EINVAL;
+    strata_ivf *ix = NULL;
+    int rc = handle_new(txn, name, &ix);
+    if (rc != STRATA_OK) return rc;
+    strata_slice v;
+    if ((rc = ivf_tables_open(ix, 0)) == STRATA_ECORRUPT && ix->t_config &&
+        strata_get(ix->t_config, (strata_slice){"config", 6}, &v) == STRATA_NOTFOUND)
+        rc = STRATA_NOTFOUND;                         /* dropped: tables left empty */
+    if (rc != STRATA_OK) goto out;
+    if ((rc = ivf_model_load(ix)) != STRATA_OK) goto out;
+    *out = ix;
+    ix = NULL;
+out:
+    strata_ivf_close(ix);
+    return rc;
+}
+
+/* db/ offers no drop for internal tables, so a drop empties every table
+ * (including the config row): the index no longer exists, and its empty
+ * tables cost one catalog entry each until reused by a create. */
+int strata_ivf_drop(strata_txn *txn, const char *name)
+{
+    strata_ivf *ix = NULL;
+    int rc = strata_ivf_open(txn, name, &ix);
+    if (rc != STRATA_OK) return rc;
+    strata_table *ts[] = {ix->t_lists, ix->t_assign, ix->t_raw, ix->t_cent, ix->t_cb, ix->t_config};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0] && rc == STRATA_OK; i++)
+        if (ts[i]) rc = strata_del_range(ts[i], NULL, NULL, 0, NULL);
+    strata_ivf_close(ix);
+    return rc;
+}
+
+/* Sample copy (normalized for cosine) after validating every vector. */
+static int sample_copy(const ivf_config *c, const float *data, size_t n, float **out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (vec_validate(data + i * c->dim, c->dim) != STRATA_OK) return STRATA_EINVAL;
+    float *x = malloc(n * c->dim * sizeof *x);
+    if (!x) return STRATA_ENOMEM;
+    memcpy(x, data, n * c->dim * sizeof *x);
+    if (c->metric == STRATA_METRIC_COSINE)
+        for (size_t i = 0; i < n; i++) ivf_normalize(x + i * c->dim, c->dim);
+    *out = x;
+    return STRATA_OK;
+}
+
+/* Coarse k-means, residuals, PQ k-means; the model goes to the handle. */
+static int train_model(strata_ivf *ix, float *x, size_t n, unsigned *warn)
+{
+    ivf_config *c = &ix->cfg;
+    size_t dsub = c->dim / c->m;
+    float *cent = malloc((size_t)c->nlist * c->dim * sizeof *cent);
+    float *cb = malloc((size_t)c->m * IVF_KSUB * dsub * sizeof *cb);
+    uint32_t *as = malloc(n * sizeof *as);
+    ivf_kmeans_out ko, po;
+    int rc = STRATA_ENOMEM;
+    if (!cent || !cb || !as) goto out;
+    if ((rc = ivf_kmeans(x, n, c->dim, c->nlist, c->iters, c->seed, cent, &ko)) != STRATA_OK) goto out;
+    rc = ivf_assign(x, n, c->dim, cent, c->nlist, c->metric == STRATA_METRIC_IP, as, NULL);
+    if (rc != STRATA_OK) goto out;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t d = 0; d < c->dim; d++) x[i * c->dim + d] -= cent[(size_t)as[i] * c->dim + d];
+    if ((rc = ivf_pq_train(x, n, c->dim, c->m, c->iters, c->seed, cb, &po)) != STRATA_OK) goto out;
+    if (ko.n_repaired || ko.n_empty || po.n_repaired || po.n_empty) *warn |= STRATA_IVF_WARN_EMPTY;
+    if (ko.n_distinct < c->nlist || po.n_distinct < c->m * IVF_KSUB) *warn |= STRATA_IVF_WARN_DEGENERATE;
+    ivf_model_free(ix);
+    ix->centroids = cent; cent = NULL;
+    ix->codebooks = cb; cb = NULL;
+    rc = (ix->cnorm = malloc(c->nlist * sizeof(float))) ? STRATA_OK : STRATA_ENOMEM;
+    for (uint32_t i = 0; rc == STRATA_OK && i < c->nlist; i++) {
+        float s = 0;
+        for (uint32_t d = 0; d < c->dim; d++) s += ix->centroids[(size_t)i * c->dim + d] * ix->centroids[(size_t)i * c->dim + d];
+        ix->cnorm[i] = s;
+    }
+out:
+    free(cent); free(cb); free(as);
+    return rc;
+}
+
+int strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim, unsigned *warnings)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK) return rc;
+    ivf_config *c = &ix->cfg;
+    if (!data || dim != c->dim || n < c->nlist || n < IVF_KSUB || n > UINT32_MAX)
+        return STRATA_EINVAL;
+    if (c->n_vectors > 0) return STRATA_EEXIST;
+    unsigned warn = 0;
+    if (n < 39 * (size_t)c->nlist) warn |= STRATA_IVF_WARN_SMALL_SAMPLE;
+    if (n < 39 * (size_t)IVF_KSUB) warn |= STRATA_IVF_WARN_PQ_SAMPLE;
+    float *x = NULL;
+    if ((rc = sample_copy(c, data, n, &x)) != STRATA_OK) return rc;
+    rc = train_model(ix, x, n, &warn);
+    free(x);
+    if (rc != STRATA_OK) { ivf_model_free(ix); c->state = IVF_STATE_EMPTY; return rc; }
+    c->state = IVF_STATE_TRAINED;
+    if ((rc = ivf_model_save(ix)) == STRATA_OK) rc = ivf_config_save(ix);
+    if (rc == STRATA_OK && warnings) *warnings = warn;
+    return rc;
+}
+
+int strata_ivf_info_get(strata_ivf *ix, strata_ivf_info *out)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK || !out) return STRATA_EINVAL;
+    const ivf_config *c = &ix->cfg;
+    strata_ivf_info r;
+    memset(&r, 0, sizeof r);
+    r.config = (strata_ivf_config){c->dim, (strata_metric)c->metric, c->nlist, c->m, c->nprobe,
+        ((c->flags & CFG_F_RAW) ? STRATA_IVF_RAW : 0) | ((c->flags & CFG_F_ATTR) ? STRATA_IVF_ATTR : 0),
+        c->iters, c->block_cap, c->seed};
+    r.trained = c->state == IVF_STATE_TRAINED;
+    r.n_vectors = c->n_vectors;
+    r.model_bytes = r.trained ? 4ull * c->nlist * c->dim + 4ull * c->m * IVF_KSUB * (c->dim / c->m) : 0;
+    strata_cursor *cur = NULL;
+    if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) return rc;
+    for (rc = strata_cursor_first(cur); rc == STRATA_OK; rc = strata_cursor_next(cur)) {
+        strata_slice k, v;
+        if ((rc = strata_cursor_get(cur, &k, &v)) != STRATA_OK) break;
+        r.n_blocks++;
+        r.code_bytes += v.len;
+    }
+    strata_cursor_close(cur);
+    if (rc != STRATA_NOTFOUND) return rc;
+    *out = r;
+    return STRATA_OK;
+}

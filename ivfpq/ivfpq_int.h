@@ -1,0 +1,181 @@
+/* ivfpq/ivfpq_int.h - private interface of the IVF-PQ layer: the in-memory
+ * handle, the byte formats of its tables (normative: docs/IVFPQ.md), k-means,
+ * product quantization and the list-scan kernels.
+ *
+ * Invariants:
+ *  (1) Every byte of an index lives in the internal tables "__ivf:NAME:*"; the
+ *      handle only caches what it read in its own transaction (config,
+ *      centroids, codebooks) plus tables derived from them.
+ *  (2) In the lists table, the blocks of one cluster have disjoint, increasing
+ *      id ranges; a block's key is (cluster u32 BE, first id u64 BE), its ids
+ *      are strictly increasing and it holds 1..block_cap entries.
+ *  (3) Every stored vector id has exactly one assignment row naming the
+ *      cluster whose block holds it, and (keep_raw) one raw row.
+ *  (4) Decoders never trust stored bytes: lengths, counts, magic, versions and
+ *      checksums are checked and a mismatch is STRATA_ECORRUPT.
+ */
+#ifndef STRATA_IVFPQ_INT_H
+#define STRATA_IVFPQ_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata.h"
+#include "vector.h"
+
+#define IVF_MAGIC        0x31465649u   /* "IVF1" little-endian */
+#define IVF_HANDLE_MAGIC 0x49564648u
+#define IVF_VERSION      1u
+#define IVF_KSUB         256u          /* codewords per subspace */
+#define IVF_NAME_MAX     200u
+
+/* Config record: docs/IVFPQ.md "Config record" (normative). */
+enum {
+    CFG_OFF_MAGIC = 0, CFG_OFF_VERSION = 4, CFG_OFF_FLAGS = 6, CFG_OFF_DIM = 8,
+    CFG_OFF_METRIC = 12, CFG_OFF_NLIST = 16, CFG_OFF_M = 20, CFG_OFF_NPROBE = 24,
+    CFG_OFF_BLOCKCAP = 28, CFG_OFF_STATE = 32, CFG_OFF_ITERS = 36, CFG_OFF_NVEC = 40,
+    CFG_OFF_SEED = 48, CFG_OFF_RESERVED = 56, CFG_OFF_CHECK = 60, CFG_SIZE = 64
+};
+_Static_assert(CFG_OFF_CHECK + 4 == CFG_SIZE, "check word ends the config record");
+enum { CFG_F_RAW = 0x1, CFG_F_ATTR = 0x2, CFG_F_KNOWN = 0x3 };
+enum { IVF_STATE_EMPTY = 0, IVF_STATE_TRAINED = 1 };
+
+/* Posting block: docs/IVFPQ.md "Posting block" (normative). */
+enum { BLK_OFF_VERSION = 0, BLK_OFF_FLAGS = 1, BLK_OFF_N = 2, BLK_OFF_CLUSTER = 4,
+       BLK_OFF_M = 8, BLK_OFF_RESERVED = 12, BLK_HDR = 16 };
+enum { BLK_F_ATTR = 0x1 };
+enum { LIST_KEY_LEN = 12, ASSIGN_VAL_LEN = 12 };
+
+/* Decoded config. */
+typedef struct ivf_config {
+    uint32_t flags;      /* CFG_F_*                                  */
+    uint32_t dim;
+    uint32_t metric;     /* STRATA_METRIC_L2, IP or COSINE           */
+    uint32_t nlist;
+    uint32_t m;          /* PQ subspaces; dim % m == 0               */
+    uint32_t nprobe;     /* default nprobe, 1..nlist                 */
+    uint32_t block_cap;  /* max entries per posting block            */
+    uint32_t state;      /* IVF_STATE_*                              */
+    uint32_t iters;      /* k-means iterations used by train         */
+    uint64_t n_vectors;
+    uint64_t seed;
+} ivf_config;
+
+/* A decoded view of a posting block: pointers into the stored value. */
+typedef struct ivf_block {
+    uint32_t       n;
+    uint32_t       cluster;
+    const uint8_t *ids;    /* n u64 LE                       */
+    const uint8_t *attrs;  /* n u64 LE, or NULL              */
+    const uint8_t *codes;  /* m * n bytes, subspace-major    */
+} ivf_block;
+
+/* The handle (strata_ivf). Valid while txn is open; owner thread of txn. */
+struct strata_ivf {
+    uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
+    strata_txn   *txn;
+    strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign, *t_raw;
+    ivf_config    cfg;
+    float        *centroids;       /* nlist * dim, when trained           */
+    float        *cnorm;           /* nlist squared norms                 */
+    float        *codebooks;       /* m * 256 * dsub, when trained        */
+    float        *l2_term;         /* L2: nlist * m * 256 precomputed
+                                      |cb|^2 + 2 c.cb, built lazily       */
+    const vec_kernels *kt;
+    char          name[IVF_NAME_MAX + 1];
+};
+
+/* ---- checksum and byte helpers (format.c) ---- */
+uint32_t ivf_check32(const uint8_t *p, size_t len);
+void     ivf_be32_put(uint8_t *p, uint32_t v);
+uint32_t ivf_be32_get(const uint8_t *p);
+void     ivf_be64_put(uint8_t *p, uint64_t v);
+uint64_t ivf_be64_get(const uint8_t *p);
+uint32_t ivf_le32_get(const uint8_t *p);
+void     ivf_le32_put(uint8_t *p, uint32_t v);
+uint64_t ivf_le64_get(const uint8_t *p);
+void     ivf_le64_put(uint8_t *p, uint64_t v);
+
+/* ---- record codecs (format.c); *_get return STRATA_OK or STRATA_ECORRUPT ---- */
+void ivf_config_put(uint8_t out[CFG_SIZE], const ivf_config *c);
+int  ivf_config_get(const uint8_t *p, size_t len, ivf_config *c);
+/* Check a config's parameters (also used for user input): STRATA_OK or
+ * STRATA_EINVAL. */
+int  ivf_config_check(const ivf_config *c);
+/* A row of n floats followed by a u32 LE check word: 4n + 4 bytes. */
+size_t ivf_row_size(size_t n);
+void   ivf_row_put(uint8_t *out, const float *x, size_t n);
+int    ivf_row_get(const uint8_t *p, size_t len, float *x, size_t n);
+void ivf_list_key(uint8_t key[LIST_KEY_LEN], uint32_t cluster, uint64_t id);
+size_t ivf_block_size(uint32_t n, uint32_t m, int attr);
+/* Decode a block stored under a key of cluster `cluster`. */
+int  ivf_block_view(const uint8_t *p, size_t len, uint32_t m, int attr, uint32_t cap,
+                    uint32_t cluster, ivf_block *b);
+
+/* ---- k-means (kmeans.c) ---- */
+typedef struct ivf_kmeans_out {
+    uint32_t n_repaired;   /* empty clusters re-seeded over all iterations   */
+    uint32_t n_empty;      /* clusters empty after the last assignment       */
+    uint32_t n_distinct;   /* distinct centroids at the end                  */
+} ivf_kmeans_out;
+/* Train k centroids (k * dim, out) on n >= k points, k-means++ seeding on a
+ * subsample, `iters` Lloyd iterations with sgemm distances, empty-cluster
+ * repair by splitting a large cluster. Deterministic for a seed.
+ * Returns STRATA_OK, STRATA_EINVAL (n < k), STRATA_ENOMEM. */
+int ivf_kmeans(const float *x, size_t n, size_t dim, size_t k, uint32_t iters, uint64_t seed,
+               float *centroids, ivf_kmeans_out *st);
+/* Nearest of k centroids (L2, or largest dot when ip) for n points, with
+ * sgemm; assign[n] gets the index, dist[n] (may be NULL) the distance.
+ * Returns STRATA_OK, STRATA_ENOMEM. */
+int ivf_assign(const float *x, size_t n, size_t dim, const float *c, size_t k, int ip,
+               uint32_t *assign, float *dist);
+
+/* ---- product quantizer (pq.c) ---- */
+/* Train m codebooks (m * 256 * dsub floats) on n residuals. */
+int ivf_pq_train(const float *r, size_t n, size_t dim, size_t m, uint32_t iters, uint64_t seed,
+                 float *codebooks, ivf_kmeans_out *st);
+/* Encode n residuals into n * m code bytes (row-major: vector i at i*m). */
+int ivf_pq_encode(const float *cb, size_t dim, size_t m, const float *r, size_t n,
+                  uint8_t *codes);
+/* Inner-product tables: lut[j*256 + c] = q_j . cb_j[c] (m * 256 floats). */
+void ivf_pq_dot_lut(const float *cb, size_t dim, size_t m, const float *q, float *lut);
+
+/* ---- scan kernels (scan.c) ----
+ * Scan one posting block with a float table lut[m][256]: distance of entry i
+ * = base + sum_j lut[j][code_j(i)]. Entries that could enter h (and pass the
+ * filter) are pushed. suffix_min[j] = sum of the minimum of tables j..m-1
+ * (suffix_min[m] = 0), for early termination. */
+typedef int (*ivf_keep_fn)(void *ctx, uint64_t id, uint64_t attr);
+typedef struct ivf_scan_ctx {
+    const float *lut;
+    const float *suffix_min;
+    const uint8_t *qlut;       /* quantized u8 tables, or NULL               */
+    float        qscale;       /* u8 table unit                              */
+    float        qbias;        /* sum of per-table minima                    */
+    float        qslack;       /* rounding bound: m * qscale / 2             */
+    uint32_t     m;
+    float        base;
+    ivf_keep_fn  keep;
+    void        *keep_ctx;
+    uint64_t     n_scanned;    /* statistics                                 */
+} ivf_scan_ctx;
+void ivf_scan_block(ivf_scan_ctx *s, const ivf_block *b, vec_topk *h);
+
+/* ---- storage (store.c) ---- */
+int ivf_tables_open(strata_ivf *ix, int create);
+int ivf_config_load(strata_ivf *ix);
+int ivf_config_save(strata_ivf *ix);
+int ivf_model_load(strata_ivf *ix);
+int ivf_model_save(strata_ivf *ix);
+void ivf_model_free(strata_ivf *ix);
+int ivf_l2_term_build(strata_ivf *ix);
+/* Read the stored raw vector of id into out (dim floats). */
+int ivf_raw_get(strata_ivf *ix, uint64_t id, float *out);
+
+/* ---- helpers ---- */
+int ivf_handle_check(const strata_ivf *ix);
+/* Normalize x (dim) in place; a zero vector stays zero. */
+void ivf_normalize(float *x, size_t dim);
+uint64_t ivf_rng_next(uint64_t *s);
+
+#endif /* STRATA_IVFPQ_INT_H */

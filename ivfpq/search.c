@@ -1,0 +1,256 @@
+/* ivfpq/search.c - k-NN search: choose nprobe clusters (nearest, or by maximal
+ * marginal relevance), build the per-query ADC tables, scan the clusters'
+ * posting blocks into a top-k heap, optionally rerank the best candidates with
+ * exact distances from the raw vectors.
+ * Distances (smaller is nearer, docs/IVFPQ.md "Search"):
+ *   L2      |q-c|^2 + sum_j (|w_j|^2 + 2 c_j.w_j - 2 q_j.w_j)   (precomputed terms)
+ *   IP      -q.c - sum_j q_j.w_j     (the cluster term q.c is exact, not via L2)
+ *   COSINE  1 - q'.c - sum_j q'_j.w_j with q' = q / |q| (vectors stored normalized)
+ * where w_j is the codeword of subspace j of a code.
+ * Invariants: (1) the stored default nprobe is used when asked for
+ * (STRATA_IVF_NPROBE_DEFAULT or params NULL); (2) every distance offered to
+ * the heap is finite: tables with a non-finite entry are STRATA_ECORRUPT.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ivfpq_int.h"
+
+typedef struct qstate {
+    const strata_ivf_params *p;
+    float   *q;          /* query (normalized for cosine)        */
+    float   *cd;         /* coarse distances, nlist              */
+    strata_hit *probe;   /* chosen clusters, nearest first       */
+    uint32_t nprobe;
+    float   *qdot;       /* m*256: q_j . w                       */
+    float   *lut;        /* m*256: the current cluster's table   */
+    float   *smin;       /* m+1 suffix minima                    */
+    uint8_t *qlut;       /* m*256 quantized table                */
+} qstate;
+
+void strata_ivf_params_default(strata_ivf_params *p)
+{
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->nprobe = STRATA_IVF_NPROBE_DEFAULT;
+}
+
+static int params_check(const strata_ivf *ix, const strata_ivf_params *p, uint32_t *nprobe)
+{
+    uint32_t np = p->nprobe == STRATA_IVF_NPROBE_DEFAULT ? ix->cfg.nprobe : p->nprobe;
+    if (np == 0) return STRATA_EINVAL;
+    if (p->rerank && !ix->t_raw) return STRATA_EINVAL;
+    if (!(p->mmr >= 0.0f && p->mmr <= 1.0f)) return STRATA_EINVAL;   /* also NaN */
+    if (p->int_lut > 1) return STRATA_EINVAL;
+    *nprobe = np > ix->cfg.nlist ? ix->cfg.nlist : np;
+    return STRATA_OK;
+}
+
+/* Nearest `want` clusters into out (sorted). */
+static void nearest(const float *cd, uint32_t nlist, uint32_t want, strata_hit *out)
+{
+    vec_topk h;
+    vec_topk_init(&h, out, want);
+    for (uint32_t c = 0; c < nlist; c++)
+        if (vec_topk_accepts(&h, cd[c], c)) vec_topk_push(&h, c, cd[c]);
+    vec_topk_finish(&h);
+}
+
+/* MMR over the 4*nprobe nearest: minimise (1-l) d(q,c) - l min_{s chosen} d(c,s). */
+static int choose_mmr(strata_ivf *ix, qstate *s)
+{
+    uint32_t nl = ix->cfg.nlist, pool = s->nprobe * 4 > nl ? nl : s->nprobe * 4;
+    strata_hit *cand = malloc(pool * sizeof *cand);
+    float *mind = malloc(pool * sizeof *mind);
+    if (!cand || !mind) { free(cand); free(mind); return STRATA_ENOMEM; }
+    nearest(s->cd, nl, pool, cand);
+    vec_dist_fn df = ix->kt->dist[ix->cfg.metric == STRATA_METRIC_L2 ? STRATA_METRIC_L2
+                                                                      : STRATA_METRIC_IP];
+    float lam = s->p->mmr;
+    for (uint32_t i = 0; i < pool; i++) mind[i] = INFINITY;
+    for (uint32_t t = 0; t < s->nprobe; t++) {
+        uint32_t best = UINT32_MAX;
+        float bs = INFINITY;
+        for (uint32_t i = 0; i < pool; i++) {
+            if (cand[i].id == UINT64_MAX) continue;          /* already taken */
+            float sc = t == 0 ? cand[i].dist : (1 - lam) * cand[i].dist - lam * mind[i];
+            if (best == UINT32_MAX || sc < bs) { bs = sc; best = i; }
+        }
+        s->probe[t] = cand[best];
+        const float *cb = ix->centroids + cand[best].id * ix->cfg.dim;
+        cand[best].id = UINT64_MAX;
+        for (uint32_t i = 0; i < pool; i++) {
+            if (cand[i].id == UINT64_MAX) continue;
+            float d = df(ix->centroids + cand[i].id * ix->cfg.dim, cb, ix->cfg.dim);
+            if (d < mind[i]) mind[i] = d;
+        }
+    }
+    free(cand); free(mind);
+    return STRATA_OK;
+}
+
+/* The table of cluster c (L2) or of the query (IP/cosine), its suffix minima,
+ * and the quantized copy when asked. */
+static int build_lut(strata_ivf *ix, qstate *s, uint32_t c, ivf_scan_ctx *sc)
+{
+    uint32_t m = ix->cfg.m;
+    if (ix->cfg.metric == STRATA_METRIC_L2) {
+        const float *t = ix->l2_term + (size_t)c * m * IVF_KSUB;
+        for (size_t i = 0; i < (size_t)m * IVF_KSUB; i++) s->lut[i] = t[i] - 2.0f * s->qdot[i];
+    }
+    s->smin[m] = 0;
+    float qmax = 0;
+    for (uint32_t j = m; j-- > 0;) {
+        const float *l = s->lut + (size_t)j * IVF_KSUB;
+        float lo = l[0], hi = l[0];
+        for (uint32_t w = 1; w < IVF_KSUB; w++) {      /* plain compares vectorize */
+            lo = l[w] < lo ? l[w] : lo;
+            hi = l[w] > hi ? l[w] : hi;
+        }
+        if (!isfinite(lo) || !isfinite(hi)) return STRATA_ECORRUPT;
+        s->smin[j] = s->smin[j + 1] + lo;
+        if (hi - lo > qmax) qmax = hi - lo;
+    }
+    if (!isfinite(s->smin[0]) || !isfinite(sc->base)) return STRATA_ECORRUPT;
+    sc->lut = s->lut;
+    sc->suffix_min = s->smin;
+    sc->qlut = NULL;
+    if (s->p->int_lut) {
+        float unit = qmax > 0 ? qmax / 255.0f : 1.0f, inv = 1.0f / unit, bias = 0;
+        for (uint32_t j = 0; j < m; j++) {
+            const float *l = s->lut + (size_t)j * IVF_KSUB;
+            float lo = s->smin[j] - s->smin[j + 1];
+            bias += lo;
+            for (uint32_t w = 0; w < IVF_KSUB; w++) {
+                float v = rintf((l[w] - lo) * inv);
+                s->qlut[j * IVF_KSUB + w] = (uint8_t)(v > 255 ? 255 : v);
+            }
+        }
+        sc->qlut = s->qlut;
+        sc->qscale = unit;
+        sc->qbias = bias;
+        sc->qslack = (float)m * unit;   /* twice the rounding bound */
+    }
+    return STRATA_OK;
+}
+
+static int scan_cluster(strata_ivf *ix, strata_cursor *cur, uint32_t c, ivf_scan_ctx *sc,
+                        vec_topk *h)
+{
+    uint8_t key[LIST_KEY_LEN];
+    ivf_list_key(key, c, 0);
+    int rc = strata_cursor_seek(cur, (strata_slice){key, LIST_KEY_LEN});
+    int attr = (ix->cfg.flags & CFG_F_ATTR) != 0;
+    while (rc == STRATA_OK) {
+        strata_slice k, v;
+        ivf_block b;
+        if ((rc = strata_cursor_get(cur, &k, &v)) != STRATA_OK) break;
+        if (k.len != LIST_KEY_LEN) return STRATA_ECORRUPT;
+        if (ivf_be32_get(k.data) != c) return STRATA_OK;
+        rc = ivf_block_view(v.data, v.len, ix->cfg.m, attr, ix->cfg.block_cap, c, &b);
+        if (rc != STRATA_OK) return rc;
+        ivf_scan_block(sc, &b, h);
+        rc = strata_cursor_next(cur);
+    }
+    return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
+}
+
+/* Exact distances of the candidates from raw vectors into a k-heap. */
+static int rerank(strata_ivf *ix, const float *q, const strata_hit *cand, size_t n,
+                  vec_topk *h)
+{
+    float *v = malloc(ix->cfg.dim * sizeof *v);
+    if (!v) return STRATA_ENOMEM;
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if ((rc = ivf_raw_get(ix, cand[i].id, v)) != STRATA_OK) break;
+        float d = ix->kt->dist[ix->cfg.metric](q, v, ix->cfg.dim);
+        if (!isfinite(d)) rc = STRATA_ECORRUPT;
+        else if (vec_topk_accepts(h, d, cand[i].id)) vec_topk_push(h, cand[i].id, d);
+    }
+    free(v);
+    return rc;
+}
+
+static int search_one(strata_ivf *ix, qstate *s, const float *query, size_t k, strata_hit *out,
+                      size_t *n_out, strata_hit *cand, strata_cursor *cur)
+{
+    const ivf_config *cf = &ix->cfg;
+    int l2 = cf->metric == STRATA_METRIC_L2;
+    if (vec_validate(query, cf->dim) != STRATA_OK) return STRATA_EINVAL;
+    memcpy(s->q, query, cf->dim * sizeof *s->q);
+    if (cf->metric == STRATA_METRIC_COSINE) ivf_normalize(s->q, cf->dim);
+    ix->kt->dist_batch[l2 ? STRATA_METRIC_L2 : STRATA_METRIC_IP](s->q, ix->centroids, cf->nlist,
+                                                                 cf->dim, s->cd);
+    int rc = STRATA_OK;
+    if (s->p->mmr > 0) rc = choose_mmr(ix, s);
+    else nearest(s->cd, cf->nlist, s->nprobe, s->probe);
+    if (rc != STRATA_OK) return rc;
+    ivf_pq_dot_lut(ix->codebooks, cf->dim, cf->m, s->q, s->qdot);
+    if (!l2)
+        for (size_t i = 0; i < (size_t)cf->m * IVF_KSUB; i++) s->lut[i] = -s->qdot[i];
+    size_t kk = s->p->rerank && s->p->rerank > k ? s->p->rerank : k;
+    vec_topk h;
+    vec_topk_init(&h, cand, kk);
+    ivf_scan_ctx sc = {.m = cf->m, .keep = s->p->filter, .keep_ctx = s->p->filter_ctx};
+    for (uint32_t t = 0; t < s->nprobe && rc == STRATA_OK; t++) {
+        uint32_t c = (uint32_t)s->probe[t].id;
+        sc.base = s->probe[t].dist + (cf->metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f);
+        if (l2 || t == 0) rc = build_lut(ix, s, c, &sc);
+        if (rc == STRATA_OK) rc = scan_cluster(ix, cur, c, &sc, &h);
+    }
+    if (rc != STRATA_OK) return rc;
+    size_t n = vec_topk_finish(&h);
+    if (s->p->rerank) {
+        vec_topk fin;
+        vec_topk_init(&fin, out, k);
+        if ((rc = rerank(ix, query, cand, n, &fin)) != STRATA_OK) return rc;
+        n = vec_topk_finish(&fin);
+    } else {
+        memcpy(out, cand, n * sizeof *out);
+    }
+    *n_out = n;
+    return STRATA_OK;
+}
+
+int strata_ivf_search_batch(strata_ivf *ix, size_t nq, const float *queries, size_t dim, size_t k,
+                            const strata_ivf_params *params, strata_hit *out, size_t *n_out)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK) return rc;
+    strata_ivf_params def;
+    strata_ivf_params_default(&def);
+    const strata_ivf_params *p = params ? params : &def;
+    qstate s = {.p = p};
+    if (!queries || !out || !n_out || k == 0 || dim != ix->cfg.dim) return STRATA_EINVAL;
+    if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_EINVAL;
+    if ((rc = params_check(ix, p, &s.nprobe)) != STRATA_OK) return rc;
+    if (ix->cfg.metric == STRATA_METRIC_L2 && (rc = ivf_l2_term_build(ix)) != STRATA_OK) return rc;
+    size_t ml = (size_t)ix->cfg.m * IVF_KSUB, kk = p->rerank > k ? p->rerank : k;
+    strata_cursor *cur = NULL;
+    s.q = malloc(ix->cfg.dim * sizeof(float));
+    s.cd = malloc(ix->cfg.nlist * sizeof(float));
+    s.probe = malloc(s.nprobe * sizeof *s.probe);
+    s.qdot = malloc(ml * sizeof(float));
+    s.lut = malloc(ml * sizeof(float));
+    s.smin = malloc((ix->cfg.m + 1) * sizeof(float));
+    s.qlut = malloc(ml);
+    strata_hit *cand = malloc(kk * sizeof *cand);
+    rc = STRATA_ENOMEM;
+    if (!s.q || !s.cd || !s.probe || !s.qdot || !s.lut || !s.smin || !s.qlut || !cand) goto out;
+    if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) goto out;
+    for (size_t i = 0; i < nq && rc == STRATA_OK; i++)
+        rc = search_one(ix, &s, queries + i * ix->cfg.dim, k, out + i * k, n_out + i, cand, cur);
+out:
+    strata_cursor_close(cur);
+    free(s.q); free(s.cd); free(s.probe); free(s.qdot); free(s.lut); free(s.smin); free(s.qlut);
+    free(cand);
+    return rc;
+}
+
+int strata_ivf_search(strata_ivf *ix, const float *query, size_t dim, size_t k,
+                      const strata_ivf_params *params, strata_hit *out, size_t *n_out)
+{
+    return strata_ivf_search_batch(ix, 1, query, dim, k, params, out, n_out);
+}

@@ -1,0 +1,223 @@
+/* ivfpq/write.c - insert, update and delete of vectors by id, in the caller's
+ * write transaction. A batch is checked whole (vectors, ids, flags) before
+ * anything is written; then old versions of its ids are removed, the new
+ * vectors are assigned (sgemm), encoded (residual PQ), sorted by (cluster, id)
+ * and merged into the posting blocks cluster by cluster, and the assignment,
+ * raw-vector and config rows are written.
+ * Invariants: ivfpq_int.h (2) and (3) after every call returning STRATA_OK;
+ * the config's n_vectors equals the number of assignment rows.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+
+typedef struct ent { uint64_t id, attr; uint32_t cluster, src; } ent;
+
+static int ent_by_id(const void *a, const void *b)
+{
+    const ent *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int ent_by_cluster(const void *a, const void *b)
+{
+    const ent *x = a, *y = b;
+    if (x->cluster != y->cluster) return x->cluster < y->cluster ? -1 : 1;
+    return ent_by_id(a, b);
+}
+
+/* Cluster of an existing id from the assignment table (NOTFOUND if absent). */
+static int assign_get(strata_ivf *ix, uint64_t id, uint32_t *cluster, uint64_t *attr)
+{
+    uint8_t key[8];
+    strata_slice v;
+    ivf_le64_put(key, id);
+    int rc = strata_get(ix->t_assign, (strata_slice){key, 8}, &v);
+    if (rc != STRATA_OK) return rc;
+    if (v.len != ASSIGN_VAL_LEN) return STRATA_ECORRUPT;
+    uint32_t c = ivf_le32_get(v.data);
+    if (c >= ix->cfg.nlist) return STRATA_ECORRUPT;
+    *cluster = c;
+    if (attr) *attr = ivf_le64_get((const uint8_t *)v.data + 4);
+    return STRATA_OK;
+}
+
+/* Remove id everywhere; STRATA_NOTFOUND if it is not in the index. */
+static int remove_id(strata_ivf *ix, uint64_t id)
+{
+    uint32_t c;
+    int rc = assign_get(ix, id, &c, NULL);
+    if (rc != STRATA_OK) return rc;
+    if ((rc = ivf_block_remove(ix, c, id)) != STRATA_OK) return rc;
+    uint8_t key[8];
+    ivf_le64_put(key, id);
+    if ((rc = strata_del(ix->t_assign, (strata_slice){key, 8})) != STRATA_OK) return rc;
+    if (ix->t_raw && (rc = strata_del(ix->t_raw, (strata_slice){key, 8})) != STRATA_OK)
+        return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+    ix->cfg.n_vectors--;
+    return STRATA_OK;
+}
+
+/* Merge the sorted entries e[0..n) (all of cluster c) into its blocks. */
+static int merge_cluster(strata_ivf *ix, uint32_t c, const ent *e, size_t n, const uint8_t *codes)
+{
+    uint32_t m = ix->cfg.m;
+    size_t pos = 0;
+    int rc = STRATA_OK;
+    while (pos < n && rc == STRATA_OK) {
+        ivf_elist old = {0}, mg = {0};
+        int found, has_next;
+        uint64_t first = 0, nf = 0;
+        rc = ivf_block_find(ix, c, e[pos].id, &old, &found, &first, &has_next, &nf);
+        size_t q = pos;
+        while (q < n && (!has_next || e[q].id < nf)) q++;
+        if (rc == STRATA_OK) rc = ivf_elist_reserve(&mg, old.n + (uint32_t)(q - pos), m);
+        int append = !found || e[pos].id > old.ids[old.n - 1];
+        for (uint32_t i = 0; rc == STRATA_OK && (i < old.n || pos < q);) {   /* merge */
+            int take_old = pos == q || (i < old.n && old.ids[i] < e[pos].id);
+            uint32_t k = mg.n++;
+            if (take_old) {
+                mg.ids[k] = old.ids[i]; mg.attrs[k] = old.attrs[i];
+                memcpy(mg.codes + (size_t)k * m, old.codes + (size_t)i * m, m);
+                i++;
+            } else {
+                mg.ids[k] = e[pos].id; mg.attrs[k] = e[pos].attr;
+                memcpy(mg.codes + (size_t)k * m, codes + (size_t)e[pos].src * m, m);
+                pos++;
+            }
+        }
+        if (rc == STRATA_OK && found) rc = ivf_block_del_key(ix, c, first);
+        if (rc == STRATA_OK) rc = ivf_blocks_store(ix, c, &mg, append);
+        ivf_elist_free(&old);
+        ivf_elist_free(&mg);
+    }
+    return rc;
+}
+
+/* Check the whole batch; on success *es holds it sorted by id. */
+static int batch_check(strata_ivf *ix, size_t n, const uint64_t *ids, const float *data,
+                       size_t dim, const uint64_t *attrs, ent **es)
+{
+    if (!ids || !data || dim != ix->cfg.dim) return STRATA_EINVAL;
+    if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_EINVAL;
+    if (attrs && !(ix->cfg.flags & CFG_F_ATTR)) return STRATA_EINVAL;
+    if (n > UINT32_MAX) return STRATA_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (vec_validate(data + i * ix->cfg.dim, ix->cfg.dim) != STRATA_OK) return STRATA_EINVAL;
+    ent *e = malloc(n * sizeof *e);
+    if (!e) return STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        e[i] = (ent){ids[i], attrs ? attrs[i] : 0, 0, (uint32_t)i};
+    qsort(e, n, sizeof *e, ent_by_id);
+    for (size_t i = 1; i < n; i++)
+        if (e[i].id == e[i - 1].id) { free(e); return STRATA_EINVAL; }
+    *es = e;
+    return STRATA_OK;
+}
+
+/* Assign and encode: clusters into e[].cluster, codes (n * m, by src). */
+static int batch_encode(strata_ivf *ix, size_t n, const float *data, ent *e, uint8_t *codes)
+{
+    const ivf_config *c = &ix->cfg;
+    float *x = malloc(n * c->dim * sizeof *x);
+    uint32_t *as = malloc(n * sizeof *as);
+    int rc = STRATA_ENOMEM;
+    if (!x || !as) goto out;
+    memcpy(x, data, n * c->dim * sizeof *x);
+    if (c->metric == STRATA_METRIC_COSINE)
+        for (size_t i = 0; i < n; i++) ivf_normalize(x + i * c->dim, c->dim);
+    rc = ivf_assign(x, n, c->dim, ix->centroids, c->nlist, c->metric == STRATA_METRIC_IP, as, NULL);
+    if (rc != STRATA_OK) goto out;
+    for (size_t i = 0; i < n; i++) {
+        const float *ce = ix->centroids + (size_t)as[i] * c->dim;
+        for (uint32_t d = 0; d < c->dim; d++) x[i * c->dim + d] -= ce[d];
+    }
+    for (size_t i = 0; i < n; i++) e[i].cluster = as[e[i].src];
+    rc = ivf_pq_encode(ix->codebooks, c->dim, c->m, x, n, codes);
+out:
+    free(x); free(as);
+    return rc;
+}
+
+static int rows_put(strata_ivf *ix, const ent *e, size_t n, const float *data)
+{
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        uint8_t key[8], val[ASSIGN_VAL_LEN];
+        ivf_le64_put(key, e[i].id);
+        ivf_le32_put(val, e[i].cluster);
+        ivf_le64_put(val + 4, e[i].attr);
+        rc = strata_put(ix->t_assign, (strata_slice){key, 8}, (strata_slice){val, sizeof val});
+        if (rc == STRATA_OK && ix->t_raw) {
+            const float *v = data + (size_t)e[i].src * ix->cfg.dim;
+            rc = strata_put(ix->t_raw, (strata_slice){key, 8},
+                            (strata_slice){v, 4 * (size_t)ix->cfg.dim});
+        }
+    }
+    return rc;
+}
+
+/* Stored f32 are little-endian; this engine targets little-endian hosts only
+ * (docs/ARCHITECTURE.md), so raw vectors are written from memory directly. */
+_Static_assert(sizeof(float) == 4, "f32");
+
+int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const float *data,
+                            size_t dim, const uint64_t *attrs)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK || n == 0) return rc;
+    ent *e = NULL;
+    uint8_t *codes = NULL;
+    if ((rc = batch_check(ix, n, ids, data, dim, attrs, &e)) != STRATA_OK) return rc;
+    rc = STRATA_ENOMEM;
+    if (!(codes = malloc(n * ix->cfg.m))) goto out;
+    if ((rc = batch_encode(ix, n, data, e, codes)) != STRATA_OK) goto out;
+    for (size_t i = 0; i < n; i++) {                      /* updates: drop old versions */
+        rc = remove_id(ix, e[i].id);
+        if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
+        if (rc != STRATA_OK) goto out;
+    }
+    qsort(e, n, sizeof *e, ent_by_cluster);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && e[b].cluster == e[a].cluster; b++) {}
+        if ((rc = merge_cluster(ix, e[a].cluster, e + a, b - a, codes)) != STRATA_OK) goto out;
+    }
+    if ((rc = rows_put(ix, e, n, data)) != STRATA_OK) goto out;
+    ix->cfg.n_vectors += n;
+    rc = ivf_config_save(ix);
+out:
+    free(e); free(codes);
+    return rc;
+}
+
+int strata_ivf_insert(strata_ivf *ix, uint64_t id, const float *v, size_t dim, uint64_t attr)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK) return rc;
+    const uint64_t *ap = (ix->cfg.flags & CFG_F_ATTR) ? &attr : NULL;
+    if (!ap && attr != 0) return STRATA_EINVAL;
+    return strata_ivf_insert_batch(ix, 1, &id, v, dim, ap);
+}
+
+int strata_ivf_delete(strata_ivf *ix, uint64_t id)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK) return rc;
+    if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_NOTFOUND;
+    if ((rc = remove_id(ix, id)) != STRATA_OK) return rc;
+    return ivf_config_save(ix);
+}
+
+int strata_ivf_get(strata_ivf *ix, uint64_t id, float *v, uint64_t *attr)
+{
+    int rc = ivf_handle_check(ix);
+    if (rc != STRATA_OK) return rc;
+    if (v && !ix->t_raw) return STRATA_EINVAL;
+    uint32_t c;
+    uint64_t a;
+    if ((rc = assign_get(ix, id, &c, &a)) != STRATA_OK) return rc;
+    if (v && (rc = ivf_raw_get(ix, id, v)) != STRATA_OK) return rc;
+    if (attr) *attr = a;
+    return STRATA_OK;
+}

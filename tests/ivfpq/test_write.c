@@ -1,0 +1,194 @@
+/* tests/ivfpq/test_write.c - writes by id inside transactions: insert, update,
+ * delete; results identical after delete + re-insert and after reopen; an
+ * aborted transaction changes nothing; a reader keeps its snapshot while a
+ * writer changes the index; single inserts split blocks correctly. */
+#include "itest.h"
+
+enum { N = 10000, DIM = 16, NQ = 50, K = 10 };
+
+static const strata_ivf_config CFG = {.dim = DIM, .metric = STRATA_METRIC_L2, .nlist = 32, .m = 4,
+                                      .nprobe = 8, .flags = STRATA_IVF_RAW, .seed = 3};
+
+static void search_all(strata_db *db, const float *q, strata_hit *res, size_t *n)
+{
+    strata_txn *r;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_read(db, &r), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(r, "w", &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_search_batch(ix, NQ, q, DIM, K, NULL, res, n), STRATA_OK);
+    strata_ivf_close(ix);
+    strata_abort(r);
+}
+
+static void same(const strata_hit *a, const size_t *na, const strata_hit *b, const size_t *nb)
+{
+    for (size_t i = 0; i < NQ; i++) {
+        cr_assert_eq(na[i], nb[i]);
+        for (size_t j = 0; j < na[i]; j++) {
+            cr_assert_eq(a[i * K + j].id, b[i * K + j].id, "q %zu hit %zu", i, j);
+            cr_assert_eq(a[i * K + j].dist, b[i * K + j].dist);
+        }
+    }
+}
+
+Test(ivfpq_write, delete_reinsert_reopen_identical)
+{
+    it_db d;
+    it_db_open(&d);
+    float *x = it_mixture(N, DIM, 40, it_seed()), *q = it_mixture(NQ, DIM, 40, it_seed() + 1);
+    it_build(d.db, "w", &CFG, x, N, N, NULL);
+    static strata_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(d.db, q, a, na);
+
+    strata_txn *w;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(w, "w", &ix), STRATA_OK);
+    for (uint64_t id = 0; id < N; id += 2) cr_assert_eq(strata_ivf_delete(ix, id), STRATA_OK);
+    cr_assert_eq(strata_ivf_delete(ix, 0), STRATA_NOTFOUND);
+    strata_ivf_info info;
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, N / 2);
+    strata_ivf_close(ix);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    search_all(d.db, q, b, nb);
+    for (size_t i = 0; i < NQ; i++)
+        for (size_t j = 0; j < nb[i]; j++) cr_assert_eq(b[i * K + j].id % 2, 1);
+
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(w, "w", &ix), STRATA_OK);
+    for (uint64_t id = N; id-- > 0;)                     /* one by one, descending */
+        if (id % 2 == 0) cr_assert_eq(strata_ivf_insert(ix, id, x + id * DIM, DIM, 0), STRATA_OK);
+    strata_ivf_close(ix);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    search_all(d.db, q, b, nb);
+    same(a, na, b, nb);
+    it_db_reopen(&d);
+    search_all(d.db, q, b, nb);
+    same(a, na, b, nb);
+    cr_assert_eq(strata_begin_read(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_check(w, NULL, NULL), STRATA_OK);
+    strata_abort(w);
+    free(x); free(q);
+    it_db_close(&d);
+}
+
+Test(ivfpq_write, update_moves_vector)
+{
+    it_db d;
+    it_db_open(&d);
+    float *x = it_mixture(N, DIM, 40, it_seed());
+    it_build(d.db, "w", &CFG, x, N, N, NULL);
+    strata_txn *w;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(w, "w", &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_insert(ix, 5, x + 7 * DIM, DIM, 0), STRATA_OK);   /* 5 := 7's vector */
+    float v[DIM];
+    cr_assert_eq(strata_ivf_get(ix, 5, v, NULL), STRATA_OK);
+    cr_assert_eq(memcmp(v, x + 7 * DIM, sizeof v), 0);
+    strata_hit h[2];
+    size_t n;
+    strata_ivf_params p;
+    strata_ivf_params_default(&p);
+    p.rerank = 20;
+    cr_assert_eq(strata_ivf_search(ix, x + 7 * DIM, DIM, 2, &p, h, &n), STRATA_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(h[0].id, 5);   /* tie at distance 0 goes to the smaller id */
+    cr_assert_eq(h[1].id, 7);
+    cr_assert_eq(h[0].dist, 0.0f);
+    strata_ivf_info info;
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, N);
+    strata_ivf_close(ix);
+    strata_abort(w);
+    free(x);
+    it_db_close(&d);
+}
+
+Test(ivfpq_write, abort_and_snapshot)
+{
+    it_db d;
+    it_db_open(&d);
+    float *x = it_mixture(N, DIM, 40, it_seed()), *q = it_mixture(NQ, DIM, 40, it_seed() + 1);
+    it_build(d.db, "w", &CFG, x, N, N, NULL);
+    static strata_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    search_all(d.db, q, a, na);
+
+    strata_txn *r, *w;
+    strata_ivf *rix, *wix;
+    cr_assert_eq(strata_begin_read(d.db, &r), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(r, "w", &rix), STRATA_OK);
+    for (int commit = 0; commit < 2; commit++) {
+        cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+        cr_assert_eq(strata_ivf_open(w, "w", &wix), STRATA_OK);
+        for (size_t i = 0; i < NQ; i++) {                 /* plant exact matches, drop hits */
+            cr_assert_eq(strata_ivf_insert(wix, 1000000 + i, q + i * DIM, DIM, 0), STRATA_OK);
+            for (size_t j = 0; j < 3; j++) {
+                int rc = strata_ivf_delete(wix, a[i * K + j].id);
+                cr_assert(rc == STRATA_OK || rc == STRATA_NOTFOUND);
+            }
+        }
+        strata_ivf_close(wix);
+        if (commit) cr_assert_eq(strata_commit(w), STRATA_OK);
+        else strata_abort(w);
+        if (!commit) { search_all(d.db, q, b, nb); same(a, na, b, nb); }
+        cr_assert_eq(strata_ivf_search_batch(rix, NQ, q, DIM, K, NULL, b, nb), STRATA_OK);
+        same(a, na, b, nb);                              /* the reader's snapshot */
+    }
+    strata_ivf_close(rix);
+    strata_abort(r);
+    search_all(d.db, q, b, nb);
+    for (size_t i = 0; i < NQ; i++) {                    /* the planted vector is found */
+        int found = 0;
+        for (size_t j = 0; j < nb[i]; j++) found |= b[i * K + j].id == 1000000 + i;
+        cr_assert(found, "query %zu", i);
+    }
+    free(x); free(q);
+    it_db_close(&d);
+}
+
+/* Small blocks: many splits, then every vector is still found by itself. */
+Test(ivfpq_write, small_blocks_split)
+{
+    it_db d;
+    it_db_open(&d);
+    strata_ivf_config cfg = CFG;
+    cfg.block_cap = 3;
+    cfg.nlist = 4;
+    cfg.nprobe = 4;
+    float *x = it_mixture(2000, DIM, 10, it_seed());
+    strata_txn *w;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "w", &cfg, &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_train(ix, x, 2000, DIM, NULL), STRATA_OK);
+    uint64_t s = it_seed();
+    for (size_t i = 0; i < 600; i++) {                   /* random id order */
+        uint64_t id = (it_next(&s) % 1000000) << 10 | i;
+        cr_assert_eq(strata_ivf_insert(ix, id, x + i * DIM, DIM, 0), STRATA_OK);
+    }
+    strata_ivf_params p;
+    strata_ivf_params_default(&p);
+    p.nprobe = 4;
+    p.rerank = 5;
+    s = it_seed();
+    for (size_t i = 0; i < 600; i++) {
+        uint64_t id = (it_next(&s) % 1000000) << 10 | i;
+        strata_hit h[1];
+        size_t n;
+        cr_assert_eq(strata_ivf_search(ix, x + i * DIM, DIM, 1, &p, h, &n), STRATA_OK);
+        cr_assert_eq(h[0].dist, 0.0f);
+        float v[DIM];
+        cr_assert_eq(strata_ivf_get(ix, id, v, NULL), STRATA_OK);
+    }
+    strata_ivf_info info;
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_geq(info.n_blocks, 600 / 3);
+    strata_ivf_close(ix);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    free(x);
+    it_db_close(&d);
+}
