@@ -1170,7 +1170,8 @@ STRATA_API int  strata_query_set_vector(strata_query *q, strata_metric m, const 
  * signal: write up to k hits nearest to query into out, nearest first, with
  * *n_out their number. keep(keep_ctx, id) is non-zero for the ids that are
  * candidates of this run: an index should skip the others (ids it returns
- * that are not candidates are ignored). Return STRATA_OK or an error, which
+ * that are not candidates, or have no embedding, are ignored; k is already
+ * bounded by the number of candidates). Return STRATA_OK or an error, which
  * the run returns. The query re-ranks the returned candidates by their exact
  * distance to the stored embeddings, so the index's own distances only choose
  * which ids are considered. Called once per run, on the running thread. */
@@ -1180,8 +1181,26 @@ typedef int (*strata_query_ann_fn)(void *ctx, strata_txn *txn, strata_metric m,
                                    strata_query_keep_fn keep, void *keep_ctx,
                                    strata_hit *out, size_t *n_out);
 /* Use fn as the similarity source instead of the exact scan (fn NULL: back to
- * the exact scan). Returns: STRATA_OK, STRATA_EINVAL (q NULL). Exclusive on q. */
+ * the exact scan); replaces an index chosen with strata_query_set_ivf.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL). Exclusive on q. */
 STRATA_API int  strata_query_set_ann(strata_query *q, strata_query_ann_fn fn, void *ctx);
+
+#define STRATA_QUERY_IVF_REQUIRED 0x1u   /* a missing index is STRATA_NOTFOUND
+                                            (default: fall back to the exact scan,
+                                            reported in the explain)             */
+/* Use the IVF-PQ index `name` (strata_ivf_*, 1..200 bytes, copied) as the
+ * similarity source: it must hold the blobs' embeddings under their blob ids
+ * and should use the query's metric (its metric picks the ids, the query's
+ * ranks them). Each run opens it in the run's transaction and searches it
+ * with nprobe (0: the index's default) and rerank (0: none; needs
+ * STRATA_IVF_RAW), filtered to the candidates; the hits are re-ranked
+ * exactly as with strata_query_set_ann. name NULL: back to the exact scan.
+ * Replaces a function set with strata_query_set_ann.
+ * Returns: STRATA_OK, STRATA_EINVAL (q NULL, bad name length, unknown flag),
+ * STRATA_ENOMEM. At run time an index of another dimension is STRATA_EINVAL.
+ * Exclusive on q. */
+STRATA_API int  strata_query_set_ivf(strata_query *q, const char *name, uint32_t nprobe,
+                                     uint32_t rerank, unsigned flags);
 
 /* Time window filter: only blobs created with hlc_lo <= created HLC <= hlc_hi.
  * Returns: STRATA_OK, STRATA_EINVAL (q NULL, hlc_lo > hlc_hi). Exclusive on q. */
@@ -1284,7 +1303,8 @@ typedef struct strata_query_explain {
     uint64_t n_filtered;                   /* after the predicate                    */
     uint64_t n_probes;                     /* point lookups made by the filters      */
     uint64_t n_meta_loads;                 /* metadata records read                  */
-    int      sim_source;                   /* 0 none, 1 exact scan, 2 ann (index)    */
+    int      sim_source;                   /* 0 none, 1 exact scan, 2 ann function,
+                                              3 IVF index                            */
     uint64_t n_sim_considered;             /* embeddings compared (exact) or index
                                               hits (ann)                             */
     uint64_t n_sim_ranked;                 /* candidates given a similarity score    */
@@ -1293,6 +1313,8 @@ typedef struct strata_query_explain {
     uint64_t n_results;
     int      fusion;                       /* STRATA_QUERY_FUSE_*                    */
     double   weight[STRATA_QUERY_NSIG];    /* effective weights (0 when not set)     */
+    int      sim_fallback;                 /* 1: the chosen IVF index does not exist:
+                                              the exact scan ran instead             */
 } strata_query_explain;
 
 /* Run q in txn (read or write; the answer is a snapshot of it).
@@ -1301,9 +1323,9 @@ typedef struct strata_query_explain {
  * @param[out] ex     the plan and its counts (may be NULL)
  * Returns: STRATA_OK; STRATA_EINVAL (NULL argument, cap == 0, no signal set,
  * the weights of the set signals all zero, an embedding of another dimension
- * among the candidates without STRATA_QUERY_VEC_SKIP_DIM, an index hit that is
- * not a blob with such an embedding); STRATA_NOTFOUND (the anchor is not a
- * blob); STRATA_ENOMEM; STRATA_ECORRUPT (a malformed index row or record);
+ * among the candidates without STRATA_QUERY_VEC_SKIP_DIM, an ann function
+ * reporting more than k hits); STRATA_NOTFOUND (the anchor is not a blob);
+ * STRATA_ENOMEM; STRATA_ECORRUPT (a malformed index row or record);
  * storage errors; the ann function's error. Outputs are written on success
  * only. Owner thread of txn (q read-only meanwhile). */
 STRATA_API int  strata_query_run(strata_txn *txn, const strata_query *q, strata_query_result *out,

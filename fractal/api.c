@@ -1,0 +1,259 @@
+/* fractal/api.c - the public strata_fractal_* functions: argument checks,
+ * handle life cycle (create, open, close, drop), and the write-back rule:
+ * every mutating call flushes the nodes it changed before returning, and a
+ * failure after the first write poisons the handle (the transaction must be
+ * aborted).
+ * Invariants: (1) a handle's magic is FRAC_HANDLE_MAGIC from open to close;
+ * (2) inputs are validated completely before the first write, so STRATA_EINVAL
+ * never leaves a partial change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "fractal_int.h"
+
+static int name_ok(const char *name)
+{
+    if (!name) return 0;
+    size_t n = strlen(name);
+    return n >= 1 && n <= FRAC_NAME_MAX && !strchr(name, ':');
+}
+
+void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim, strata_metric metric)
+{
+    if (!cfg) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->dim = dim;
+    cfg->metric = metric;
+    cfg->pq_m = dim % 4 == 0 ? dim / 4 : dim % 2 == 0 ? dim / 2 : dim;
+    cfg->max_leaf = 256;
+    cfg->min_leaf = 32;
+    cfg->max_fanout = 32;
+    cfg->max_depth = 8;
+    cfg->buffer_cap = 32;
+    cfg->train_iters = 10;
+    cfg->flags = STRATA_FRACTAL_KEEP_RAW;
+    cfg->seed = 1;
+}
+
+static int handle_new(strata_txn *txn, const char *name, strata_fractal **out)
+{
+    strata_fractal *f = calloc(1, sizeof *f);
+    if (!f) return STRATA_ENOMEM;
+    f->magic = FRAC_HANDLE_MAGIC;
+    f->txn = txn;
+    f->kt = vec_kernels_get();
+    snprintf(f->name, sizeof f->name, "%s", name);
+    *out = f;
+    return STRATA_OK;
+}
+
+void strata_fractal_close(strata_fractal *f)
+{
+    if (!f || f->magic != FRAC_HANDLE_MAGIC) return;
+    frac_cache_free(f);
+    f->magic = 0;
+    free(f);
+}
+
+static int load(strata_fractal *f)
+{
+    uint8_t k[8];
+    strata_slice v;
+    frac_le64_put(k, 0);
+    int rc = strata_get(f->t[FT_CONFIG], (strata_slice){k, 8}, &v);
+    if (rc == STRATA_NOTFOUND) {   /* dropped (tables left empty) or never complete */
+        uint64_t n = 1;
+        int r = strata_len(f->t[FT_NODES], &n);
+        return r == STRATA_OK && n == 0 ? STRATA_NOTFOUND : FRAC_CORRUPT();
+    }
+    if (rc == STRATA_OK) rc = frac_config_get(v.data, v.len, &f->cfg);
+    if (rc == STRATA_OK) rc = frac_nodes_load(f);
+    if (rc == STRATA_OK) rc = frac_cb_load(f);
+    return rc;
+}
+
+int strata_fractal_open(strata_txn *txn, const char *name, strata_fractal **out)
+{
+    if (!txn || !out || !name_ok(name)) return STRATA_EINVAL;
+    strata_fractal *f = NULL;
+    int rc = handle_new(txn, name, &f);
+    if (rc == STRATA_OK) rc = frac_tables_open(f, 0);
+    if (rc == STRATA_OK) rc = load(f);
+    if (rc != STRATA_OK) { strata_fractal_close(f); return rc; }
+    *out = f;
+    return STRATA_OK;
+}
+
+int strata_fractal_create(strata_txn *txn, const char *name, const strata_fractal_config *cfg,
+                          strata_fractal **out)
+{
+    if (!txn || !cfg || !name_ok(name)) return STRATA_EINVAL;
+    frac_config c = { .flags = cfg->flags, .dim = cfg->dim, .metric = (uint32_t)cfg->metric,
+                      .pq_m = cfg->pq_m, .max_leaf = cfg->max_leaf, .min_leaf = cfg->min_leaf,
+                      .max_fanout = cfg->max_fanout, .max_depth = cfg->max_depth,
+                      .buffer_cap = cfg->buffer_cap, .train_size = cfg->train_size,
+                      .train_iters = cfg->train_iters, .seed = cfg->seed };
+    if (!frac_config_valid(&c)) return STRATA_EINVAL;
+    strata_fractal *f = NULL;
+    frac_node *root = NULL;
+    uint64_t n;
+    int rc = handle_new(txn, name, &f);
+    if (rc == STRATA_OK) rc = frac_tables_open(f, 1);
+    if (rc == STRATA_OK) rc = strata_len(f->t[FT_CONFIG], &n);
+    if (rc == STRATA_OK && n) rc = STRATA_EEXIST;
+    if (rc == STRATA_OK) {
+        f->cfg = c;
+        rc = frac_node_new(f, 1, 0, &root);
+    }
+    if (rc == STRATA_OK) {
+        f->cfg.root = root->id;
+        rc = frac_flush(f);
+    }
+    if (rc == STRATA_OK && out) { *out = f; f = NULL; }
+    strata_fractal_close(f);
+    return rc;
+}
+
+/* db/ offers no drop for internal tables, so a drop empties every table
+ * (the config row included): the index no longer exists (open says
+ * STRATA_NOTFOUND) and its empty tables are reused by a later create. */
+int strata_fractal_drop(strata_txn *txn, const char *name)
+{
+    if (!txn || !name_ok(name)) return STRATA_EINVAL;
+    strata_fractal *f = NULL;
+    int rc = handle_new(txn, name, &f);
+    if (rc == STRATA_OK) rc = frac_tables_open(f, 0);
+    uint64_t n = 0;
+    if (rc == STRATA_OK) rc = strata_len(f->t[FT_CONFIG], &n);
+    if (rc == STRATA_OK && n == 0) rc = STRATA_NOTFOUND;
+    for (int i = 0; i < FT_COUNT && rc == STRATA_OK; i++)
+        rc = strata_del_range(f->t[i], NULL, NULL, 0, NULL);
+    strata_fractal_close(f);
+    return rc;
+}
+
+static int handle_ok(const strata_fractal *f)
+{
+    if (!f || f->magic != FRAC_HANDLE_MAGIC) return STRATA_EINVAL;
+    return f->poisoned ? STRATA_EBADTXN : STRATA_OK;
+}
+
+/* Flush, and poison the handle when a write may have half-happened. */
+static int finish_write(strata_fractal *f, int rc)
+{
+    if (rc == STRATA_OK) rc = frac_flush(f);
+    if (rc != STRATA_OK && rc != STRATA_EINVAL && rc != STRATA_NOTFOUND && rc != STRATA_EREADONLY)
+        f->poisoned = 1;
+    return rc;
+}
+
+int strata_fractal_add_batch(strata_fractal *f, size_t n, const uint64_t *ids, const float *data,
+                             size_t dim, const uint64_t *ts)
+{
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK) return rc;
+    if ((n && (!ids || !data)) || dim != f->cfg.dim) return STRATA_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (vec_validate(data + i * dim, dim) != STRATA_OK) return STRATA_EINVAL;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++)
+        rc = frac_insert_one(f, ids[i], data + i * dim, ts ? ts[i] : 0);
+    /* EREADONLY from the first write: nothing changed; later, the cache did */
+    if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
+    return finish_write(f, rc);
+}
+
+int strata_fractal_add(strata_fractal *f, uint64_t id, const float *v, size_t dim, uint64_t ts)
+{
+    return strata_fractal_add_batch(f, 1, &id, v, dim, &ts);
+}
+
+int strata_fractal_delete(strata_fractal *f, uint64_t id)
+{
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK) return rc;
+    rc = frac_delete_one(f, id, 1);
+    if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
+    return finish_write(f, rc);
+}
+
+int strata_fractal_train(strata_fractal *f, size_t max_sample)
+{
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK) return rc;
+    rc = frac_train(f, max_sample);
+    if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
+    return finish_write(f, rc);
+}
+
+int strata_fractal_get(strata_fractal *f, uint64_t id, float *v, size_t dim, uint64_t *ts)
+{
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK) return rc;
+    if (v && (dim != f->cfg.dim || !(f->cfg.flags & CFG_F_RAW))) return STRATA_EINVAL;
+    uint32_t leaf;
+    uint8_t where;
+    uint64_t t;
+    if ((rc = frac_assign_lookup(f, id, &leaf, &where, &t)) != STRATA_OK) return rc;
+    if (v && (rc = frac_raw_get(f, id, v)) != STRATA_OK) return rc;
+    if (ts) *ts = t;
+    return STRATA_OK;
+}
+
+int strata_fractal_search(strata_fractal *f, const float *query, size_t dim, size_t k,
+                          const strata_fractal_params *params, strata_hit *out, size_t *n_out)
+{
+    static const strata_fractal_params defaults = {0};
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK) return rc;
+    const strata_fractal_params *p = params ? params : &defaults;
+    if (!query || !out || !n_out || k == 0 || dim != f->cfg.dim) return STRATA_EINVAL;
+    if (f->cfg.cb_gen == 0) return STRATA_EINVAL;   /* no codebooks yet: train first */
+    if (p->rerank && !(f->cfg.flags & CFG_F_RAW)) return STRATA_EINVAL;
+    if ((p->flags & ~STRATA_FRACTAL_WINDOW) ||
+        ((p->flags & STRATA_FRACTAL_WINDOW) && p->ts_min > p->ts_max))
+        return STRATA_EINVAL;
+    if (vec_validate(query, dim) != STRATA_OK) return STRATA_EINVAL;
+    return frac_search(f, query, k, p, out, n_out);
+}
+
+int strata_fractal_info_get(strata_fractal *f, strata_fractal_info *out)
+{
+    int rc = handle_ok(f);
+    if (rc != STRATA_OK || !out) return rc ? rc : STRATA_EINVAL;
+    memset(out, 0, sizeof *out);
+    const frac_config *c = &f->cfg;
+    out->config = (strata_fractal_config){
+        .dim = c->dim, .metric = (strata_metric)c->metric, .pq_m = c->pq_m,
+        .max_leaf = c->max_leaf, .min_leaf = c->min_leaf, .max_fanout = c->max_fanout,
+        .max_depth = c->max_depth, .buffer_cap = c->buffer_cap, .train_size = c->train_size,
+        .train_iters = c->train_iters, .flags = c->flags, .seed = c->seed };
+    out->n_vectors = c->n_vectors;
+    out->codebook_gen = c->cb_gen;
+    out->smallest_leaf = UINT64_MAX;
+    for (uint32_t i = 0; i < f->n_slots; i++) {
+        const frac_node *n = frac_node_at(f, i);
+        if (!n) continue;
+        if (!n->leaf) { out->n_internal++; continue; }
+        out->n_leaves++;
+        out->n_buffered += n->n_buf;
+        if (n->pop > out->largest_leaf) out->largest_leaf = n->pop;
+        if (n->pop < out->smallest_leaf) out->smallest_leaf = n->pop;
+    }
+    const frac_node *r = frac_node_at(f, c->root);
+    out->depth = r ? r->level + 1u : 0;
+    return STRATA_OK;
+}
+
+int strata_fractal_check(strata_txn *txn, const char *name,
+                         void (*report)(void *ctx, const char *msg), void *ctx)
+{
+    strata_fractal *f = NULL;
+    int rc = strata_fractal_open(txn, name, &f);
+    if (rc == STRATA_ECORRUPT && report) report(ctx, "the tree does not load (bad record, link, cycle or depth)");
+    if (rc == STRATA_OK) rc = frac_check(f, report, ctx);
+    strata_fractal_close(f);
+    return rc;
+}

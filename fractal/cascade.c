@@ -1,0 +1,63 @@
+/* fractal/cascade.c - the buffer cascade: when a leaf's write buffer reaches
+ * buffer_cap (and codebooks exist), its buffered working vectors are
+ * PQ-encoded and appended to the leaf's posting list, and the buffer rows are
+ * deleted.
+ * Invariants: (1) every buffered member ends up exactly once in the posting
+ * list, with its assignment row switched to WHERE_POST; (2) without raw
+ * vectors, a member's contribution to the sums changes from its working
+ * vector to its decoded code (what a later removal can subtract exactly), on
+ * the leaf and every ancestor; with raw vectors the sums do not change.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fractal_int.h"
+
+int frac_cascade(strata_fractal *f, frac_node *leaf)
+{
+    if (f->cfg.cb_gen == 0 || leaf->n_buf == 0) return STRATA_OK;
+    uint32_t dim = f->cfg.dim, m = f->cfg.pq_m, np = 0;
+    size_t n = 0;
+    frac_member *mem = NULL;
+    float *w = NULL, *dec = NULL;
+    uint8_t *codes = NULL, *bcodes = NULL, *allc = NULL;
+    uint64_t *pids = NULL, *pts = NULL;
+    int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);   /* buffers first */
+    if (rc != STRATA_OK) return rc;
+    size_t nb = leaf->n_buf;
+    if (!(bcodes = malloc(nb * m)) || !(dec = malloc((size_t)dim * sizeof *dec))) {
+        rc = STRATA_ENOMEM;
+        goto out;
+    }
+    fpq_encode(&f->pq, f->kt, w, nb, bcodes);
+    if ((rc = frac_post_read(f, leaf->id, &np, &pids, &pts, &allc)) != STRATA_OK) goto out;
+    uint64_t *ids2 = realloc(pids, ((size_t)np + nb) * 8);
+    if (ids2) pids = ids2;
+    uint64_t *ts2 = realloc(pts, ((size_t)np + nb) * 8);
+    if (ts2) pts = ts2;
+    uint8_t *c2 = realloc(allc, ((size_t)np + nb) * m);
+    if (c2) allc = c2;
+    if (!ids2 || !ts2 || !c2) { rc = STRATA_ENOMEM; goto out; }
+    for (size_t i = 0; i < nb; i++) {
+        pids[np + i] = mem[i].id;
+        pts[np + i] = mem[i].ts;
+        memcpy(allc + (np + i) * m, bcodes + i * m, m);
+    }
+    if ((rc = frac_post_write(f, leaf->id, (uint32_t)(np + nb), pids, pts, allc))) goto out;
+    for (size_t i = 0; i < nb && rc == STRATA_OK; i++) {
+        rc = frac_buf_del(f, leaf->id, mem[i].id);
+        if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, leaf->id, WHERE_POST, mem[i].ts);
+        if (rc == STRATA_OK && !(f->cfg.flags & CFG_F_RAW)) {
+            fpq_decode(&f->pq, bcodes + i * m, dec);
+            frac_path_add(f, leaf, w + i * dim, -1, 0);
+            frac_path_add(f, leaf, dec, +1, 0);
+        }
+    }
+    if (rc != STRATA_OK) goto out;
+    leaf->n_codes += (uint32_t)nb;
+    leaf->n_buf = 0;
+    leaf->dirty = 1;
+out:
+    free(mem); free(w); free(codes); free(bcodes); free(dec); free(pids); free(pts); free(allc);
+    return rc;
+}

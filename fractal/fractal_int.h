@@ -1,0 +1,246 @@
+/* fractal/fractal_int.h - private interface of the fractal index: the
+ * in-memory handle, the byte formats of its tables (normative:
+ * docs/FRACTAL.md), and the functions each file of the layer offers the others.
+ *
+ * The index is a balanced tree of clusters. Leaves (level 0) own a posting list
+ * of PQ codes and a write buffer of working vectors; internal nodes route.
+ * Every byte lives in the internal tables "__frac:NAME:*"; the handle caches the
+ * node records, centroids and sums it read in its own transaction and writes
+ * every node it changed back before the public call that changed it returns.
+ *
+ * Invariants (checked by frac_check(), i.e. strata_fractal_check()):
+ *  (1) Every stored vector id has exactly one assignment row, naming a live
+ *      leaf whose posting list or buffer (as the row says) holds the id once.
+ *  (2) A leaf's pop = its buffer rows + posting entries; an internal node's pop
+ *      is the sum of its children's. sums = the f64 sum of the members' working
+ *      vectors (decoded PQ codes for encoded members when raw vectors are not
+ *      kept), centroid = sums / pop rounded to f32 (zero when pop = 0).
+ *  (3) parent/child links agree in the nodes and edges tables; every live node
+ *      is reachable from the root exactly once; a child's level is its parent's
+ *      minus one; leaves are at level 0, so every leaf has the same depth,
+ *      which is at most max_depth levels.
+ *  (4) ts_min..ts_max of a leaf covers the timestamps of its vectors; that of
+ *      an internal node is exactly the union of its children's.
+ *  (5) After any public call returns STRATA_OK, no leaf holds more than
+ *      max_leaf vectors, and no leaf holds >= buffer_cap buffered vectors once
+ *      codebooks exist.
+ *  (6) Decoders never trust stored bytes: lengths, counts, ids, levels and check
+ *      words are verified and a mismatch is STRATA_ECORRUPT.
+ */
+#ifndef STRATA_FRACTAL_INT_H
+#define STRATA_FRACTAL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fpq.h"
+#include "strata.h"
+#include "vector.h"
+
+#define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
+#define FRAC_HANDLE_MAGIC 0x46524143u
+#define FRAC_VERSION      1u
+#define FRAC_NAME_MAX     200u
+#define FRAC_NONE         0xFFFFFFFFu   /* "no node" in parent fields  */
+#define FRAC_MAX_NODES    (1u << 30)    /* sanity bound on node ids      */
+#define FRAC_DEPTH_LIMIT  32u           /* max_depth may not exceed this */
+
+/* Config record: docs/FRACTAL.md "Config record" (normative). */
+enum {
+    CFG_OFF_MAGIC = 0, CFG_OFF_VERSION = 4, CFG_OFF_FLAGS = 6, CFG_OFF_DIM = 8,
+    CFG_OFF_METRIC = 12, CFG_OFF_PQ_M = 16, CFG_OFF_MAX_LEAF = 20, CFG_OFF_MIN_LEAF = 24,
+    CFG_OFF_FANOUT = 28, CFG_OFF_DEPTH = 32, CFG_OFF_BUFCAP = 36, CFG_OFF_TRAIN_SIZE = 40,
+    CFG_OFF_ITERS = 44, CFG_OFF_ROOT = 48, CFG_OFF_NEXT_NODE = 52, CFG_OFF_NVEC = 56,
+    CFG_OFF_SEED = 64, CFG_OFF_CB_GEN = 72, CFG_OFF_CHECK = 76, CFG_SIZE = 80
+};
+_Static_assert(CFG_OFF_CHECK + 4 == CFG_SIZE, "check word ends the config record");
+enum { CFG_F_RAW = 0x1, CFG_F_KNOWN = 0x1 };
+
+/* Node record: docs/FRACTAL.md "Node record" (normative). */
+enum {
+    NODE_OFF_VERSION = 0, NODE_OFF_KIND = 1, NODE_OFF_LEVEL = 2, NODE_OFF_PARENT = 4,
+    NODE_OFF_NCHILD = 8, NODE_OFF_NBUF = 12, NODE_OFF_NCODES = 16, NODE_OFF_RESERVED = 20,
+    NODE_OFF_POP = 24, NODE_OFF_TSMIN = 32, NODE_OFF_TSMAX = 40, NODE_OFF_CHECK = 48,
+    NODE_SIZE = 52
+};
+_Static_assert(NODE_OFF_CHECK + 4 == NODE_SIZE, "check word ends the node record");
+enum { NODE_LEAF = 0, NODE_INTERNAL = 1 };
+
+/* Keys and fixed rows: docs/FRACTAL.md "Tables". */
+enum { EDGE_KEY_LEN = 8, BUF_KEY_LEN = 12, ASSIGN_LEN = 16, POST_HDR = 8 };
+enum { WHERE_BUF = 0, WHERE_POST = 1 };
+enum { CB_HDR = 16 };
+
+/* The tables of one index, in the order of frac_table_suffix[]. */
+enum { FT_CONFIG, FT_NODES, FT_CENT, FT_SUMS, FT_EDGES, FT_BUF, FT_POST, FT_ASSIGN, FT_RAW,
+       FT_CB, FT_COUNT };
+
+typedef struct frac_config {
+    uint32_t flags;        /* CFG_F_*                                      */
+    uint32_t dim, metric, pq_m;
+    uint32_t max_leaf, min_leaf, max_fanout, max_depth, buffer_cap;
+    uint32_t train_size, train_iters;
+    uint32_t root, next_node;
+    uint64_t n_vectors, seed;
+    uint32_t cb_gen;       /* 0 = no codebooks yet; bumped by every train   */
+} frac_config;
+
+/* One cluster, cached from the nodes/cent/sums/edges tables. */
+typedef struct frac_node {
+    uint32_t  id;
+    uint8_t   live;        /* 0: slot unused (never created or deleted)     */
+    uint8_t   leaf;        /* 1: leaf (level 0)                             */
+    uint8_t   dirty;       /* record, centroid or sums need writing back    */
+    uint16_t  level;
+    uint32_t  parent;      /* FRAC_NONE for the root                        */
+    uint32_t  n_child, cap_child;
+    uint32_t *child;       /* internal nodes: n_child ids                   */
+    uint32_t  n_buf;       /* leaves: buffered vectors                      */
+    uint32_t  n_codes;     /* leaves: posting entries                       */
+    uint64_t  pop;
+    uint64_t  ts_min, ts_max;   /* empty: UINT64_MAX, 0                      */
+    double   *sum;         /* dim                                           */
+    float    *cent;        /* dim                                           */
+} frac_node;
+
+/* One member of a leaf, gathered for a split, a merge or a check. */
+typedef struct frac_member {
+    uint64_t id, ts;
+    uint8_t  where;        /* WHERE_BUF or WHERE_POST                        */
+} frac_member;
+
+/* A decoded posting list (pointers into a value, or into owned memory). */
+typedef struct frac_post {
+    uint32_t       n, m;
+    const uint8_t *ids;    /* n u64 LE */
+    const uint8_t *ts;     /* n u64 LE */
+    const uint8_t *codes;  /* n * m    */
+} frac_post;
+
+/* The handle (strata_fractal). Valid while txn is open; owner thread of txn. */
+struct strata_fractal {
+    uint32_t      magic;          /* FRAC_HANDLE_MAGIC while open            */
+    int           poisoned;       /* a write failed half-way: abort the txn  */
+    strata_txn   *txn;
+    strata_table *t[FT_COUNT];
+    frac_config   cfg;
+    uint32_t      n_slots;        /* nodes[] length (>= cfg.next_node)       */
+    frac_node   **nodes;          /* by id; NULL or !live = no such node     */
+    frac_pq       pq;             /* valid when cfg.cb_gen != 0              */
+    const vec_kernels *kt;
+    char          name[FRAC_NAME_MAX + 1];
+};
+
+/* ---- byte helpers and codecs (format.c) ---- */
+uint32_t frac_check32(const uint8_t *p, size_t len);
+void     frac_be32_put(uint8_t *p, uint32_t v);
+uint32_t frac_be32_get(const uint8_t *p);
+void     frac_be64_put(uint8_t *p, uint64_t v);
+uint64_t frac_be64_get(const uint8_t *p);
+void     frac_le16_put(uint8_t *p, uint16_t v);
+uint16_t frac_le16_get(const uint8_t *p);
+void     frac_le32_put(uint8_t *p, uint32_t v);
+uint32_t frac_le32_get(const uint8_t *p);
+void     frac_le64_put(uint8_t *p, uint64_t v);
+uint64_t frac_le64_get(const uint8_t *p);
+void     frac_f64_put(uint8_t *p, const double *x, size_t n);
+void     frac_f64_get(double *x, const uint8_t *p, size_t n);
+void frac_config_put(uint8_t out[CFG_SIZE], const frac_config *c);
+int  frac_config_get(const uint8_t *p, size_t len, frac_config *c);
+/* Parameter rules shared by create (STRATA_EINVAL) and load (STRATA_ECORRUPT). */
+int  frac_config_valid(const frac_config *c);
+void frac_node_put(uint8_t out[NODE_SIZE], const frac_node *n);
+int  frac_node_get(const uint8_t *p, size_t len, frac_node *n);
+void frac_edge_key(uint8_t key[EDGE_KEY_LEN], uint32_t parent, uint32_t child);
+void frac_buf_key(uint8_t key[BUF_KEY_LEN], uint32_t leaf, uint64_t id);
+void frac_assign_put(uint8_t out[ASSIGN_LEN], uint32_t leaf, uint8_t where, uint64_t ts);
+int  frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where,
+                     uint64_t *ts);
+size_t frac_post_size(uint32_t n, uint32_t m);
+int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, frac_post *out);
+/* Report a corruption (the breakpoint spot); returns STRATA_ECORRUPT. */
+int  frac_corrupt_at(const char *file, int line);
+#define FRAC_CORRUPT() frac_corrupt_at(__FILE__, __LINE__)
+
+/* ---- tables and node cache (store.c) ---- */
+int  frac_tables_open(strata_fractal *f, int create);
+int  frac_config_save(strata_fractal *f);
+/* Load every node, centroid, sum and edge and validate the tree shape. */
+int  frac_nodes_load(strata_fractal *f);
+int  frac_cb_load(strata_fractal *f);
+int  frac_cb_save(strata_fractal *f);
+void frac_cache_free(strata_fractal *f);
+/* A new live node (id = cfg.next_node++), zeroed, dirty; record not yet written. */
+int  frac_node_new(strata_fractal *f, int leaf, uint16_t level, frac_node **out);
+/* Delete a node's rows and free its slot. Its edges must already be gone. */
+int  frac_node_delete(strata_fractal *f, frac_node *n);
+int  frac_edge_add(strata_fractal *f, frac_node *parent, frac_node *child);
+int  frac_edge_del(strata_fractal *f, frac_node *parent, frac_node *child);
+/* Write back every dirty node (record, centroid from sums, sums) and the config. */
+int  frac_flush(strata_fractal *f);
+static inline frac_node *frac_node_at(const strata_fractal *f, uint32_t id)
+{
+    return id < f->n_slots && f->nodes[id] && f->nodes[id]->live ? f->nodes[id] : NULL;
+}
+
+/* ---- per-vector rows (rows.c) ---- */
+/* The working vector: x for L2 and IP, x / |x| for cosine (zero stays zero). */
+void frac_working(const strata_fractal *f, const float *x, float *w);
+int  frac_buf_put(strata_fractal *f, uint32_t leaf, uint64_t id, uint64_t ts, const float *w);
+int  frac_buf_get(strata_fractal *f, uint32_t leaf, uint64_t id, uint64_t *ts, float *w);
+int  frac_buf_del(strata_fractal *f, uint32_t leaf, uint64_t id);
+/* Read a leaf's whole posting list into owned arrays (NULL when empty). */
+int  frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids,
+                    uint64_t **ts, uint8_t **codes);
+int  frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t *ids,
+                     const uint64_t *ts, const uint8_t *codes);
+int  frac_assign_set(strata_fractal *f, uint64_t id, uint32_t leaf, uint8_t where, uint64_t ts);
+/* STRATA_NOTFOUND if id is not in the index. */
+int  frac_assign_lookup(strata_fractal *f, uint64_t id, uint32_t *leaf, uint8_t *where,
+                        uint64_t *ts);
+int  frac_raw_get(strata_fractal *f, uint64_t id, float *x);
+/* All members of a leaf with their working vectors (w: n * dim floats;
+ * codes: n * m bytes for posting members, or NULL). Caller frees. */
+int  frac_leaf_gather(strata_fractal *f, const frac_node *leaf, size_t *n, frac_member **mem,
+                      float **w, uint8_t **codes);
+
+/* ---- tree maintenance (tree.c) ---- */
+/* Add (sign +1) or remove (-1) w to the sums of n and all its ancestors; pop
+ * changes by sign * dpop. */
+void frac_path_add(strata_fractal *f, frac_node *n, const float *w, int sign, int dpop);
+/* Widen the time range of n and its ancestors to include ts. */
+void frac_path_ts(strata_fractal *f, frac_node *n, uint64_t ts);
+/* Recompute the time range of n's ancestors as unions of their children. */
+void frac_ts_refresh_up(strata_fractal *f, frac_node *n);
+/* Recompute n's sums, pop and time range from its children (internal nodes). */
+void frac_node_from_children(strata_fractal *f, frac_node *n);
+/* Squared L2 distance of w to n's centroid (the routing distance). */
+float frac_route_dist(const strata_fractal *f, const frac_node *n, const float *w);
+/* Descend from the root to the nearest leaf by centroid. */
+frac_node *frac_route(strata_fractal *f, const float *w);
+void frac_child_remove(frac_node *p, uint32_t id);
+int  frac_child_append(frac_node *p, uint32_t id);
+
+/* ---- split, merge, cascade (split.c, merge.c, cascade.c) ---- */
+/* Split leaf until no descendant leaf exceeds max_leaf; then fix fan-outs up. */
+int  frac_split_leaf(strata_fractal *f, frac_node *leaf);
+/* Split internal node n if it exceeds max_fanout (recursing upwards). */
+int  frac_split_internal(strata_fractal *f, frac_node *n);
+/* Merge an underfull leaf into its nearest sibling and collapse upwards. */
+int  frac_merge_leaf(strata_fractal *f, frac_node *leaf);
+/* PQ-encode the buffer of leaf into its posting list. Needs codebooks. */
+int  frac_cascade(strata_fractal *f, frac_node *leaf);
+/* 2-means of n points (dim) weighted by wt (may be NULL): side[i] = 0/1. Both
+ * sides are non-empty when n >= 2. */
+int  frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
+                    uint8_t *side);
+
+/* ---- operations (insert.c, delete.c, train.c, search.c, check.c) ---- */
+int  frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts);
+int  frac_delete_one(strata_fractal *f, uint64_t id, int allow_merge);
+int  frac_train(strata_fractal *f, size_t max_sample);
+int  frac_check(strata_fractal *f, void (*report)(void *ctx, const char *msg), void *ctx);
+int  frac_search(strata_fractal *f, const float *q, size_t k,
+                 const strata_fractal_params *p, strata_hit *out, size_t *n_out);
+
+#endif /* STRATA_FRACTAL_INT_H */

@@ -1,0 +1,197 @@
+/* fractal/search.c - k-nearest-neighbour search. A beam search goes down the
+ * tree level by level: the children of the nodes kept so far are ranked by
+ * routing distance to their centroids, `beam` of them are kept on internal
+ * levels and `n_probe` leaves on the last. Each chosen leaf contributes ADC
+ * distances over its posting list and exact distances over its buffer; an
+ * optional rerank recomputes the best candidates exactly from raw vectors.
+ * A time window skips whole subtrees whose time range misses it, then single
+ * vectors outside it; the metadata filter is asked only about vectors that
+ * would enter the result.
+ * Invariants: (1) buffer and ADC distances are on one scale: squared L2, -dot
+ * (IP), or 1 - dot of unit vectors (cosine, both sides normalized), so they
+ * share one heap; (2) the search never writes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fractal_int.h"
+
+typedef struct cand { float d; uint32_t id; } cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *p = a, *q = b;
+    if (p->d != q->d) return p->d < q->d ? -1 : 1;
+    return p->id < q->id ? -1 : p->id > q->id;
+}
+
+typedef struct sctx {
+    strata_fractal *f;
+    const strata_fractal_params *p;
+    const float *qw;       /* working query                        */
+    float  *lut;           /* m * 256                              */
+    float   base;          /* 1 for cosine, else 0                 */
+    vec_topk *h;
+} sctx;
+
+static int in_window(const sctx *s, uint64_t lo, uint64_t hi)
+{
+    if (!(s->p->flags & STRATA_FRACTAL_WINDOW)) return 1;
+    return lo <= s->p->ts_max && hi >= s->p->ts_min;
+}
+
+static void offer(sctx *s, uint64_t id, float d)
+{
+    if (!vec_topk_accepts(s->h, d, id)) return;
+    if (s->p->filter && !s->p->filter(s->p->filter_ctx, id)) return;
+    vec_topk_push(s->h, id, d);
+}
+
+static int scan_post(sctx *s, const frac_node *leaf)
+{
+    uint8_t k[8];
+    strata_slice v;
+    frac_post post;
+    uint32_t m = s->f->cfg.pq_m;
+    frac_le64_put(k, leaf->id);
+    int rc = strata_get(s->f->t[FT_POST], (strata_slice){k, 8}, &v);
+    if (rc == STRATA_NOTFOUND) return leaf->n_codes ? FRAC_CORRUPT() : STRATA_OK;
+    if (rc != STRATA_OK) return rc;
+    if ((rc = frac_post_view(v.data, v.len, m, &post)) != STRATA_OK) return rc;
+    int win = (s->p->flags & STRATA_FRACTAL_WINDOW) != 0;
+    for (uint32_t i = 0; i < post.n; i++) {
+        if (win) {
+            uint64_t ts = frac_le64_get(post.ts + 8 * (size_t)i);
+            if (ts < s->p->ts_min || ts > s->p->ts_max) continue;
+        }
+        float d = s->base + fpq_adc(s->lut, post.codes + (size_t)i * m, m);
+        offer(s, frac_le64_get(post.ids + 8 * (size_t)i), d);
+    }
+    return STRATA_OK;
+}
+
+static int scan_buf(sctx *s, const frac_node *leaf)
+{
+    strata_fractal *f = s->f;
+    uint32_t dim = f->cfg.dim;
+    uint8_t lo[BUF_KEY_LEN], hi[BUF_KEY_LEN];
+    frac_buf_key(lo, leaf->id, 0);
+    frac_buf_key(hi, leaf->id + 1, 0);
+    strata_slice slo = {lo, BUF_KEY_LEN}, shi = {hi, BUF_KEY_LEN}, k, v;
+    strata_metric mt = f->cfg.metric == STRATA_METRIC_L2 ? STRATA_METRIC_L2 : STRATA_METRIC_IP;
+    float *w = malloc((size_t)dim * sizeof *w);
+    strata_cursor *c = NULL;
+    int rc = w ? strata_cursor_open(f->t[FT_BUF], &c) : STRATA_ENOMEM;
+    if (rc == STRATA_OK) rc = strata_cursor_set_range(c, &slo, &shi, 0);
+    for (rc = rc ? rc : strata_cursor_first(c); rc == STRATA_OK; rc = strata_cursor_next(c)) {
+        if ((rc = strata_cursor_get(c, &k, &v)) != STRATA_OK) break;
+        if (k.len != BUF_KEY_LEN || v.len != 8 + (size_t)4 * dim) { rc = FRAC_CORRUPT(); break; }
+        uint64_t ts = frac_le64_get(v.data);
+        if ((s->p->flags & STRATA_FRACTAL_WINDOW) && (ts < s->p->ts_min || ts > s->p->ts_max))
+            continue;
+        vec_f32_get(w, (const uint8_t *)v.data + 8, dim);
+        offer(s, frac_be64_get((const uint8_t *)k.data + 4), s->base + f->kt->dist[mt](s->qw, w, dim));
+    }
+    strata_cursor_close(c);
+    free(w);
+    return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
+}
+
+/* Choose the leaves to scan: ids into *out (at most n_probe). */
+static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out, uint32_t *n_out)
+{
+    strata_fractal *f = s->f;
+    uint32_t cap = 64, n_front = 1;
+    uint32_t *front = malloc(cap * sizeof *front);
+    cand *cs = NULL;
+    if (!front) return STRATA_ENOMEM;
+    front[0] = f->cfg.root;
+    const frac_node *r = frac_node_at(f, f->cfg.root);
+    if (!r || !in_window(s, r->ts_min, r->ts_max)) n_front = 0;
+    for (uint32_t step = 0; n_front && step <= FRAC_DEPTH_LIMIT; step++) {
+        const frac_node *first = frac_node_at(f, front[0]);
+        if (!first || first->leaf) break;
+        size_t n_c = 0, cap_c = 0;
+        for (uint32_t i = 0; i < n_front; i++) cap_c += frac_node_at(f, front[i])->n_child;
+        cand *nc = realloc(cs, (cap_c ? cap_c : 1) * sizeof *nc);
+        if (!nc) { free(cs); free(front); return STRATA_ENOMEM; }
+        cs = nc;
+        int last = first->level == 1;
+        for (uint32_t i = 0; i < n_front; i++) {
+            const frac_node *n = frac_node_at(f, front[i]);
+            for (uint32_t j = 0; j < n->n_child; j++) {
+                const frac_node *c = frac_node_at(f, n->child[j]);
+                if (!c || c->pop == 0 || !in_window(s, c->ts_min, c->ts_max)) continue;
+                cs[n_c++] = (cand){ frac_route_dist(f, c, s->qw), c->id };
+            }
+        }
+        qsort(cs, n_c, sizeof *cs, cand_cmp);
+        uint32_t keep = last ? n_probe : beam;
+        n_front = (uint32_t)(n_c < keep ? n_c : keep);
+        if (n_front > cap) {
+            uint32_t *nf = realloc(front, n_front * sizeof *nf);
+            if (!nf) { free(cs); free(front); return STRATA_ENOMEM; }
+            front = nf; cap = n_front;
+        }
+        for (uint32_t i = 0; i < n_front; i++) front[i] = cs[i].id;
+    }
+    free(cs);
+    *out = front;
+    *n_out = n_front;
+    return STRATA_OK;
+}
+
+static int rerank(strata_fractal *f, const float *q, strata_hit *cand_hits, size_t n_c, size_t k,
+                  strata_hit *out, size_t *n_out)
+{
+    uint32_t dim = f->cfg.dim;
+    float *x = malloc((size_t)dim * sizeof *x);
+    if (!x) return STRATA_ENOMEM;
+    vec_topk h;
+    vec_topk_init(&h, out, k);
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n_c && rc == STRATA_OK; i++) {
+        if ((rc = frac_raw_get(f, cand_hits[i].id, x)) != STRATA_OK) break;
+        float d = f->kt->dist[f->cfg.metric](q, x, dim);
+        if (vec_topk_accepts(&h, d, cand_hits[i].id)) vec_topk_push(&h, cand_hits[i].id, d);
+    }
+    free(x);
+    if (rc == STRATA_OK) *n_out = vec_topk_finish(&h);
+    return rc;
+}
+
+int frac_search(strata_fractal *f, const float *q, size_t k,
+                const strata_fractal_params *p, strata_hit *out, size_t *n_out)
+{
+    uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
+    uint32_t beam = p->beam ? p->beam : 4, n_probe = p->n_probe ? p->n_probe : 8;
+    size_t kk = p->rerank && p->rerank > k ? p->rerank : k;
+    float *qw = malloc((size_t)dim * sizeof *qw), *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
+    strata_hit *hits = malloc(kk * sizeof *hits);
+    uint32_t *leaves = NULL, n_leaves = 0;
+    int rc = STRATA_ENOMEM;
+    if (!qw || !lut || !hits) goto out;
+    frac_working(f, q, qw);
+    fpq_table(&f->pq, f->kt, f->cfg.metric != STRATA_METRIC_L2, qw, lut);
+    vec_topk h;
+    vec_topk_init(&h, hits, kk);
+    sctx s = { .f = f, .p = p, .qw = qw, .lut = lut,
+               .base = f->cfg.metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f, .h = &h };
+    if ((rc = pick_leaves(&s, beam, n_probe, &leaves, &n_leaves)) != STRATA_OK) goto out;
+    for (uint32_t i = 0; i < n_leaves && rc == STRATA_OK; i++) {
+        const frac_node *leaf = frac_node_at(f, leaves[i]);
+        rc = scan_post(&s, leaf);
+        if (rc == STRATA_OK && leaf->n_buf) rc = scan_buf(&s, leaf);
+    }
+    if (rc != STRATA_OK) goto out;
+    size_t n_c = vec_topk_finish(&h);
+    if (p->rerank) {
+        rc = rerank(f, q, hits, n_c, k, out, n_out);
+    } else {
+        memcpy(out, hits, (n_c < k ? n_c : k) * sizeof *out);
+        *n_out = n_c < k ? n_c : k;
+    }
+out:
+    free(qw); free(lut); free(hits); free(leaves);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/* fractal/split.c - splitting clusters. A leaf above max_leaf splits by
+ * 2-means on its members' working vectors (raw vectors when kept, decoded PQ
+ * codes otherwise, buffers always raw) into itself and a new sibling leaf; an
+ * internal node above max_fanout splits its children by a pop-weighted 2-means
+ * on their centroids into itself and a new sibling; a root that splits gets a
+ * new root above it, so every leaf stays at the same depth. A root already at
+ * max_depth levels does not split: its fan-out is then unbounded.
+ * Invariants: (1) a split moves members, never drops one: each member's buffer
+ * row / posting entry and assignment row are rewritten to the leaf it lands
+ * in; (2) the two halves' sums are recomputed from their members, the parent's
+ * do not change (same members); time ranges of both halves are exact and the
+ * ancestors' are recomputed as unions.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fractal_int.h"
+
+/* Reset a leaf's statistics and recompute them from the members on `side`. */
+static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_member *mem,
+                       const float *w, const uint8_t *side, uint8_t want)
+{
+    uint32_t dim = f->cfg.dim;
+    memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
+    leaf->pop = 0; leaf->n_buf = 0; leaf->n_codes = 0;
+    leaf->ts_min = UINT64_MAX; leaf->ts_max = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (side[i] != want) continue;
+        for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
+        leaf->pop++;
+        if (mem[i].where == WHERE_BUF) leaf->n_buf++; else leaf->n_codes++;
+        if (mem[i].ts < leaf->ts_min) leaf->ts_min = mem[i].ts;
+        if (mem[i].ts > leaf->ts_max) leaf->ts_max = mem[i].ts;
+    }
+    for (uint32_t j = 0; j < dim; j++)
+        leaf->cent[j] = leaf->pop ? (float)(leaf->sum[j] / (double)leaf->pop) : 0.0f;
+    leaf->dirty = 1;
+}
+
+/* Rewrite the posting lists of a and b from the posting members by side. */
+static int write_posts(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
+                       const frac_member *mem, const uint8_t *codes, const uint8_t *side)
+{
+    uint32_t m = f->cfg.pq_m;
+    uint64_t *ids = malloc((n ? n : 1) * 8), *ts = malloc((n ? n : 1) * 8);
+    uint8_t *cs = malloc((n ? n : 1) * (size_t)m);
+    int rc = STRATA_ENOMEM;
+    if (!ids || !ts || !cs) goto out;
+    for (uint8_t s = 0; s < 2; s++) {
+        frac_node *dst = s ? b : a;
+        uint32_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (side[i] != s || mem[i].where != WHERE_POST) continue;
+            ids[k] = mem[i].id; ts[k] = mem[i].ts;
+            memcpy(cs + (size_t)k * m, codes + i * m, m);
+            k++;
+            if (s && (rc = frac_assign_set(f, mem[i].id, b->id, WHERE_POST, mem[i].ts)))
+                goto out;
+        }
+        if ((rc = frac_post_write(f, dst->id, k, ids, ts, cs)) != STRATA_OK) goto out;
+    }
+    rc = STRATA_OK;
+out:
+    free(ids); free(ts); free(cs);
+    return rc;
+}
+
+/* Move the buffered members on side 1 from leaf a to leaf b. */
+static int move_bufs(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
+                     const frac_member *mem, const float *w, const uint8_t *side)
+{
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if (!side[i] || mem[i].where != WHERE_BUF) continue;
+        rc = frac_buf_del(f, a->id, mem[i].id);
+        if (rc == STRATA_OK) rc = frac_buf_put(f, b->id, mem[i].id, mem[i].ts, w + i * f->cfg.dim);
+        if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, b->id, WHERE_BUF, mem[i].ts);
+    }
+    return rc;
+}
+
+/* Make sure n has a parent, growing a new root above it if it is the root.
+ * Returns STRATA_NOTFOUND when the depth limit forbids a new root. */
+static int ensure_parent(strata_fractal *f, frac_node *n, frac_node **parent)
+{
+    if (n->parent != FRAC_NONE) {
+        *parent = frac_node_at(f, n->parent);
+        return *parent ? STRATA_OK : FRAC_CORRUPT();
+    }
+    if ((uint32_t)n->level + 2 > f->cfg.max_depth) return STRATA_NOTFOUND;
+    frac_node *r;
+    int rc = frac_node_new(f, 0, (uint16_t)(n->level + 1), &r);
+    if (rc != STRATA_OK) return rc;
+    if ((rc = frac_edge_add(f, r, n)) != STRATA_OK) return rc;
+    frac_node_from_children(f, r);
+    f->cfg.root = r->id;
+    *parent = r;
+    return STRATA_OK;
+}
+
+static int split_leaf_once(strata_fractal *f, frac_node *leaf, frac_node **out_b)
+{
+    size_t n = 0;
+    frac_member *mem = NULL;
+    float *w = NULL;
+    uint8_t *codes = NULL, *side = NULL;
+    frac_node *parent = NULL, *b = NULL;
+    int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
+    if (rc != STRATA_OK) return rc;
+    if (!(side = malloc(n ? n : 1))) { rc = STRATA_ENOMEM; goto out; }
+    if ((rc = frac_two_means(w, NULL, n, f->cfg.dim, f->cfg.seed, side)) != STRATA_OK) goto out;
+    if ((rc = ensure_parent(f, leaf, &parent)) != STRATA_OK) goto out;
+    if ((rc = frac_node_new(f, 1, 0, &b)) != STRATA_OK) goto out;
+    if ((rc = frac_edge_add(f, parent, b)) != STRATA_OK) goto out;
+    if ((rc = move_bufs(f, leaf, b, n, mem, w, side)) != STRATA_OK) goto out;
+    if ((rc = write_posts(f, leaf, b, n, mem, codes, side)) != STRATA_OK) goto out;
+    leaf_stats(f, leaf, n, mem, w, side, 0);
+    leaf_stats(f, b, n, mem, w, side, 1);
+    frac_ts_refresh_up(f, leaf);
+    *out_b = b;
+out:
+    free(mem); free(w); free(codes); free(side);
+    return rc;
+}
+
+int frac_split_leaf(strata_fractal *f, frac_node *leaf)
+{
+    /* work list of leaves that may be over the limit; each split shrinks both */
+    uint32_t cap = 16, top = 0;
+    uint32_t *work = malloc(cap * sizeof *work);
+    if (!work) return STRATA_ENOMEM;
+    work[top++] = leaf->id;
+    uint32_t parent_id = FRAC_NONE;
+    int rc = STRATA_OK;
+    while (top && rc == STRATA_OK) {
+        frac_node *l = frac_node_at(f, work[--top]), *b = NULL;
+        if (!l || l->pop <= f->cfg.max_leaf) continue;
+        rc = split_leaf_once(f, l, &b);
+        if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; break; }   /* max_depth 1 cannot occur */
+        if (rc != STRATA_OK) break;
+        parent_id = l->parent;
+        if (top + 2 > cap) {
+            uint32_t *p = realloc(work, (cap *= 2) * sizeof *p);
+            if (!p) { rc = STRATA_ENOMEM; break; }
+            work = p;
+        }
+        work[top++] = l->id;
+        work[top++] = b->id;
+    }
+    free(work);
+    if (rc == STRATA_OK && parent_id != FRAC_NONE) {
+        frac_node *p = frac_node_at(f, parent_id);
+        if (p) rc = frac_split_internal(f, p);
+    }
+    return rc;
+}
+
+static int split_internal_once(strata_fractal *f, frac_node *n, frac_node *parent)
+{
+    uint32_t dim = f->cfg.dim, k = n->n_child;
+    float *x = malloc((size_t)k * dim * sizeof *x);
+    double *wt = malloc((size_t)k * sizeof *wt);
+    uint8_t *side = malloc(k);
+    uint32_t *kids = malloc((size_t)k * sizeof *kids);
+    frac_node *q = NULL;
+    int rc = STRATA_ENOMEM;
+    if (!x || !wt || !side || !kids) goto out;
+    memcpy(kids, n->child, (size_t)k * sizeof *kids);
+    for (uint32_t i = 0; i < k; i++) {
+        const frac_node *c = frac_node_at(f, kids[i]);
+        if (!c) { rc = FRAC_CORRUPT(); goto out; }
+        memcpy(x + (size_t)i * dim, c->cent, (size_t)dim * sizeof *x);
+        wt[i] = c->pop ? (double)c->pop : 1.0;
+    }
+    if ((rc = frac_two_means(x, wt, k, dim, f->cfg.seed, side)) != STRATA_OK) goto out;
+    if ((rc = frac_node_new(f, 0, n->level, &q)) != STRATA_OK) goto out;
+    if ((rc = frac_edge_add(f, parent, q)) != STRATA_OK) goto out;
+    for (uint32_t i = 0; i < k && rc == STRATA_OK; i++) {
+        if (!side[i]) continue;
+        frac_node *c = frac_node_at(f, kids[i]);
+        rc = frac_edge_del(f, n, c);
+        if (rc == STRATA_OK) rc = frac_edge_add(f, q, c);
+    }
+    if (rc != STRATA_OK) goto out;
+    frac_node_from_children(f, n);
+    frac_node_from_children(f, q);
+out:
+    free(x); free(wt); free(side); free(kids);
+    return rc;
+}
+
+int frac_split_internal(strata_fractal *f, frac_node *n)
+{
+    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
+        if (n->leaf || n->n_child <= f->cfg.max_fanout) return STRATA_OK;
+        frac_node *parent;
+        int rc = ensure_parent(f, n, &parent);
+        if (rc == STRATA_NOTFOUND) return STRATA_OK;   /* root at max_depth */
+        if (rc != STRATA_OK) return rc;
+        if ((rc = split_internal_once(f, n, parent)) != STRATA_OK) return rc;
+        n = parent;
+    }
+    return STRATA_OK;
+}

@@ -1,0 +1,101 @@
+/* fractal/train.c - training (and retraining) the global PQ codebooks. The
+ * sample is every s-th member of every leaf (working vectors: raw when kept,
+ * buffered, or decoded with the old codebooks), at most max_sample of them.
+ * After training, every posting list is re-encoded with the new codebooks
+ * (from raw vectors when kept, else from the old decoded codes), the sums are
+ * adjusted by (new decoded - old decoded) when raw vectors are not kept, the
+ * codebooks are stored with a new generation, and every full buffer cascades.
+ * Invariants: (1) a posting list never mixes codes of two generations; (2)
+ * the sums keep matching the members' working vectors as check.c defines them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fractal_int.h"
+
+enum { DEFAULT_SAMPLE = 16384 };
+
+typedef struct sample {
+    float  *x;
+    size_t  n, cap, stride, seen;
+} sample;
+
+static int collect(strata_fractal *f, frac_node *leaf, sample *s)
+{
+    size_t n = 0;
+    frac_member *mem = NULL;
+    float *w = NULL;
+    uint8_t *codes = NULL;
+    uint32_t dim = f->cfg.dim;
+    int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
+    if (rc != STRATA_OK) return rc;
+    for (size_t i = 0; i < n; i++, s->seen++)
+        if (s->seen % s->stride == 0 && s->n < s->cap)
+            memcpy(s->x + s->n++ * dim, w + i * dim, (size_t)dim * sizeof *w);
+    free(mem); free(w); free(codes);
+    return STRATA_OK;
+}
+
+/* Re-encode one leaf's posting list with the codebooks in np. */
+static int reencode(strata_fractal *f, frac_node *leaf, const frac_pq *np)
+{
+    if (leaf->n_codes == 0) return STRATA_OK;
+    uint32_t dim = f->cfg.dim, m = f->cfg.pq_m, n = 0;
+    uint64_t *ids = NULL, *ts = NULL;
+    uint8_t *codes = NULL, *nc = NULL;
+    float *w = malloc((size_t)2 * dim * sizeof *w), *d = w + dim;
+    int rc = frac_post_read(f, leaf->id, &n, &ids, &ts, &codes);
+    if (rc == STRATA_OK && (!w || !(nc = malloc((size_t)n * m)))) rc = STRATA_ENOMEM;
+    for (uint32_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if (f->cfg.flags & CFG_F_RAW) {
+            if ((rc = frac_raw_get(f, ids[i], w)) != STRATA_OK) break;
+            frac_working(f, w, w);
+        } else {
+            fpq_decode(&f->pq, codes + (size_t)i * m, w);
+        }
+        fpq_encode(np, f->kt, w, 1, nc + (size_t)i * m);
+        if (!(f->cfg.flags & CFG_F_RAW)) {   /* sums follow the decoded codes */
+            fpq_decode(np, nc + (size_t)i * m, d);
+            frac_path_add(f, leaf, w, -1, 0);
+            frac_path_add(f, leaf, d, +1, 0);
+        }
+    }
+    if (rc == STRATA_OK) rc = frac_post_write(f, leaf->id, n, ids, ts, nc);
+    free(ids); free(ts); free(codes); free(nc); free(w);
+    return rc;
+}
+
+int frac_train(strata_fractal *f, size_t max_sample)
+{
+    uint32_t dim = f->cfg.dim;
+    if (f->cfg.n_vectors == 0) return STRATA_EINVAL;
+    if (max_sample == 0) max_sample = DEFAULT_SAMPLE;
+    sample s = { .cap = max_sample < f->cfg.n_vectors ? max_sample : (size_t)f->cfg.n_vectors };
+    s.stride = (size_t)((f->cfg.n_vectors + s.cap - 1) / s.cap);
+    s.x = malloc(s.cap * dim * sizeof *s.x);
+    frac_pq np = {0};
+    int rc = s.x ? STRATA_OK : STRATA_ENOMEM;
+    for (uint32_t i = 0; i < f->n_slots && rc == STRATA_OK; i++) {
+        frac_node *n = frac_node_at(f, i);
+        if (n && n->leaf) rc = collect(f, n, &s);
+    }
+    if (rc == STRATA_OK && s.n == 0) rc = FRAC_CORRUPT();   /* n_vectors > 0 but no member */
+    if (rc == STRATA_OK)
+        rc = fpq_train(&np, f->kt, s.x, s.n, dim, f->cfg.pq_m, f->cfg.train_iters,
+                       f->cfg.seed + f->cfg.cb_gen);
+    free(s.x);
+    for (uint32_t i = 0; i < f->n_slots && rc == STRATA_OK; i++) {
+        frac_node *n = frac_node_at(f, i);
+        if (n && n->leaf) rc = reencode(f, n, &np);
+    }
+    if (rc != STRATA_OK) { fpq_free(&np); return rc; }
+    fpq_free(&f->pq);
+    f->pq = np;
+    f->cfg.cb_gen++;
+    if ((rc = frac_cb_save(f)) != STRATA_OK) return rc;
+    for (uint32_t i = 0; i < f->n_slots && rc == STRATA_OK; i++) {
+        frac_node *n = frac_node_at(f, i);
+        if (n && n->leaf && n->n_buf >= f->cfg.buffer_cap) rc = frac_cascade(f, n);
+    }
+    return rc;
+}

@@ -1,0 +1,105 @@
+/* fractal/tree.c - bookkeeping along the tree: sums, populations and
+ * centroids up the path of a changed leaf, time ranges (leaves widen, internal
+ * nodes are recomputed as unions of their children), and routing by centroid.
+ * Invariants: (1) every change to a leaf's members goes through
+ * frac_path_add(), so an ancestor's sums are always the sum of its
+ * descendants' and its centroid is recomputed at once (routing never uses a
+ * stale centroid, even inside one batch); (2) walks up the tree stop after
+ * FRAC_DEPTH_LIMIT steps, whatever the parent fields say.
+ */
+#include <string.h>
+
+#include "fractal_int.h"
+
+static void cent_update(frac_node *n, uint32_t dim)
+{
+    for (uint32_t i = 0; i < dim; i++)
+        n->cent[i] = n->pop ? (float)(n->sum[i] / (double)n->pop) : 0.0f;
+    n->dirty = 1;
+}
+
+void frac_path_add(strata_fractal *f, frac_node *n, const float *w, int sign, int dpop)
+{
+    uint32_t dim = f->cfg.dim;
+    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
+        if (w) {
+            if (sign > 0) for (uint32_t i = 0; i < dim; i++) n->sum[i] += w[i];
+            else          for (uint32_t i = 0; i < dim; i++) n->sum[i] -= w[i];
+        }
+        if (sign > 0) n->pop += (uint64_t)dpop;
+        else          n->pop -= (uint64_t)dpop;
+        if (n->pop == 0) memset(n->sum, 0, (size_t)dim * sizeof *n->sum);
+        cent_update(n, dim);
+        n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
+    }
+}
+
+void frac_path_ts(strata_fractal *f, frac_node *n, uint64_t ts)
+{
+    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
+        if (ts < n->ts_min) { n->ts_min = ts; n->dirty = 1; }
+        if (ts > n->ts_max) { n->ts_max = ts; n->dirty = 1; }
+        n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
+    }
+}
+
+static void ts_from_children(strata_fractal *f, frac_node *n)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t i = 0; i < n->n_child; i++) {
+        const frac_node *c = frac_node_at(f, n->child[i]);
+        if (!c) continue;
+        if (c->ts_min < lo) lo = c->ts_min;
+        if (c->ts_max > hi) hi = c->ts_max;
+    }
+    if (lo != n->ts_min || hi != n->ts_max) n->dirty = 1;
+    n->ts_min = lo;
+    n->ts_max = hi;
+}
+
+void frac_ts_refresh_up(strata_fractal *f, frac_node *n)
+{
+    n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
+    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
+        ts_from_children(f, n);
+        n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
+    }
+}
+
+void frac_node_from_children(strata_fractal *f, frac_node *n)
+{
+    uint32_t dim = f->cfg.dim;
+    memset(n->sum, 0, (size_t)dim * sizeof *n->sum);
+    n->pop = 0;
+    for (uint32_t i = 0; i < n->n_child; i++) {
+        const frac_node *c = frac_node_at(f, n->child[i]);
+        if (!c) continue;
+        for (uint32_t j = 0; j < dim; j++) n->sum[j] += c->sum[j];
+        n->pop += c->pop;
+    }
+    cent_update(n, dim);
+    ts_from_children(f, n);
+}
+
+float frac_route_dist(const strata_fractal *f, const frac_node *n, const float *w)
+{
+    return f->kt->dist[STRATA_METRIC_L2](w, n->cent, f->cfg.dim);
+}
+
+frac_node *frac_route(strata_fractal *f, const float *w)
+{
+    frac_node *n = frac_node_at(f, f->cfg.root);
+    for (uint32_t step = 0; n && !n->leaf && step <= FRAC_DEPTH_LIMIT; step++) {
+        frac_node *best = NULL;
+        float bd = 0;
+        for (uint32_t i = 0; i < n->n_child; i++) {
+            frac_node *c = frac_node_at(f, n->child[i]);
+            if (!c) continue;
+            /* an empty subtree has no centroid: use it only if nothing else */
+            float d = c->pop ? frac_route_dist(f, c, w) : 3.0e38f;
+            if (!best || d < bd) { best = c; bd = d; }
+        }
+        n = best;
+    }
+    return n && n->leaf ? n : NULL;
+}
