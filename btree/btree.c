@@ -16,12 +16,11 @@
 #include "strata.h"
 #include "btree_int.h"
 
+static inline int cmp_bytes(const void *a, size_t alen, const void *b, size_t blen);
+
 int bt_cmp_bytes(void *ctx, const void *a, size_t alen, const void *b, size_t blen) {
     (void)ctx;
-    size_t m = alen < blen ? alen : blen;
-    int c = m ? memcmp(a, b, m) : 0;
-    if (c) return c;
-    return alen < blen ? -1 : alen > blen;
+    return cmp_bytes(a, alen, b, blen);
 }
 
 int bt_page(bt_ctx *cx, pgno_t pg, const ck128 *ck, const uint8_t **out) {
@@ -65,6 +64,18 @@ int bt_cell_value(bt_ctx *cx, const uint8_t *c, bt_val *val) {
 
 static inline int cmp_bytes(const void *a, size_t alen, const void *b, size_t blen) {
     size_t m = alen < blen ? alen : blen;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (m >= 8) {                       /* most keys differ in their first 8 bytes */
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            x = __builtin_bswap64(x);   /* big-endian order == memcmp order */
+            y = __builtin_bswap64(y);
+            return x < y ? -1 : 1;
+        }
+    }
+#endif
     int c = memcmp(a, b, m);
     return c ? c : (alen > blen) - (alen < blen);
 }

@@ -155,7 +155,7 @@ static int check_counts(chk *c)
         live++;
         if (n->leaf) buf_total += n->n_buf;
     }
-    qsort(c->ids, c->n_ids, sizeof *c->ids, cmp_u64);
+    if (c->n_ids) qsort(c->ids, c->n_ids, sizeof *c->ids, cmp_u64);
     for (size_t i = 1; i < c->n_ids; i++)
         if (c->ids[i] == c->ids[i - 1]) bad(c, "id %llu is in two places", (unsigned long long)c->ids[i]);
     if (c->n_ids != f->cfg.n_vectors || n_assign != f->cfg.n_vectors)
