@@ -217,6 +217,21 @@ static int cmd_blobs(const char *path) {
     return 0;
 }
 
+/* Every fractal index (tables "__frac:NAME:config") gets its invariant check. */
+typedef struct frac_ctx { strata_txn *txn; int rc; } frac_ctx;
+
+static int check_fractal(void *ctx, const strata_table_info *in) {
+    frac_ctx *fc = ctx;
+    const char *pre = "__frac:", *suf = ":config";
+    size_t n = strlen(in->name), lp = strlen(pre), ls = strlen(suf);
+    if (n <= lp + ls || strncmp(in->name, pre, lp) || strcmp(in->name + n - ls, suf)) return 0;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(n - lp - ls), in->name + lp);
+    int rc = strata_fractal_check(fc->txn, name, report_line, NULL);
+    if (rc) { printf("  fractal index %s: %s\n", name, strata_strerror(rc)); fc->rc = rc; }
+    return 0;
+}
+
 static int cmd_check(const char *path) {
     strata_db *db;
     int rc = strata_open(path, STRATA_RDONLY, &db);
@@ -226,6 +241,10 @@ static int cmd_check(const char *path) {
     rc = strata_check(r, report_line, NULL);
     int brc = strata_blob_check(r, 1, report_line, NULL);       /* blob tables, chunk hashes */
     if (rc == STRATA_OK && brc != STRATA_OK) rc = brc;
+    frac_ctx fc = { r, STRATA_OK };
+    int lrc = strata_table_list(r, 1, check_fractal, &fc);
+    if (rc == STRATA_OK && lrc != STRATA_OK) rc = lrc;
+    if (rc == STRATA_OK && fc.rc != STRATA_OK) rc = fc.rc;
     strata_abort(r);
     strata_close(db);
     if (rc == STRATA_OK) { printf("%s: ok\n", path); return 0; }
