@@ -1105,8 +1105,9 @@ STRATA_API int strata_blob_path(strata_txn *txn, uint64_t from, uint64_t to, int
  * with strata_query_run in any transaction: the answer is a snapshot of that
  * transaction. Filters decide which blobs are candidates; each *signal* gives
  * a candidate a score in [0, 1]:
- *   similarity  map(distance) for the k nearest candidates (exact scan, or an
- *               index through strata_query_set_ann), 0 for the others;
+ *   similarity  map(distance) for the k nearest candidates (exact scan, an
+ *               IVF-PQ index via strata_query_set_ivf, or any index via
+ *               strata_query_set_ann), 0 for the others;
  *               map: COSINE 1 - d/2; L2, L1 1 / (1 + d/scale);
  *               IP 1 / (1 + exp(d/scale)) (d = -dot)
  *   recency     0.5 ^ (age_ms / half_life_ms), age from the blob's created
@@ -1122,7 +1123,8 @@ STRATA_API int strata_blob_path(strata_txn *txn, uint64_t from, uint64_t to, int
  * reads blob content: only index tables, metadata records and embeddings.
  * Thread-safety: a query object is built by one thread; once built, several
  * threads may run it at once (each with its own transaction) as long as no
- * setter is called meanwhile.                                               */
+ * setter is called meanwhile (and it holds no borrowed IVF handle, which
+ * ties it to one transaction; callbacks must then be thread-safe).          */
 
 typedef struct strata_query strata_query;   /* opaque */
 
@@ -1201,6 +1203,14 @@ STRATA_API int  strata_query_set_ann(strata_query *q, strata_query_ann_fn fn, vo
  * Exclusive on q. */
 STRATA_API int  strata_query_set_ivf(strata_query *q, const char *name, uint32_t nprobe,
                                      uint32_t rerank, unsigned flags);
+/* As strata_query_set_ivf with an index handle the caller opened
+ * (strata_ivf_open) in the transaction the query will run in: runs skip
+ * opening the index and loading its model, which dominates a small query.
+ * The handle is borrowed: it must stay open while q runs with it, and q may
+ * then only run in that handle's transaction. ix NULL: back to the exact
+ * scan. Returns: STRATA_OK, STRATA_EINVAL (q NULL). Exclusive on q. */
+STRATA_API int  strata_query_set_ivf_handle(strata_query *q, strata_ivf *ix, uint32_t nprobe,
+                                            uint32_t rerank);
 
 /* Time window filter: only blobs created with hlc_lo <= created HLC <= hlc_hi.
  * Returns: STRATA_OK, STRATA_EINVAL (q NULL, hlc_lo > hlc_hi). Exclusive on q. */
