@@ -24,9 +24,11 @@ static int ensure_len(pager *p, uint64_t page_count) {
     uint64_t need = page_count << p->ps_shift;
     if (need > p->map_size) return STRATA_ENOSPC;
     if (p->file_len >= need) return STRATA_OK;
-    uint64_t step = p->file_len / 16;
+    /* grow in steps (fewer size changes to sync), but keep the slack small:
+     * at most 1/64 of the file and 8 MiB */
+    uint64_t step = p->file_len / 64;
     if (step < 16ull * p->ps) step = 16ull * p->ps;
-    if (step > (64ull << 20)) step = 64ull << 20;
+    if (step > (8ull << 20)) step = 8ull << 20;
     uint64_t len = need + step;
     len = (len + p->ps - 1) & ~(uint64_t)(p->ps - 1);
     if (len > p->map_size) len = need;
