@@ -1,8 +1,10 @@
 /* pager/dirty.c - the dirty-page map of a write transaction: page number ->
  * malloc'd buffer (open addressing, linear probing, backward-shift delete).
  * Invariants: (1) cap is a power of two and n <= cap / 2; (2) slot.pg == 0 marks
- * an empty slot (page 0 is the header and is never dirty). */
+ * an empty slot (page 0 is the header and is never dirty); (3) bit pg of bits is
+ * set iff pg is a key (pages >= nbits are not), so most misses cost one bit test. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "strata.h"
 #include "pager.h"
@@ -12,8 +14,12 @@ static size_t hash_pg(pgno_t pg, size_t cap) {
     return (size_t)(h >> 32) & (cap - 1);
 }
 
+static inline int bit_test(const dirty_map *m, pgno_t pg) {
+    return pg < m->nbits && (m->bits[pg >> 3] & (1u << (pg & 7)));
+}
+
 dpage *dirty_get(const dirty_map *m, pgno_t pg) {
-    if (!m->cap) return NULL;
+    if (!bit_test(m, pg)) return NULL;
     for (size_t i = hash_pg(pg, m->cap);; i = (i + 1) & (m->cap - 1)) {
         dpage *d = &m->slots[i];
         if (d->pg == pg) return d;
@@ -43,6 +49,16 @@ int dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf) {
         int rc = grow(m);
         if (rc) return rc;
     }
+    if (pg >= m->nbits) {
+        uint64_t nb = m->nbits ? m->nbits : 4096;
+        while (nb <= pg) nb *= 2;
+        uint8_t *bits = realloc(m->bits, (size_t)(nb / 8));
+        if (!bits) return STRATA_ENOMEM;
+        memset(bits + m->nbits / 8, 0, (size_t)((nb - m->nbits) / 8));
+        m->bits = bits;
+        m->nbits = nb;
+    }
+    m->bits[pg >> 3] |= (uint8_t)(1u << (pg & 7));
     size_t i = hash_pg(pg, m->cap);
     while (m->slots[i].pg && m->slots[i].pg != pg) i = (i + 1) & (m->cap - 1);
     if (!m->slots[i].pg) m->n++;
@@ -58,6 +74,7 @@ uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
     if (!d) return NULL;
     uint8_t *buf = d->buf;
     size_t i = (size_t)(d - m->slots), mask = m->cap - 1;
+    m->bits[pg >> 3] &= (uint8_t)~(1u << (pg & 7));
     d->pg = 0;
     m->n--;
     /* backward-shift: pull later entries of the probe run into the hole */
@@ -76,6 +93,9 @@ void dirty_clear(dirty_map *m) {
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].pg) free(m->slots[i].buf);
     free(m->slots);
+    free(m->bits);
     m->slots = NULL;
+    m->bits = NULL;
     m->cap = m->n = 0;
+    m->nbits = 0;
 }

@@ -137,9 +137,12 @@ typedef struct dpage {
 } dpage;
 
 typedef struct dirty_map {
-    dpage  *slots;
-    size_t  cap;         /* power of two */
-    size_t  n;
+    dpage   *slots;
+    size_t   cap;        /* power of two */
+    size_t   n;
+    uint8_t *bits;       /* one bit per page number: set iff the page is a key;
+                            answers most lookups of clean pages without probing */
+    uint64_t nbits;
 } dirty_map;
 
 dpage *dirty_get(const dirty_map *m, pgno_t pg);
