@@ -298,9 +298,11 @@ static int make_leaf_cell(bt_ctx *cx, uint8_t *out, size_t *len, const void *key
     out[LC_OFF_FLAGS] = LF_OVERFLOW;
     pgno_t pg;
     uint8_t *buf;
-    int rc = bt_alloc(cx->w, (uint32_t)pager_npages(cx->p, vlen), &pg, &buf);
+    size_t np = pager_npages(cx->p, vlen);
+    int rc = bt_alloc(cx->w, (uint32_t)np, &pg, &buf);
     if (rc) return rc;
     memcpy(buf, val, vlen);
+    memset(buf + vlen, 0, (np << cx->p->ps_shift) - vlen);   /* the unused tail is zero */
     le64_put(out + LC_HDR + klen, pg);
     ck_put(out + LC_HDR + klen + 8, ck_compute(buf, vlen));
     *len = LC_HDR + klen + OVREF_SIZE;

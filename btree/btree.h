@@ -87,7 +87,8 @@ void bt_wtx_free(bt_wtx *w);          /* NULL-safe; drops dirty pages */
 dirty_map *bt_wtx_dirty(bt_wtx *w);
 uint64_t bt_wtx_page_count(const bt_wtx *w);
 uint64_t bt_wtx_txnid(const bt_wtx *w);
-/* Allocate n contiguous pages; *buf is a zeroed dirty buffer for them. */
+/* Allocate n contiguous pages; *buf is an uninitialized dirty buffer for them:
+ * the caller writes every byte (pages are checksummed and written whole). */
 int  bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf);
 /* Free n pages at pg: reused at once if allocated by this transaction,
  * otherwise recorded as freed by it. */

@@ -51,6 +51,7 @@ static int reloc(bt_ctx *cx, pgno_t *pg, ck128 *ck, pgno_t cutoff, int depth, in
             uint8_t *nb;
             if ((rc = bt_alloc(cx->w, np, &nop, &nb))) return rc;
             memcpy(nb, v.data, v.len);
+            memset(nb + v.len, 0, ((size_t)np << cx->p->ps_shift) - v.len);
             if ((rc = bt_free(cx->w, op, np))) return rc;
             uint8_t *c = buf + pg_slot(buf, i);
             le64_put(c + LC_HDR + lc_klen(c), nop);

@@ -207,7 +207,7 @@ int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
         at = w->page_count;
         w->page_count += n;
     }
-    uint8_t *b = calloc(n, w->p->ps);
+    uint8_t *b = malloc((size_t)n * w->p->ps);   /* callers write every byte */
     if (!b) return STRATA_ENOMEM;
     int rc = dirty_put(&w->dm, at, n, b);
     if (rc) { free(b); return rc; }
@@ -308,6 +308,14 @@ static int write_chunks(bt_ctx *cx, bt_wtx *w, bt_tree *ft, const ext_vec *all) 
     return rc;
 }
 
+/* Element-wise (ext has padding, which memcmp would read). */
+static int ext_eq(const ext_vec *a, const ext_vec *b) {
+    if (a->n != b->n) return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->v[i].pg != b->v[i].pg || a->v[i].n != b->v[i].n) return 0;
+    return 1;
+}
+
 int bt_wtx_commit_freelist(bt_wtx *w, bt_tree *ft) {
     bt_ctx cx = { w->p, w->page_count, w };
     ext_vec prev = { 0 }, cur = { 0 };
@@ -320,8 +328,7 @@ int bt_wtx_commit_freelist(bt_wtx *w, bt_tree *ft) {
             if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
         }
         if (rc || (rc = gather(w, &cur))) break;
-        if (have_prev && cur.n == prev.n && (cur.n == 0 || !memcmp(cur.v, prev.v, cur.n * sizeof(ext))))
-            break;
+        if (have_prev && ext_eq(&cur, &prev)) break;
         if ((rc = write_chunks(&cx, w, ft, &cur))) break;
         ext_vec t = prev; prev = cur; cur = t;
         have_prev = 1;

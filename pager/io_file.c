@@ -91,7 +91,8 @@ static int fd_get_len(io_backend *io, uint64_t *len) {
 static int fd_map(io_backend *io, size_t len, const uint8_t **out) {
     io_fd *f = (io_fd *)io;
     void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, f->fd, 0);
-    if (p == MAP_FAILED) return errno == ENOMEM ? STRATA_ENOMEM : err_of(io, errno);
+    /* ENOMEM, or EINVAL from tools like valgrind: the range is too large here */
+    if (p == MAP_FAILED) return errno == ENOMEM || errno == EINVAL ? STRATA_ENOMEM : err_of(io, errno);
     (void)madvise(p, len, MADV_RANDOM);
     *out = p;
     return STRATA_OK;
