@@ -88,12 +88,12 @@ static int print_table(void *ctx, const strata_table_info *in) {
     strata_table_stat st;
     int rc = open_any(tc->txn, in, &t);
     if (rc == STRATA_OK) rc = strata_table_stat_get(t, &st);
-    if (rc) { tc->rc = rc; printf("%-24s error: %s\n", in->name, strata_strerror(rc)); return 0; }
+    if (rc) { tc->rc = rc; printf("%-30s error: %s\n", in->name, strata_strerror(rc)); return 0; }
     char kind[48];
     if (in->flags & STRATA_VECTOR) snprintf(kind, sizeof kind, "vector f32x%u", (unsigned)in->vector_dim);
     else snprintf(kind, sizeof kind, "%s%s%s", kt_name(in->key_type), (in->flags & STRATA_MULTIMAP) ? " multimap" : "",
                   (in->flags & STRATA_TTL) ? " ttl" : "");
-    printf("%-24s %-16s %12" PRIu64 " %6" PRIu32 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", in->name,
+    printf("%-30s %-16s %12" PRIu64 " %6" PRIu32 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", in->name,
            kind, st.entries, st.height, st.branch_pages, st.leaf_pages, st.overflow_pages);
     return 0;
 }
@@ -104,7 +104,7 @@ static int cmd_tables(const char *path) {
     strata_txn *r;
     int rc = strata_begin_read(db, &r);
     if (rc) { strata_close(db); return fail("begin read", rc); }
-    printf("%-24s %-16s %12s %6s %8s %8s %8s\n", "table", "key type", "entries", "height", "branch",
+    printf("%-30s %-16s %12s %6s %8s %8s %8s\n", "table", "key type", "entries", "height", "branch",
            "leaf", "overflow");
     tables_ctx tc = { r, 0 };
     rc = strata_table_list(r, 1, print_table, &tc);
