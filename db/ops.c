@@ -251,16 +251,23 @@ static int first_live(strata_table *t, bt_cursor *c, int rc, int back) {
     return rc;
 }
 
+/* The first (or last) live entry: its tree key k and user view uk/uv. */
+static int edge_entry(strata_table *t, int last, bt_val *k, strata_slice *uk, strata_slice *uv) {
+    bt_cursor c;
+    bt_cursor_init(&c, &t->txn->cx, &t->tree);
+    int rc = first_live(t, &c, last ? bt_cursor_last(&c) : bt_cursor_first(&c), last);
+    bt_val v;
+    int live;
+    if (rc || (rc = bt_cursor_get(&c, k, &v))) return rc;
+    return entry_view(t, *k, v, uk, uv, &live);
+}
+
 static int edge(strata_table *t, int last, strata_slice *key, strata_slice *val) {
     int rc = db_table_check(t, 0);
     if (rc) return rc;
-    bt_cursor c;
-    bt_cursor_init(&c, &t->txn->cx, &t->tree);
-    if ((rc = first_live(t, &c, last ? bt_cursor_last(&c) : bt_cursor_first(&c), last))) return rc;
-    bt_val k, v;
+    bt_val k;
     strata_slice uk, uv;
-    int live;
-    if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live))) return rc;
+    if ((rc = edge_entry(t, last, &k, &uk, &uv))) return rc;
     if (key) *key = uk;
     if (val) *val = uv;
     return STRATA_OK;
@@ -272,14 +279,9 @@ int strata_last(strata_table *t, strata_slice *key, strata_slice *val) { return 
 static int pop(strata_table *t, int last, strata_slice *key, strata_slice *val) {
     int rc = db_table_check(t, 1);
     if (rc) return rc;
-    bt_cursor c;
-    bt_cursor_init(&c, &t->txn->cx, &t->tree);
-    if ((rc = first_live(t, &c, last ? bt_cursor_last(&c) : bt_cursor_first(&c), last))) return rc;
-    bt_val k, v;
+    bt_val k;
     strata_slice uk, uv;
-    int live;
-    if ((rc = bt_cursor_get(&c, &k, &v)) || (rc = entry_view(t, k, v, &uk, &uv, &live)))
-        return finish(t, rc);
+    if ((rc = edge_entry(t, last, &k, &uk, &uv))) return rc == STRATA_NOTFOUND ? rc : finish(t, rc);
     size_t need = k.len + uv.len;
     if ((rc = db_ensure_buf(&t->scratch, &t->scratch_cap, need))) return rc;
     memcpy(t->scratch, k.data, k.len);
