@@ -463,11 +463,17 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
 static int descend_find_cow(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, path *ph) {
     pgno_t pg = t->root;
     ck128 ck = t->root_ck;
+    uint8_t *own[BT_MAX_DEPTH];                  /* writable dirty page at a level, or NULL */
     for (int d = 0;; d++) {
         if (d >= BT_MAX_DEPTH) return CORRUPT(cx->p, pg);
         const uint8_t *page;
-        int rc = bt_page(cx, pg, &ck, &page);
-        if (rc) return rc;
+        dpage *dp = dirty_get(bt_wtx_dirty(cx->w), pg);
+        own[d] = dp && bt_wtx_writable(cx->w, dp) ? dp->buf : NULL;
+        if (dp) page = dp->buf;
+        else {
+            int rc = bt_page(cx, pg, &ck, &page);
+            if (rc) return rc;
+        }
         ph->pg[d] = pg;
         ph->depth = d + 1;
         if (pg_type(page) == PT_LEAF) {
@@ -481,16 +487,24 @@ static int descend_find_cow(bt_ctx *cx, bt_tree *t, const void *key, size_t klen
         ck = bc_ck(c);
     }
     if (!ph->exact) return STRATA_NOTFOUND;
-    pgno_t np;
-    uint8_t *buf;
-    int rc = bt_touch(cx, t->root, &t->root_ck, &np, &buf);
-    if (rc) return rc;
-    t->root = np;
+    /* make the path writable top-down; pages already writable stay where they are */
+    pgno_t np = t->root;
+    uint8_t *buf = own[0];
+    int rc;
+    if (!buf) {
+        if ((rc = bt_touch(cx, t->root, &t->root_ck, &np, &buf))) return rc;
+        t->root = np;
+    }
     for (int d = 0;; d++) {
         ph->pg[d] = np;
         ph->buf[d] = buf;
         if (d + 1 == ph->depth) return STRATA_OK;
         uint8_t *c = buf + pg_slot(buf, ph->idx[d]);
+        if (own[d + 1]) {                        /* the child is writable: no copy, no pointer change */
+            np = bc_child(c);
+            buf = own[d + 1];
+            continue;
+        }
         ck128 cck = bc_ck(c);
         if ((rc = bt_touch(cx, bc_child(c), &cck, &np, &buf))) return rc;
         le64_put(c + BC_OFF_CHILD, np);

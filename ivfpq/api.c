@@ -51,6 +51,7 @@ void strata_ivf_close(strata_ivf *ix)
 {
     if (ivf_handle_check(ix) != STRATA_OK) return;
     ivf_model_free(ix);
+    ivf_scratch_free(ix->scratch);
     ix->magic = 0;
     free(ix);
 }

@@ -70,6 +70,23 @@ typedef struct ivf_block {
     const uint8_t *codes;  /* m * n bytes, subspace-major    */
 } ivf_block;
 
+/* Per-handle search scratch, allocated on the first search and reused (sizes
+ * follow the config, which is fixed once the handle is open; probe and cand
+ * grow with nprobe and the candidate depth). Freed by strata_ivf_close. */
+typedef struct ivf_scratch {
+    float      *q;        /* dim: query (normalized for cosine)        */
+    float      *cd;       /* nlist: coarse distances                    */
+    float      *qdot;     /* m*256: q_j . w                             */
+    float      *lut;      /* m*256: the current table                   */
+    float      *smin;     /* m+1: suffix sums of the table minima       */
+    float      *lo, *hi;  /* m: per-table minimum and maximum           */
+    uint8_t    *qlut;     /* m*256: quantized table                     */
+    float      *raw;      /* dim: one raw vector (rerank)               */
+    strata_hit *probe;    /* probe_cap: chosen clusters                 */
+    strata_hit *cand;     /* cand_cap: PQ candidates                    */
+    size_t      probe_cap, cand_cap;
+} ivf_scratch;
+
 /* The handle (strata_ivf). Valid while txn is open; owner thread of txn. */
 struct strata_ivf {
     uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
@@ -81,6 +98,10 @@ struct strata_ivf {
     float        *codebooks;       /* m * 256 * dsub, when trained        */
     float        *l2_term;         /* L2: nlist * m * 256 precomputed
                                       |cb|^2 + 2 c.cb, built lazily       */
+    float        *cb_t;            /* m * dsub * 256: codebooks transposed
+                                      per subspace (cb_t[j][t][w] = w_t),
+                                      built lazily for the query tables   */
+    ivf_scratch  *scratch;         /* search buffers, or NULL             */
     const vec_kernels *kt;
     char          name[IVF_NAME_MAX + 1];
 };
@@ -139,6 +160,8 @@ int ivf_pq_encode(const float *cb, size_t dim, size_t m, const float *r, size_t 
                   uint8_t *codes);
 /* Inner-product tables: lut[j*256 + c] = q_j . cb_j[c] (m * 256 floats). */
 void ivf_pq_dot_lut(const float *cb, size_t dim, size_t m, const float *q, float *lut);
+/* Transpose codebooks (m * 256 * dsub) into cbt[j][t][w] (m * dsub * 256). */
+void ivf_pq_transpose(const float *cb, size_t dim, size_t m, float *cbt);
 
 /* ---- scan kernels (scan.c) ----
  * Scan one posting block with a float table lut[m][256]: distance of entry i
@@ -160,6 +183,15 @@ typedef struct ivf_scan_ctx {
     uint64_t     n_scanned;    /* statistics                                 */
 } ivf_scan_ctx;
 void ivf_scan_block(ivf_scan_ctx *s, const ivf_block *b, vec_topk *h);
+/* The same tables as ivf_pq_dot_lut (bit for bit: the same products summed in
+ * the same order) from transposed codebooks, vectorized over codewords. */
+void ivf_dot_lut_t(const float *cbt, size_t dim, size_t m, const float *q, float *lut);
+/* One pass per query table: lut[i] = term[i] + a * qdot[i] (term may be NULL:
+ * a * qdot[i]) for m tables of 256, and lo[j] / hi[j] = the minimum / maximum
+ * of table j. Equal to the scalar expression at every level (a * qdot is
+ * exact for a = -1, -2). Returns non-zero if an entry is NaN. */
+int ivf_lut_build(const float *term, const float *qdot, float a, uint32_t m, float *lut,
+                  float *lo, float *hi);
 
 /* ---- storage (store.c) ---- */
 int ivf_tables_open(strata_ivf *ix, int create);
@@ -168,9 +200,14 @@ int ivf_config_save(strata_ivf *ix);
 int ivf_model_load(strata_ivf *ix);
 int ivf_model_save(strata_ivf *ix);
 void ivf_model_free(strata_ivf *ix);
-int ivf_l2_term_build(strata_ivf *ix);
+/* Build the derived search tables of the model (transposed codebooks; L2: the
+ * term table, STRATA_ECORRUPT if an entry is not finite) unless present. */
+int ivf_search_tables_build(strata_ivf *ix);
 /* Read the stored raw vector of id into out (dim floats). */
 int ivf_raw_get(strata_ivf *ix, uint64_t id, float *out);
+
+/* ---- search (search.c) ---- */
+void ivf_scratch_free(ivf_scratch *b);   /* NULL-safe */
 
 /* ---- helpers ---- */
 int ivf_handle_check(const strata_ivf *ix);

@@ -79,3 +79,12 @@ void ivf_pq_dot_lut(const float *cb, size_t dim, size_t m, const float *q, float
         }
     }
 }
+
+void ivf_pq_transpose(const float *cb, size_t dim, size_t m, float *cbt)
+{
+    size_t dsub = dim / m;
+    for (size_t j = 0; j < m; j++)
+        for (size_t w = 0; w < IVF_KSUB; w++)
+            for (size_t t = 0; t < dsub; t++)
+                cbt[(j * dsub + t) * IVF_KSUB + w] = cb[(j * IVF_KSUB + w) * dsub + t];
+}

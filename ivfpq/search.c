@@ -19,14 +19,8 @@
 
 typedef struct qstate {
     const strata_ivf_params *p;
-    float   *q;          /* query (normalized for cosine)        */
-    float   *cd;         /* coarse distances, nlist              */
-    strata_hit *probe;   /* chosen clusters, nearest first       */
+    ivf_scratch *b;      /* the handle's buffers                 */
     uint32_t nprobe;
-    float   *qdot;       /* m*256: q_j . w                       */
-    float   *lut;        /* m*256: the current cluster's table   */
-    float   *smin;       /* m+1 suffix minima                    */
-    uint8_t *qlut;       /* m*256 quantized table                */
 } qstate;
 
 void strata_ivf_params_default(strata_ivf_params *p)
@@ -64,7 +58,7 @@ static int choose_mmr(strata_ivf *ix, qstate *s)
     strata_hit *cand = malloc(pool * sizeof *cand);
     float *mind = malloc(pool * sizeof *mind);
     if (!cand || !mind) { free(cand); free(mind); return STRATA_ENOMEM; }
-    nearest(s->cd, nl, pool, cand);
+    nearest(s->b->cd, nl, pool, cand);
     vec_dist_fn df = ix->kt->dist[ix->cfg.metric == STRATA_METRIC_L2 ? STRATA_METRIC_L2
                                                                       : STRATA_METRIC_IP];
     float lam = s->p->mmr;
@@ -77,7 +71,7 @@ static int choose_mmr(strata_ivf *ix, qstate *s)
             float sc = t == 0 ? cand[i].dist : (1 - lam) * cand[i].dist - lam * mind[i];
             if (best == UINT32_MAX || sc < bs) { bs = sc; best = i; }
         }
-        s->probe[t] = cand[best];
+        s->b->probe[t] = cand[best];
         const float *cb = ix->centroids + cand[best].id * ix->cfg.dim;
         cand[best].id = UINT64_MAX;
         for (uint32_t i = 0; i < pool; i++) {
@@ -90,44 +84,41 @@ static int choose_mmr(strata_ivf *ix, qstate *s)
     return STRATA_OK;
 }
 
-/* The table of cluster c (L2) or of the query (IP/cosine), its suffix minima,
- * and the quantized copy when asked. */
+/* The table of cluster c (L2) or of the query (IP/cosine) with its per-table
+ * minima and maxima in one pass, the suffix minima, and the quantized copy
+ * when asked. */
 static int build_lut(strata_ivf *ix, qstate *s, uint32_t c, ivf_scan_ctx *sc)
 {
     uint32_t m = ix->cfg.m;
-    if (ix->cfg.metric == STRATA_METRIC_L2) {
-        const float *t = ix->l2_term + (size_t)c * m * IVF_KSUB;
-        for (size_t i = 0; i < (size_t)m * IVF_KSUB; i++) s->lut[i] = t[i] - 2.0f * s->qdot[i];
-    }
-    s->smin[m] = 0;
+    ivf_scratch *b = s->b;
+    const float *term = ix->cfg.metric == STRATA_METRIC_L2
+                            ? ix->l2_term + (size_t)c * m * IVF_KSUB : NULL;
+    if (ivf_lut_build(term, b->qdot, term ? -2.0f : -1.0f, m, b->lut, b->lo, b->hi))
+        return STRATA_ECORRUPT;
+    b->smin[m] = 0;
     float qmax = 0;
     for (uint32_t j = m; j-- > 0;) {
-        const float *l = s->lut + (size_t)j * IVF_KSUB;
-        float lo = l[0], hi = l[0];
-        for (uint32_t w = 1; w < IVF_KSUB; w++) {      /* plain compares vectorize */
-            lo = l[w] < lo ? l[w] : lo;
-            hi = l[w] > hi ? l[w] : hi;
-        }
+        float lo = b->lo[j], hi = b->hi[j];
         if (!isfinite(lo) || !isfinite(hi)) return STRATA_ECORRUPT;
-        s->smin[j] = s->smin[j + 1] + lo;
+        b->smin[j] = b->smin[j + 1] + lo;
         if (hi - lo > qmax) qmax = hi - lo;
     }
-    if (!isfinite(s->smin[0]) || !isfinite(sc->base)) return STRATA_ECORRUPT;
-    sc->lut = s->lut;
-    sc->suffix_min = s->smin;
+    if (!isfinite(b->smin[0]) || !isfinite(sc->base)) return STRATA_ECORRUPT;
+    sc->lut = b->lut;
+    sc->suffix_min = b->smin;
     sc->qlut = NULL;
     if (s->p->int_lut) {
         float unit = qmax > 0 ? qmax / 255.0f : 1.0f, inv = 1.0f / unit, bias = 0;
         for (uint32_t j = 0; j < m; j++) {
-            const float *l = s->lut + (size_t)j * IVF_KSUB;
-            float lo = s->smin[j] - s->smin[j + 1];
+            const float *l = b->lut + (size_t)j * IVF_KSUB;
+            float lo = b->smin[j] - b->smin[j + 1];
             bias += lo;
             for (uint32_t w = 0; w < IVF_KSUB; w++) {
                 float v = rintf((l[w] - lo) * inv);
-                s->qlut[j * IVF_KSUB + w] = (uint8_t)(v > 255 ? 255 : v);
+                b->qlut[j * IVF_KSUB + w] = (uint8_t)(v > 255 ? 255 : v);
             }
         }
-        sc->qlut = s->qlut;
+        sc->qlut = b->qlut;
         sc->qscale = unit;
         sc->qbias = bias;
         sc->qslack = (float)m * unit;   /* twice the rounding bound */
@@ -160,57 +151,106 @@ static int scan_cluster(strata_ivf *ix, strata_cursor *cur, uint32_t c, ivf_scan
 static int rerank(strata_ivf *ix, const float *q, const strata_hit *cand, size_t n,
                   vec_topk *h)
 {
-    float *v = malloc(ix->cfg.dim * sizeof *v);
-    if (!v) return STRATA_ENOMEM;
-    int rc = STRATA_OK;
-    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
-        if ((rc = ivf_raw_get(ix, cand[i].id, v)) != STRATA_OK) break;
-        float d = ix->kt->dist[ix->cfg.metric](q, v, ix->cfg.dim);
-        if (!isfinite(d)) rc = STRATA_ECORRUPT;
-        else if (vec_topk_accepts(h, d, cand[i].id)) vec_topk_push(h, cand[i].id, d);
+    float *v = ix->scratch->raw;
+    vec_dist_fn df = ix->kt->dist[ix->cfg.metric];
+    for (size_t i = 0; i < n; i++) {
+        int rc = ivf_raw_get(ix, cand[i].id, v);
+        if (rc != STRATA_OK) return rc;
+        float d = df(q, v, ix->cfg.dim);
+        if (!isfinite(d)) return STRATA_ECORRUPT;
+        if (vec_topk_accepts(h, d, cand[i].id)) vec_topk_push(h, cand[i].id, d);
     }
-    free(v);
-    return rc;
+    return STRATA_OK;
 }
 
 static int search_one(strata_ivf *ix, qstate *s, const float *query, size_t k, strata_hit *out,
-                      size_t *n_out, strata_hit *cand, strata_cursor *cur)
+                      size_t *n_out, strata_cursor *cur)
 {
     const ivf_config *cf = &ix->cfg;
+    ivf_scratch *b = s->b;
     int l2 = cf->metric == STRATA_METRIC_L2;
     if (vec_validate(query, cf->dim) != STRATA_OK) return STRATA_EINVAL;
-    memcpy(s->q, query, cf->dim * sizeof *s->q);
-    if (cf->metric == STRATA_METRIC_COSINE) ivf_normalize(s->q, cf->dim);
-    ix->kt->dist_batch[l2 ? STRATA_METRIC_L2 : STRATA_METRIC_IP](s->q, ix->centroids, cf->nlist,
-                                                                 cf->dim, s->cd);
+    memcpy(b->q, query, cf->dim * sizeof *b->q);
+    if (cf->metric == STRATA_METRIC_COSINE) ivf_normalize(b->q, cf->dim);
+    ix->kt->dist_batch[l2 ? STRATA_METRIC_L2 : STRATA_METRIC_IP](b->q, ix->centroids, cf->nlist,
+                                                                 cf->dim, b->cd);
     int rc = STRATA_OK;
     if (s->p->mmr > 0) rc = choose_mmr(ix, s);
-    else nearest(s->cd, cf->nlist, s->nprobe, s->probe);
+    else nearest(b->cd, cf->nlist, s->nprobe, b->probe);
     if (rc != STRATA_OK) return rc;
-    ivf_pq_dot_lut(ix->codebooks, cf->dim, cf->m, s->q, s->qdot);
-    if (!l2)
-        for (size_t i = 0; i < (size_t)cf->m * IVF_KSUB; i++) s->lut[i] = -s->qdot[i];
+    ivf_dot_lut_t(ix->cb_t, cf->dim, cf->m, b->q, b->qdot);
     size_t kk = s->p->rerank && s->p->rerank > k ? s->p->rerank : k;
     vec_topk h;
-    vec_topk_init(&h, cand, kk);
+    vec_topk_init(&h, b->cand, kk);
     ivf_scan_ctx sc = {.m = cf->m, .keep = s->p->filter, .keep_ctx = s->p->filter_ctx};
     for (uint32_t t = 0; t < s->nprobe && rc == STRATA_OK; t++) {
-        uint32_t c = (uint32_t)s->probe[t].id;
-        sc.base = s->probe[t].dist + (cf->metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f);
+        uint32_t c = (uint32_t)b->probe[t].id;
+        sc.base = b->probe[t].dist + (cf->metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f);
         if (l2 || t == 0) rc = build_lut(ix, s, c, &sc);
         if (rc == STRATA_OK) rc = scan_cluster(ix, cur, c, &sc, &h);
     }
     if (rc != STRATA_OK) return rc;
-    size_t n = vec_topk_finish(&h);
+    size_t n;
     if (s->p->rerank) {
+        /* The candidates' order does not matter (the heap breaks ties by
+         * id), so the PQ heap is not sorted first. */
         vec_topk fin;
         vec_topk_init(&fin, out, k);
-        if ((rc = rerank(ix, query, cand, n, &fin)) != STRATA_OK) return rc;
+        if ((rc = rerank(ix, query, b->cand, h.n, &fin)) != STRATA_OK) return rc;
         n = vec_topk_finish(&fin);
     } else {
-        memcpy(out, cand, n * sizeof *out);
+        n = vec_topk_finish(&h);
+        memcpy(out, b->cand, n * sizeof *out);
     }
     *n_out = n;
+    return STRATA_OK;
+}
+
+void ivf_scratch_free(ivf_scratch *b)
+{
+    if (!b) return;
+    free(b->q); free(b->cd); free(b->qdot); free(b->lut); free(b->smin); free(b->lo);
+    free(b->hi); free(b->qlut); free(b->raw); free(b->probe); free(b->cand);
+    free(b);
+}
+
+/* The handle's scratch with room for nprobe probes and kk candidates. */
+static int scratch_get(strata_ivf *ix, size_t nprobe, size_t kk, ivf_scratch **out)
+{
+    const ivf_config *c = &ix->cfg;
+    ivf_scratch *b = ix->scratch;
+    if (!b) {
+        size_t ml = (size_t)c->m * IVF_KSUB;
+        if (!(b = calloc(1, sizeof *b))) return STRATA_ENOMEM;
+        b->q = malloc(c->dim * sizeof(float));
+        b->cd = malloc(c->nlist * sizeof(float));
+        b->qdot = malloc(ml * sizeof(float));
+        b->lut = malloc(ml * sizeof(float));
+        b->smin = malloc((c->m + 1) * sizeof(float));
+        b->lo = malloc(c->m * sizeof(float));
+        b->hi = malloc(c->m * sizeof(float));
+        b->qlut = malloc(ml);
+        b->raw = malloc(c->dim * sizeof(float));
+        if (!b->q || !b->cd || !b->qdot || !b->lut || !b->smin || !b->lo || !b->hi || !b->qlut ||
+            !b->raw) {
+            ivf_scratch_free(b);
+            return STRATA_ENOMEM;
+        }
+        ix->scratch = b;
+    }
+    if (b->probe_cap < nprobe) {
+        strata_hit *p = realloc(b->probe, nprobe * sizeof *p);
+        if (!p) return STRATA_ENOMEM;
+        b->probe = p;
+        b->probe_cap = nprobe;
+    }
+    if (b->cand_cap < kk) {
+        strata_hit *p = realloc(b->cand, kk * sizeof *p);
+        if (!p) return STRATA_ENOMEM;
+        b->cand = p;
+        b->cand_cap = kk;
+    }
+    *out = b;
     return STRATA_OK;
 }
 
@@ -226,29 +266,16 @@ int strata_ivf_search_batch(strata_ivf *ix, size_t nq, const float *queries, siz
     if (!queries || !out || !n_out || k == 0 || dim != ix->cfg.dim) return STRATA_EINVAL;
     if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_EINVAL;
     if ((rc = params_check(ix, p, &s.nprobe)) != STRATA_OK) return rc;
-    if (ix->cfg.metric == STRATA_METRIC_L2 && (rc = ivf_l2_term_build(ix)) != STRATA_OK) return rc;
-    size_t ml = (size_t)ix->cfg.m * IVF_KSUB, kk = p->rerank > k ? p->rerank : k;
+    if ((rc = ivf_search_tables_build(ix)) != STRATA_OK) return rc;
+    size_t kk = p->rerank > k ? p->rerank : k;
+    if ((rc = scratch_get(ix, s.nprobe, kk, &s.b)) != STRATA_OK) return rc;
     strata_cursor *cur = NULL;
-    s.q = malloc(ix->cfg.dim * sizeof(float));
-    s.cd = malloc(ix->cfg.nlist * sizeof(float));
-    s.probe = malloc(s.nprobe * sizeof *s.probe);
-    s.qdot = malloc(ml * sizeof(float));
-    s.lut = malloc(ml * sizeof(float));
-    s.smin = malloc((ix->cfg.m + 1) * sizeof(float));
-    s.qlut = malloc(ml);
-    strata_hit *cand = malloc(kk * sizeof *cand);
-    rc = STRATA_ENOMEM;
-    if (!s.q || !s.cd || !s.probe || !s.qdot || !s.lut || !s.smin || !s.qlut || !cand) goto out;
-    if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) goto out;
+    if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) return rc;
     for (size_t i = 0; i < nq && rc == STRATA_OK; i++)
-        rc = search_one(ix, &s, queries + i * ix->cfg.dim, k, out + i * k, n_out + i, cand, cur);
-out:
+        rc = search_one(ix, &s, queries + i * ix->cfg.dim, k, out + i * k, n_out + i, cur);
     strata_cursor_close(cur);
-    free(s.q); free(s.cd); free(s.probe); free(s.qdot); free(s.lut); free(s.smin); free(s.qlut);
-    free(cand);
     return rc;
 }
-
 int strata_ivf_search(strata_ivf *ix, const float *query, size_t dim, size_t k,
                       const strata_ivf_params *params, strata_hit *out, size_t *n_out)
 {

@@ -1,6 +1,6 @@
 /* ivfpq/store.c - the index's tables: naming and opening them, and loading and
  * saving the config record and the model (centroids, codebooks). Also the
- * derived L2 term table of the handle.
+ * derived search tables of the handle (L2 term table, transposed codebooks).
  * Tables (docs/IVFPQ.md "Tables"): __ivf:NAME:config, :centroids, :codebooks,
  * :lists, :assign and, with raw vectors kept, :raw.
  * Invariants: (1) a loaded model has exactly nlist centroid rows keyed 0..nlist-1
@@ -8,6 +8,7 @@
  * is what this handle's transaction sees (train replaces both).
  */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,8 @@ int ivf_config_save(strata_ivf *ix)
 
 void ivf_model_free(strata_ivf *ix)
 {
-    free(ix->centroids); free(ix->cnorm); free(ix->codebooks); free(ix->l2_term);
-    ix->centroids = ix->cnorm = ix->codebooks = ix->l2_term = NULL;
+    free(ix->centroids); free(ix->cnorm); free(ix->codebooks); free(ix->l2_term); free(ix->cb_t);
+    ix->centroids = ix->cnorm = ix->codebooks = ix->l2_term = ix->cb_t = NULL;
 }
 
 /* Read rows keyed 0..n-1 (u32 BE) of `len` floats each into dst. */
@@ -137,8 +138,9 @@ int ivf_model_save(strata_ivf *ix)
 }
 
 /* term[(c * m + j) * 256 + w] = |cb_jw|^2 + 2 c_j . cb_jw, so that the L2 table
- * of cluster c for query q is term[c] - 2 q_j . cb_jw, plus |q - c|^2. */
-int ivf_l2_term_build(strata_ivf *ix)
+ * of cluster c for query q is term[c] - 2 q_j . cb_jw, plus |q - c|^2. Every
+ * entry must be finite: the scan kernels then only have to catch overflow. */
+static int l2_term_build(strata_ivf *ix)
 {
     if (ix->l2_term) return STRATA_OK;
     const ivf_config *c = &ix->cfg;
@@ -156,8 +158,22 @@ int ivf_l2_term_build(strata_ivf *ix)
             for (size_t ci = 0; ci < c->nlist; ci++) t[ci * row + j * IVF_KSUB + w] += s;
         }
     }
+    for (size_t i = 0; i < (size_t)c->nlist * row; i++)
+        if (!isfinite(t[i])) { free(t); return STRATA_ECORRUPT; }
     ix->l2_term = t;
     return STRATA_OK;
+}
+
+int ivf_search_tables_build(strata_ivf *ix)
+{
+    const ivf_config *c = &ix->cfg;
+    if (!ix->cb_t) {
+        float *t = malloc((size_t)c->m * IVF_KSUB * (c->dim / c->m) * sizeof *t);
+        if (!t) return STRATA_ENOMEM;
+        ivf_pq_transpose(ix->codebooks, c->dim, c->m, t);
+        ix->cb_t = t;
+    }
+    return c->metric == STRATA_METRIC_L2 ? l2_term_build(ix) : STRATA_OK;
 }
 
 int ivf_raw_get(strata_ivf *ix, uint64_t id, float *out)

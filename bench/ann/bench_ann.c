@@ -6,7 +6,8 @@
  * executable, i.e. under the build folder). Prints recall@1, recall@10 and
  * QPS for a sweep of nprobe (and rerank depth) / ef, build time and index
  * bytes (codes + centroids + codebooks; hnswlib: vectors + links).
- * Usage: bench_ann [--data DIR] [--gen N] [--only sift|bigann|gen] [--nq N]
+ * Usage: bench_ann [--data DIR] [--gen N] [--only sift|bigann|gen] [--nq N] [--reps N]
+ * (--reps: timed passes per row, the fastest reported; default 5)
  */
 #include <cblas.h>
 #include <libgen.h>
@@ -23,6 +24,10 @@
 void openblas_set_num_threads(int num_threads);
 
 enum { K = 10 };
+
+/* Timed passes over the queries per row; the fastest is reported (100-query
+ * sets finish in milliseconds, so one pass is mostly noise). */
+static int g_reps = 5;
 
 typedef struct dset {
     const char *name;
@@ -199,13 +204,18 @@ static void run_strata(const dset *s, const size_t *np, size_t nnp)
             strata_ivf_params_default(&p);
             p.nprobe = (uint32_t)np[a];
             p.rerank = rr[b];
-            double t = now();
-            for (size_t i = 0; i < s->nq; i++) {
-                size_t n = 0;
-                strata_ivf_search(ix, s->q + i * s->d, s->d, K, &p, hits + i * K, &n);
-                for (size_t j = 0; j < K; j++) lab[i * K + j] = j < n ? (int64_t)hits[i * K + j].id : -1;
+            double best = INFINITY;
+            for (int rep = 0; rep < g_reps; rep++) {
+                double t = now();
+                for (size_t i = 0; i < s->nq; i++) {
+                    size_t n = 0;
+                    strata_ivf_search(ix, s->q + i * s->d, s->d, K, &p, hits + i * K, &n);
+                    for (size_t j = 0; j < K; j++)
+                        lab[i * K + j] = j < n ? (int64_t)hits[i * K + j].id : -1;
+                }
+                if (now() - t < best) best = now() - t;
             }
-            double qps = (double)s->nq / (now() - t), r1, r10;
+            double qps = (double)s->nq / best, r1, r10;
             recall(s, lab, &r1, &r10);
             char par[64];
             snprintf(par, sizeof par, "nprobe=%zu rerank=%u", np[a], rr[b]);
@@ -224,9 +234,13 @@ static void run_faiss(const dset *s, const size_t *np, size_t nnp)
     printf("faiss build: %.2f s; index %.2f MB\n", now() - t0, (double)faiss_ivfpq_bytes(f) / 1e6);
     int64_t *lab = malloc(s->nq * K * sizeof *lab);
     for (size_t a = 0; a < nnp; a++) {
-        double t = now();
-        for (size_t i = 0; i < s->nq; i++) faiss_ivfpq_search(f, np[a], s->q + i * s->d, K, lab + i * K);
-        double qps = (double)s->nq / (now() - t), r1, r10;
+        double best = INFINITY;
+        for (int rep = 0; rep < g_reps; rep++) {
+            double t = now();
+            for (size_t i = 0; i < s->nq; i++) faiss_ivfpq_search(f, np[a], s->q + i * s->d, K, lab + i * K);
+            if (now() - t < best) best = now() - t;
+        }
+        double qps = (double)s->nq / best, r1, r10;
         recall(s, lab, &r1, &r10);
         char par[64];
         snprintf(par, sizeof par, "nprobe=%zu", np[a]);
@@ -244,9 +258,13 @@ static void run_hnsw(const dset *s)
     int64_t *lab = malloc(s->nq * K * sizeof *lab);
     size_t efs[] = {10, 16, 32, 64, 128, 256};
     for (size_t a = 0; a < sizeof efs / sizeof efs[0]; a++) {
-        double t = now();
-        for (size_t i = 0; i < s->nq; i++) hnsw_search(h, efs[a], s->q + i * s->d, K, lab + i * K);
-        double qps = (double)s->nq / (now() - t), r1, r10;
+        double best = INFINITY;
+        for (int rep = 0; rep < g_reps; rep++) {
+            double t = now();
+            for (size_t i = 0; i < s->nq; i++) hnsw_search(h, efs[a], s->q + i * s->d, K, lab + i * K);
+            if (now() - t < best) best = now() - t;
+        }
+        double qps = (double)s->nq / best, r1, r10;
         recall(s, lab, &r1, &r10);
         char par[64];
         snprintf(par, sizeof par, "ef=%zu", efs[a]);
@@ -301,7 +319,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) gen_n = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--nq") && i + 1 < argc) gen_nq = strtoull(argv[++i], NULL, 0);
-        else { fprintf(stderr, "usage: %s [--data DIR] [--gen N] [--nq N] [--only sift|bigann|gen]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+        else { fprintf(stderr, "usage: %s [--data DIR] [--gen N] [--nq N] [--reps N] [--only sift|bigann|gen]\n", argv[0]); return 2; }
     }
     openblas_set_num_threads(1);
     printf("strata %s, kernels %s\n", "bench_ann", strata_vec_kernel_name());

@@ -5,7 +5,8 @@
  * top-10, and its PQ-only ranking must keep most of it (the inner-product
  * pitfall of residual PQ gives ~0.04 here). Also: the stored default nprobe
  * is what search uses, the quantized table path returns what the float path
- * returns, MMR probing and metadata filters. */
+ * returns, MMR probing, metadata filters, and a handle reused across searches
+ * (its cached buffers) returns what fresh handles return. */
 #include "itest.h"
 
 enum { N = 10000, DIM = 32, NQ = 100, K = 10, NLIST = 64, M = 8 };
@@ -189,5 +190,38 @@ Test(ivfpq_recall, metadata_filter)
     fprintf(stderr, "filtered recall %.3f\n", r);
     cr_assert_geq(r, 0.9);
     free(gt);
+    fx_free(&f);
+}
+
+/* The handle keeps its search buffers between calls: growing and shrinking
+ * nprobe and the rerank depth on one handle gives what fresh handles give. */
+Test(ivfpq_recall, reused_handle_matches_fresh)
+{
+    fixture f;
+    fx_build(&f, STRATA_METRIC_L2, 8, 0);
+    static strata_hit a[NQ * K], b[NQ * K];
+    size_t na[NQ], nb[NQ];
+    const uint32_t np[] = {2, 64, 1, 16, 8}, rr[] = {0, 100, 0, 20, 7};
+    strata_txn *r;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_read(f.d.db, &r), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(r, "v", &ix), STRATA_OK);
+    for (size_t t = 0; t < sizeof np / sizeof np[0]; t++) {
+        strata_ivf_params p;
+        strata_ivf_params_default(&p);
+        p.nprobe = np[t];
+        p.rerank = rr[t];
+        for (size_t i = 0; i < NQ; i++)
+            cr_assert_eq(strata_ivf_search(ix, f.q + i * DIM, DIM, K, &p, a + i * K, na + i),
+                         STRATA_OK);
+        run(&f, &p, b, nb);
+        cr_assert_eq(memcmp(na, nb, sizeof na), 0, "round %zu", t);
+        for (size_t i = 0; i < NQ * K; i++) {
+            cr_assert_eq(a[i].id, b[i].id, "round %zu hit %zu", t, i);
+            cr_assert_eq(a[i].dist, b[i].dist);
+        }
+    }
+    strata_ivf_close(ix);
+    strata_abort(r);
     fx_free(&f);
 }
