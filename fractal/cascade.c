@@ -1,7 +1,9 @@
 /* fractal/cascade.c - the buffer cascade: when a leaf's write buffer reaches
  * buffer_cap (and codebooks exist), its buffered working vectors are
- * PQ-encoded and appended to the leaf's posting list, and the buffer rows are
- * deleted.
+ * PQ-encoded as residuals against the leaf's anchor and appended to the leaf's
+ * posting list, and the buffer rows are deleted. A leaf without codes takes
+ * its current centroid as the anchor; a leaf with codes keeps its anchor (the
+ * codes already stored depend on it; split, merge and train re-anchor).
  * Invariants: (1) every buffered member ends up exactly once in the posting
  * list, with its assignment row switched to WHERE_POST; (2) without raw
  * vectors, a member's contribution to the sums changes from its working
@@ -19,18 +21,20 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m, np = 0;
     size_t n = 0;
     frac_member *mem = NULL;
-    float *w = NULL, *dec = NULL;
+    float *w = NULL, *dec = NULL, *anchor = NULL;
     uint8_t *codes = NULL, *bcodes = NULL, *allc = NULL;
     uint64_t *pids = NULL, *pts = NULL;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);   /* buffers first */
     if (rc != STRATA_OK) return rc;
     size_t nb = leaf->n_buf;
-    if (!(bcodes = malloc(nb * m)) || !(dec = malloc((size_t)dim * sizeof *dec))) {
+    if (!(bcodes = malloc(nb * m)) || !(dec = malloc((size_t)dim * sizeof *dec)) ||
+        !(anchor = malloc((size_t)dim * sizeof *anchor))) {
         rc = STRATA_ENOMEM;
         goto out;
     }
-    fpq_encode(&f->pq, f->kt, w, nb, bcodes);
-    if ((rc = frac_post_read(f, leaf->id, &np, &pids, &pts, &allc)) != STRATA_OK) goto out;
+    if ((rc = frac_post_read(f, leaf->id, &np, &pids, &pts, &allc, anchor)) != STRATA_OK) goto out;
+    if (np == 0) memcpy(anchor, leaf->cent, (size_t)dim * sizeof *anchor);
+    if ((rc = frac_encode_res(f, anchor, w, nb, bcodes)) != STRATA_OK) goto out;
     uint64_t *ids2 = realloc(pids, ((size_t)np + nb) * 8);
     if (ids2) pids = ids2;
     uint64_t *ts2 = realloc(pts, ((size_t)np + nb) * 8);
@@ -43,12 +47,12 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
         pts[np + i] = mem[i].ts;
         memcpy(allc + (np + i) * m, bcodes + i * m, m);
     }
-    if ((rc = frac_post_write(f, leaf->id, (uint32_t)(np + nb), pids, pts, allc))) goto out;
+    if ((rc = frac_post_write(f, leaf->id, (uint32_t)(np + nb), pids, pts, allc, anchor))) goto out;
     for (size_t i = 0; i < nb && rc == STRATA_OK; i++) {
         rc = frac_buf_del(f, leaf->id, mem[i].id);
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, leaf->id, WHERE_POST, mem[i].ts);
         if (rc == STRATA_OK && !(f->cfg.flags & CFG_F_RAW)) {
-            fpq_decode(&f->pq, bcodes + i * m, dec);
+            frac_decode_res(f, anchor, bcodes + i * m, dec);
             frac_path_add(f, leaf, w + i * dim, -1, 0);
             frac_path_add(f, leaf, dec, +1, 0);
         }
@@ -59,5 +63,6 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     leaf->dirty = 1;
 out:
     free(mem); free(w); free(codes); free(bcodes); free(dec); free(pids); free(pts); free(allc);
+    free(anchor);
     return rc;
 }

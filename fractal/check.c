@@ -82,6 +82,34 @@ static int check_members(chk *c, const frac_node *leaf, size_t n, const frac_mem
     return STRATA_OK;
 }
 
+/* A posting list's per-code terms must be what its anchor and codes give
+ * (search trusts them for L2 distances). */
+static int check_terms(chk *c, const frac_node *leaf)
+{
+    strata_fractal *f = c->f;
+    uint8_t k[8];
+    strata_slice v;
+    frac_post post;
+    if (leaf->n_codes == 0 || !f->pq.cb) return STRATA_OK;
+    frac_le64_put(k, leaf->id);
+    int rc = strata_get(f->t[FT_POST], (strata_slice){k, 8}, &v);
+    if (rc != STRATA_OK) return rc == STRATA_NOTFOUND ? STRATA_OK : rc;   /* gather reported it */
+    if (frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, &post) != STRATA_OK) return STRATA_OK;
+    float *a = malloc((size_t)f->cfg.dim * sizeof *a);
+    if (!a) return STRATA_ENOMEM;
+    vec_f32_get(a, post.anchor, f->cfg.dim);
+    for (uint32_t i = 0; i < post.n; i++) {
+        float t, want = fpq_term(&f->pq, a, post.codes + (size_t)i * post.m);
+        vec_f32_get(&t, post.terms + 4 * (size_t)i, 1);
+        if (memcmp(&t, &want, sizeof t)) {
+            bad(c, "leaf %u: posting term %u is %g, its code gives %g", leaf->id, i, t, want);
+            break;
+        }
+    }
+    free(a);
+    return STRATA_OK;
+}
+
 static int check_leaf(chk *c, const frac_node *leaf)
 {
     strata_fractal *f = c->f;
@@ -109,6 +137,7 @@ static int check_leaf(chk *c, const frac_node *leaf)
         bad(c, "leaf %u: buffer of %u not cascaded", leaf->id, leaf->n_buf);
     c->n_post_rows += n - nb > 0;
     rc = check_members(c, leaf, n, mem);
+    if (rc == STRATA_OK) rc = check_terms(c, leaf);
 out:
     free(mem); free(w); free(codes); free(s);
     return rc;

@@ -21,8 +21,10 @@ static int post_remove(strata_fractal *f, frac_node *leaf, uint64_t id, float *w
     uint32_t n = 0, m = f->cfg.pq_m;
     uint64_t *ids = NULL, *ts = NULL;
     uint8_t *codes = NULL;
-    int rc = frac_post_read(f, leaf->id, &n, &ids, &ts, &codes);
-    if (rc != STRATA_OK) return rc;
+    float *anchor = malloc((size_t)f->cfg.dim * sizeof *anchor);
+    if (!anchor) return STRATA_ENOMEM;
+    int rc = frac_post_read(f, leaf->id, &n, &ids, &ts, &codes, anchor);
+    if (rc != STRATA_OK) goto out;
     uint32_t i = 0;
     while (i < n && ids[i] != id) i++;
     if (i == n) { rc = FRAC_CORRUPT(); goto out; }
@@ -30,14 +32,14 @@ static int post_remove(strata_fractal *f, frac_node *leaf, uint64_t id, float *w
         if ((rc = frac_raw_get(f, id, w)) != STRATA_OK) goto out;
         frac_working(f, w, w);
     } else {
-        fpq_decode(&f->pq, codes + (size_t)i * m, w);
+        frac_decode_res(f, anchor, codes + (size_t)i * m, w);
     }
     memmove(ids + i, ids + i + 1, (size_t)(n - i - 1) * 8);
     memmove(ts + i, ts + i + 1, (size_t)(n - i - 1) * 8);
     memmove(codes + (size_t)i * m, codes + (size_t)(i + 1) * m, (size_t)(n - i - 1) * m);
-    rc = frac_post_write(f, leaf->id, n - 1, ids, ts, codes);
+    rc = frac_post_write(f, leaf->id, n - 1, ids, ts, codes, anchor);
 out:
-    free(ids); free(ts); free(codes);
+    free(ids); free(ts); free(codes); free(anchor);
     return rc;
 }
 

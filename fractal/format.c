@@ -204,20 +204,23 @@ int frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where
     return STRATA_OK;
 }
 
-size_t frac_post_size(uint32_t n, uint32_t m)
+size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim)
 {
-    return POST_HDR + (size_t)n * (16 + m);
+    return POST_HDR + (size_t)4 * dim + (size_t)n * (20 + m);
 }
 
-int frac_post_view(const uint8_t *p, size_t len, uint32_t m, frac_post *out)
+int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, frac_post *out)
 {
     if (len < POST_HDR) return FRAC_CORRUPT();
     uint32_t n = frac_le32_get(p), pm = frac_le32_get(p + 4);
-    if (pm != m || n == 0 || n > (1u << 24) || len != frac_post_size(n, m)) return FRAC_CORRUPT();
+    if (pm != m || n == 0 || n > (1u << 24) || len != frac_post_size(n, m, dim))
+        return FRAC_CORRUPT();
     out->n = n;
     out->m = m;
-    out->ids = p + POST_HDR;
+    out->anchor = p + POST_HDR;
+    out->ids = out->anchor + (size_t)4 * dim;
     out->ts = out->ids + (size_t)8 * n;
-    out->codes = out->ts + (size_t)8 * n;
+    out->terms = out->ts + (size_t)8 * n;
+    out->codes = out->terms + (size_t)4 * n;
     return STRATA_OK;
 }

@@ -127,6 +127,17 @@ void fpq_decode(const frac_pq *pq, const uint8_t *code, float *x)
                pq->cb + ((size_t)j * FPQ_KSUB + code[j]) * pq->dsub, pq->dsub * sizeof *x);
 }
 
+float fpq_term(const frac_pq *pq, const float *a, const uint8_t *code)
+{
+    double t = 0;
+    for (uint32_t j = 0; j < pq->m; j++) {
+        const float *c = pq->cb + ((size_t)j * FPQ_KSUB + code[j]) * pq->dsub;
+        const float *aj = a + (size_t)j * pq->dsub;
+        for (uint32_t i = 0; i < pq->dsub; i++) t += (double)c[i] * ((double)c[i] + 2.0 * aj[i]);
+    }
+    return (float)t;
+}
+
 void fpq_table(const frac_pq *pq, const vec_kernels *kt, int ip, const float *q, float *lut)
 {
     strata_metric mt = ip ? STRATA_METRIC_IP : STRATA_METRIC_L2;

@@ -36,6 +36,10 @@ void fpq_free(frac_pq *pq);
 void fpq_encode(const frac_pq *pq, const vec_kernels *kt, const float *x, size_t n,
                 uint8_t *codes);
 void fpq_decode(const frac_pq *pq, const uint8_t *code, float *x);
+/* |r|^2 + 2<a, r> for r = fpq_decode(code), in f64 rounded to f32: with it,
+ * |q - (a + r)|^2 = |q - a|^2 - 2<q, r> + term, so one IP table of q serves
+ * every anchor. */
+float fpq_term(const frac_pq *pq, const float *a, const uint8_t *code);
 /* ADC table of query q (m * FPQ_KSUB floats): squared L2 per subspace when ip
  * is 0, negated dot product when ip is 1. */
 void fpq_table(const frac_pq *pq, const vec_kernels *kt, int ip, const float *q, float *lut);

@@ -39,7 +39,7 @@
 
 #define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
 #define FRAC_HANDLE_MAGIC 0x46524143u
-#define FRAC_VERSION      1u
+#define FRAC_VERSION      2u    /* 2: residual codes, anchor in posting lists */
 #define FRAC_NAME_MAX     200u
 #define FRAC_NONE         0xFFFFFFFFu   /* "no node" in parent fields  */
 #define FRAC_MAX_NODES    (1u << 30)    /* sanity bound on node ids      */
@@ -112,8 +112,10 @@ typedef struct frac_member {
 /* A decoded posting list (pointers into a value, or into owned memory). */
 typedef struct frac_post {
     uint32_t       n, m;
+    const uint8_t *anchor; /* dim f32 LE: the codes are residuals against it */
     const uint8_t *ids;    /* n u64 LE */
     const uint8_t *ts;     /* n u64 LE */
+    const uint8_t *terms;  /* n f32 LE: |r|^2 + 2<anchor, r> of decoded r  */
     const uint8_t *codes;  /* n * m    */
 } frac_post;
 
@@ -156,8 +158,8 @@ void frac_buf_key(uint8_t key[BUF_KEY_LEN], uint32_t leaf, uint64_t id);
 void frac_assign_put(uint8_t out[ASSIGN_LEN], uint32_t leaf, uint8_t where, uint64_t ts);
 int  frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where,
                      uint64_t *ts);
-size_t frac_post_size(uint32_t n, uint32_t m);
-int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, frac_post *out);
+size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim);
+int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, frac_post *out);
 /* Report a corruption (the breakpoint spot); returns STRATA_ECORRUPT. */
 int  frac_corrupt_at(const char *file, int line);
 #define FRAC_CORRUPT() frac_corrupt_at(__FILE__, __LINE__)
@@ -189,11 +191,19 @@ void frac_working(const strata_fractal *f, const float *x, float *w);
 int  frac_buf_put(strata_fractal *f, uint32_t leaf, uint64_t id, uint64_t ts, const float *w);
 int  frac_buf_get(strata_fractal *f, uint32_t leaf, uint64_t id, uint64_t *ts, float *w);
 int  frac_buf_del(strata_fractal *f, uint32_t leaf, uint64_t id);
-/* Read a leaf's whole posting list into owned arrays (NULL when empty). */
+/* Read a leaf's whole posting list into owned arrays (NULL when empty); its
+ * anchor goes to anchor (dim floats; may be NULL; untouched when empty). */
 int  frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids,
-                    uint64_t **ts, uint8_t **codes);
+                    uint64_t **ts, uint8_t **codes, float *anchor);
+/* Write a posting list of residual codes against anchor (ignored when n = 0:
+ * the row is deleted); the per-code terms are computed here. */
 int  frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t *ids,
-                     const uint64_t *ts, const uint8_t *codes);
+                     const uint64_t *ts, const uint8_t *codes, const float *anchor);
+/* Residual coding against a leaf's anchor: codes of x - anchor (n vectors),
+ * and the working vector a code stands for (anchor + decoded residual). */
+int  frac_encode_res(const strata_fractal *f, const float *anchor, const float *x, size_t n,
+                     uint8_t *codes);
+void frac_decode_res(const strata_fractal *f, const float *anchor, const uint8_t *code, float *w);
 int  frac_assign_set(strata_fractal *f, uint64_t id, uint32_t leaf, uint8_t where, uint64_t ts);
 /* STRATA_NOTFOUND if id is not in the index. */
 int  frac_assign_lookup(strata_fractal *f, uint64_t id, uint32_t *leaf, uint8_t *where,

@@ -9,7 +9,9 @@
  * read from the current child list, so it is a leaf at level 0 (never a node
  * that has since split); (2) no member is dropped: each buffer row is re-keyed
  * and each posting entry appended to the target, with its assignment row;
- * (3) sums move by exact f64 addition of the source's sums.
+ * (3) sums move by exact f64 addition of the source's sums; (4) the target is
+ * re-anchored at the merged centroid and all its codes re-encoded (so no
+ * anchor is left describing a cluster that no longer exists).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,43 +45,60 @@ static void absorb_stats(strata_fractal *f, frac_node *dst, const frac_node *src
     dst->dirty = 1;
 }
 
-/* Move every member of leaf src into leaf dst (rows and assignments). */
+/* Move every member of leaf src into leaf dst (rows and assignments). dst
+ * absorbs src's statistics first (absorb_stats), so its centroid is the
+ * merged one: it becomes dst's anchor, and every posting member of both
+ * leaves is re-encoded against it. Without raw vectors, each re-encoded
+ * member's contribution to the sums of dst and its ancestors changes from its
+ * old decoded code to its new one. */
 static int move_members(strata_fractal *f, frac_node *src, frac_node *dst)
 {
-    size_t n = 0;
-    frac_member *mem = NULL;
-    float *w = NULL;
-    uint8_t *codes = NULL, *dc = NULL;
-    uint64_t *dids = NULL, *dts = NULL;
-    uint32_t m = f->cfg.pq_m, nd = 0;
+    size_t n = 0, nd = 0;
+    frac_member *mem = NULL, *dmem = NULL;
+    float *w = NULL, *dw = NULL, *anchor = NULL;
+    uint8_t *codes = NULL, *dcodes = NULL, *pc = NULL;
+    uint64_t *pids = NULL, *pts = NULL;
+    uint32_t m = f->cfg.pq_m, dim = f->cfg.dim;
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
     int rc = frac_leaf_gather(f, src, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
-    if ((rc = frac_post_read(f, dst->id, &nd, &dids, &dts, &dc)) != STRATA_OK) goto out;
-    size_t tot = (size_t)nd + n;
-    uint64_t *a = realloc(dids, (tot ? tot : 1) * 8);
-    if (a) dids = a;
-    uint64_t *b = realloc(dts, (tot ? tot : 1) * 8);
-    if (b) dts = b;
-    uint8_t *c = realloc(dc, (tot ? tot : 1) * m);
-    if (c) dc = c;
-    if (!a || !b || !c) { rc = STRATA_ENOMEM; goto out; }
-    uint32_t k = nd;
-    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
-        if (mem[i].where == WHERE_BUF) {
-            rc = frac_buf_del(f, src->id, mem[i].id);
-            if (rc == STRATA_OK)
-                rc = frac_buf_put(f, dst->id, mem[i].id, mem[i].ts, w + i * f->cfg.dim);
+    if ((rc = frac_leaf_gather(f, dst, &nd, &dmem, &dw, &dcodes)) != STRATA_OK) goto out;
+    absorb_stats(f, dst, src);
+    size_t tot = nd + n;
+    pids = malloc((tot ? tot : 1) * 8);
+    pts = malloc((tot ? tot : 1) * 8);
+    pc = malloc((tot ? tot : 1) * m);
+    anchor = malloc((size_t)2 * dim * sizeof *anchor);
+    if (!pids || !pts || !pc || !anchor) { rc = STRATA_ENOMEM; goto out; }
+    float *dec = anchor + dim;
+    memcpy(anchor, dst->cent, (size_t)dim * sizeof *anchor);
+    uint32_t k = 0;
+    for (size_t i = 0; i < tot && rc == STRATA_OK; i++) {
+        int from_src = i >= nd;
+        const frac_member *mi = from_src ? &mem[i - nd] : &dmem[i];
+        const float *wi = from_src ? w + (i - nd) * dim : dw + i * dim;
+        if (mi->where == WHERE_BUF) {
+            if (!from_src) continue;
+            rc = frac_buf_del(f, src->id, mi->id);
+            if (rc == STRATA_OK) rc = frac_buf_put(f, dst->id, mi->id, mi->ts, wi);
         } else {
-            dids[k] = mem[i].id; dts[k] = mem[i].ts;
-            memcpy(dc + (size_t)k * m, codes + i * m, m);
+            pids[k] = mi->id; pts[k] = mi->ts;
+            rc = frac_encode_res(f, anchor, wi, 1, pc + (size_t)k * m);
+            if (rc == STRATA_OK && !raw) {
+                frac_decode_res(f, anchor, pc + (size_t)k * m, dec);
+                frac_path_add(f, dst, wi, -1, 0);
+                frac_path_add(f, dst, dec, +1, 0);
+            }
             k++;
         }
-        if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, dst->id, mem[i].where, mem[i].ts);
+        if (rc == STRATA_OK && from_src)
+            rc = frac_assign_set(f, mi->id, dst->id, mi->where, mi->ts);
     }
-    if (rc == STRATA_OK && k != nd) rc = frac_post_write(f, dst->id, k, dids, dts, dc);
-    if (rc == STRATA_OK) rc = frac_post_write(f, src->id, 0, NULL, NULL, NULL);
+    if (rc == STRATA_OK) rc = frac_post_write(f, dst->id, k, pids, pts, pc, anchor);
+    if (rc == STRATA_OK) rc = frac_post_write(f, src->id, 0, NULL, NULL, NULL, NULL);
 out:
-    free(mem); free(w); free(codes); free(dids); free(dts); free(dc);
+    free(mem); free(w); free(codes); free(dmem); free(dw); free(dcodes);
+    free(pids); free(pts); free(pc); free(anchor);
     return rc;
 }
 
@@ -121,9 +140,8 @@ int frac_merge_leaf(strata_fractal *f, frac_node *leaf)
     if (!p) return FRAC_CORRUPT();
     frac_node *s = nearest_sibling(f, p, leaf);
     if (!s) return collapse_up(f, p);
-    int rc = move_members(f, leaf, s);
+    int rc = move_members(f, leaf, s);   /* dst absorbs src's statistics */
     if (rc != STRATA_OK) return rc;
-    absorb_stats(f, s, leaf);
     if ((rc = frac_edge_del(f, p, leaf)) != STRATA_OK) return rc;
     if ((rc = frac_node_delete(f, leaf)) != STRATA_OK) return rc;
     if (f->cfg.cb_gen && s->n_buf >= f->cfg.buffer_cap && (rc = frac_cascade(f, s))) return rc;

@@ -62,7 +62,7 @@ int frac_buf_del(strata_fractal *f, uint32_t leaf, uint64_t id)
 }
 
 int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids, uint64_t **ts,
-                   uint8_t **codes)
+                   uint8_t **codes, float *anchor)
 {
     uint8_t k[8];
     strata_slice v;
@@ -73,7 +73,7 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
     int rc = strata_get(f->t[FT_POST], sl(k, 8), &v);
     if (rc == STRATA_NOTFOUND) return STRATA_OK;
     if (rc != STRATA_OK) return rc;
-    if ((rc = frac_post_view(v.data, v.len, m, &p)) != STRATA_OK) return rc;
+    if ((rc = frac_post_view(v.data, v.len, m, f->cfg.dim, &p)) != STRATA_OK) return rc;
     uint64_t *a = malloc((size_t)p.n * 8), *b = malloc((size_t)p.n * 8);
     uint8_t *c = malloc((size_t)p.n * m);
     if (!a || !b || !c) { free(a); free(b); free(c); return STRATA_ENOMEM; }
@@ -82,33 +82,60 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
         b[i] = frac_le64_get(p.ts + 8 * (size_t)i);
     }
     memcpy(c, p.codes, (size_t)p.n * m);
+    if (anchor) vec_f32_get(anchor, p.anchor, f->cfg.dim);
     *n = p.n; *ids = a; *ts = b; *codes = c;
     return STRATA_OK;
 }
 
 int frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t *ids,
-                    const uint64_t *ts, const uint8_t *codes)
+                    const uint64_t *ts, const uint8_t *codes, const float *anchor)
 {
     uint8_t k[8];
-    uint32_t m = f->cfg.pq_m;
+    uint32_t m = f->cfg.pq_m, dim = f->cfg.dim;
     frac_le64_put(k, leaf);
     if (n == 0) {
         int rc = strata_del(f->t[FT_POST], sl(k, 8));
         return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
     }
-    size_t len = frac_post_size(n, m);
+    if (!f->pq.cb) return FRAC_CORRUPT();   /* codes without codebooks */
+    size_t len = frac_post_size(n, m, dim);
     uint8_t *v = malloc(len);
     if (!v) return STRATA_ENOMEM;
+    uint8_t *pa = v + POST_HDR, *pi = pa + (size_t)4 * dim, *pt = pi + (size_t)8 * n;
+    uint8_t *pterm = pt + (size_t)8 * n, *pc = pterm + (size_t)4 * n;
     frac_le32_put(v, n);
     frac_le32_put(v + 4, m);
+    vec_f32_put(pa, anchor, dim);
     for (uint32_t i = 0; i < n; i++) {
-        frac_le64_put(v + POST_HDR + 8 * (size_t)i, ids[i]);
-        frac_le64_put(v + POST_HDR + 8 * ((size_t)n + i), ts[i]);
+        frac_le64_put(pi + 8 * (size_t)i, ids[i]);
+        frac_le64_put(pt + 8 * (size_t)i, ts[i]);
+        float t = fpq_term(&f->pq, anchor, codes + (size_t)i * m);
+        vec_f32_put(pterm + 4 * (size_t)i, &t, 1);
     }
-    memcpy(v + POST_HDR + 16 * (size_t)n, codes, (size_t)n * m);
+    memcpy(pc, codes, (size_t)n * m);
     int rc = strata_put(f->t[FT_POST], sl(k, 8), sl(v, len));
     free(v);
     return rc;
+}
+
+int frac_encode_res(const strata_fractal *f, const float *anchor, const float *x, size_t n,
+                    uint8_t *codes)
+{
+    uint32_t dim = f->cfg.dim;
+    float *r = malloc((size_t)dim * sizeof *r);
+    if (!r) return STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < dim; j++) r[j] = x[i * dim + j] - anchor[j];
+        fpq_encode(&f->pq, f->kt, r, 1, codes + i * f->cfg.pq_m);
+    }
+    free(r);
+    return STRATA_OK;
+}
+
+void frac_decode_res(const strata_fractal *f, const float *anchor, const uint8_t *code, float *w)
+{
+    fpq_decode(&f->pq, code, w);
+    for (uint32_t j = 0; j < f->cfg.dim; j++) w[j] += anchor[j];
 }
 
 int frac_assign_set(strata_fractal *f, uint64_t id, uint32_t leaf, uint8_t where, uint64_t ts)
@@ -144,7 +171,8 @@ int frac_raw_get(strata_fractal *f, uint64_t id, float *x)
 
 /* The working vector of a posting member: from its raw row when raw vectors
  * are kept (exact), else its decoded code (what the sums hold for it). */
-static int post_working(strata_fractal *f, uint64_t id, const uint8_t *code, float *w)
+static int post_working(strata_fractal *f, uint64_t id, const uint8_t *code, const float *anchor,
+                        float *w)
 {
     if (f->cfg.flags & CFG_F_RAW) {
         int rc = frac_raw_get(f, id, w);
@@ -152,7 +180,7 @@ static int post_working(strata_fractal *f, uint64_t id, const uint8_t *code, flo
         return rc;
     }
     if (f->cfg.cb_gen == 0) return FRAC_CORRUPT();   /* codes without codebooks */
-    fpq_decode(&f->pq, code, w);
+    frac_decode_res(f, anchor, code, w);
     return STRATA_OK;
 }
 
@@ -189,8 +217,10 @@ int frac_leaf_gather(strata_fractal *f, const frac_node *leaf, size_t *n_out, fr
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m, np = 0;
     uint64_t *pids = NULL, *pts = NULL;
     uint8_t *pcodes = NULL;
-    int rc = frac_post_read(f, leaf->id, &np, &pids, &pts, &pcodes);
-    if (rc != STRATA_OK) return rc;
+    float *anchor = malloc((size_t)dim * sizeof *anchor);
+    if (!anchor) return STRATA_ENOMEM;
+    int rc = frac_post_read(f, leaf->id, &np, &pids, &pts, &pcodes, anchor);
+    if (rc != STRATA_OK) { free(anchor); return rc; }
     size_t cap = (size_t)leaf->n_buf + np, n = 0;
     frac_member *mem = malloc((cap ? cap : 1) * sizeof *mem);
     float *w = malloc((cap ? cap : 1) * dim * sizeof *w);
@@ -201,12 +231,12 @@ int frac_leaf_gather(strata_fractal *f, const frac_node *leaf, size_t *n_out, fr
     for (uint32_t i = 0; i < np; i++, n++) {
         mem[n] = (frac_member){ .id = pids[i], .ts = pts[i], .where = WHERE_POST };
         memcpy(codes + n * m, pcodes + (size_t)i * m, m);
-        if ((rc = post_working(f, pids[i], pcodes + (size_t)i * m, w + n * dim)) != STRATA_OK)
+        if ((rc = post_working(f, pids[i], pcodes + (size_t)i * m, anchor, w + n * dim)) != STRATA_OK)
             goto out;
     }
     *n_out = n; *mem_out = mem; *w_out = w; *codes_out = codes;
     mem = NULL; w = NULL; codes = NULL;
 out:
-    free(pids); free(pts); free(pcodes); free(mem); free(w); free(codes);
+    free(pids); free(pts); free(pcodes); free(mem); free(w); free(codes); free(anchor);
     return rc;
 }

@@ -1,7 +1,8 @@
 /* fractal/search.c - k-nearest-neighbour search. A beam search goes down the
  * tree level by level: the children of the nodes kept so far are ranked by
  * routing distance to their centroids, `beam` of them are kept on internal
- * levels and `n_probe` leaves on the last. Each chosen leaf contributes ADC
+ * levels and `n_probe` leaves on the last (more, up to 2 * n_probe, when
+ * deletes thinned them: thin_extend). Each chosen leaf contributes ADC
  * distances over its posting list and exact distances over its buffer; an
  * optional rerank recomputes the best candidates exactly from raw vectors.
  * A time window skips whole subtrees whose time range misses it, then single
@@ -29,7 +30,8 @@ typedef struct sctx {
     strata_fractal *f;
     const strata_fractal_params *p;
     const float *qw;       /* working query                        */
-    float  *lut;           /* m * 256                              */
+    float  *lut;           /* m * 256: -<q_j, c> (x2 for L2)       */
+    float  *anchor;        /* dim: the scanned leaf's anchor       */
     float   base;          /* 1 for cosine, else 0                 */
     vec_topk *h;
 } sctx;
@@ -47,24 +49,37 @@ static void offer(sctx *s, uint64_t id, float d)
     vec_topk_push(s->h, id, d);
 }
 
+/* ADC over a leaf's residual codes r against its anchor a:
+ * L2: |q - a - r|^2 = |q - a|^2 - 2<q, r> + term  (lut = -2<q_j, c>);
+ * IP and cosine: -<q, a + r> = -<q, a> - <q, r>   (lut = -<q_j, c>). */
 static int scan_post(sctx *s, const frac_node *leaf)
 {
     uint8_t k[8];
     strata_slice v;
     frac_post post;
-    uint32_t m = s->f->cfg.pq_m;
+    strata_fractal *f = s->f;
+    uint32_t m = f->cfg.pq_m, dim = f->cfg.dim;
     frac_le64_put(k, leaf->id);
-    int rc = strata_get(s->f->t[FT_POST], (strata_slice){k, 8}, &v);
+    int rc = strata_get(f->t[FT_POST], (strata_slice){k, 8}, &v);
     if (rc == STRATA_NOTFOUND) return leaf->n_codes ? FRAC_CORRUPT() : STRATA_OK;
     if (rc != STRATA_OK) return rc;
-    if ((rc = frac_post_view(v.data, v.len, m, &post)) != STRATA_OK) return rc;
+    if ((rc = frac_post_view(v.data, v.len, m, dim, &post)) != STRATA_OK) return rc;
+    vec_f32_get(s->anchor, post.anchor, dim);
     int win = (s->p->flags & STRATA_FRACTAL_WINDOW) != 0;
+    int l2 = f->cfg.metric == STRATA_METRIC_L2;
+    float base = s->base + (l2 ? f->kt->dist[STRATA_METRIC_L2](s->qw, s->anchor, dim)
+                               : f->kt->dist[STRATA_METRIC_IP](s->qw, s->anchor, dim));
     for (uint32_t i = 0; i < post.n; i++) {
         if (win) {
             uint64_t ts = frac_le64_get(post.ts + 8 * (size_t)i);
             if (ts < s->p->ts_min || ts > s->p->ts_max) continue;
         }
-        float d = s->base + fpq_adc(s->lut, post.codes + (size_t)i * m, m);
+        float d = base + fpq_adc(s->lut, post.codes + (size_t)i * m, m);
+        if (l2) {
+            float t;
+            vec_f32_get(&t, post.terms + 4 * (size_t)i, 1);
+            d += t;
+        }
         offer(s, frac_le64_get(post.ids + 8 * (size_t)i), d);
     }
     return STRATA_OK;
@@ -97,7 +112,25 @@ static int scan_buf(sctx *s, const frac_node *leaf)
     return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
 }
 
-/* Choose the leaves to scan: ids into *out (at most n_probe). */
+/* Leaves to keep from the ranked candidates cs[0..n_c): n_probe, or more
+ * when those hold fewer than n_probe * max_leaf / 2 vectors (leaves thinned by
+ * deletes cover the same region with fewer vectors, so the same number of
+ * them would find fewer neighbours): then the next ones in rank order until
+ * they do, at most 2 * n_probe leaves. */
+static uint32_t thin_extend(const strata_fractal *f, const cand *cs, size_t n_c, uint32_t n_probe)
+{
+    uint64_t want = (uint64_t)n_probe * (f->cfg.max_leaf / 2), have = 0;
+    uint64_t cap = (uint64_t)n_probe * 2;
+    uint64_t i = 0;
+    for (; i < n_c && i < cap; i++) {
+        if (i >= n_probe && have >= want) break;
+        have += frac_node_at(f, cs[i].id)->pop;
+    }
+    return (uint32_t)(i > n_probe ? i : n_probe);
+}
+
+/* Choose the leaves to scan: ids into *out (n_probe, up to 2 * n_probe of
+ * thinned leaves). */
 static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out, uint32_t *n_out)
 {
     strata_fractal *f = s->f;
@@ -127,8 +160,9 @@ static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out,
         }
         qsort(cs, n_c, sizeof *cs, cand_cmp);
         uint32_t keep = last ? n_probe : beam;
+        if (last) keep = thin_extend(f, cs, n_c, n_probe);
         n_front = (uint32_t)(n_c < keep ? n_c : keep);
-        if (n_front > cap) {
+        if (n_front > cap) {   /* more than 64 kept */
             uint32_t *nf = realloc(front, n_front * sizeof *nf);
             if (!nf) { free(cs); free(front); return STRATA_ENOMEM; }
             front = nf; cap = n_front;
@@ -166,16 +200,18 @@ int frac_search(strata_fractal *f, const float *q, size_t k,
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
     uint32_t beam = p->beam ? p->beam : 4, n_probe = p->n_probe ? p->n_probe : 8;
     size_t kk = p->rerank && p->rerank > k ? p->rerank : k;
-    float *qw = malloc((size_t)dim * sizeof *qw), *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
+    float *qw = malloc((size_t)2 * dim * sizeof *qw), *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
     strata_hit *hits = malloc(kk * sizeof *hits);
     uint32_t *leaves = NULL, n_leaves = 0;
     int rc = STRATA_ENOMEM;
     if (!qw || !lut || !hits) goto out;
     frac_working(f, q, qw);
-    fpq_table(&f->pq, f->kt, f->cfg.metric != STRATA_METRIC_L2, qw, lut);
+    fpq_table(&f->pq, f->kt, 1, qw, lut);
+    if (f->cfg.metric == STRATA_METRIC_L2)
+        for (size_t i = 0; i < (size_t)m * FPQ_KSUB; i++) lut[i] *= 2.0f;
     vec_topk h;
     vec_topk_init(&h, hits, kk);
-    sctx s = { .f = f, .p = p, .qw = qw, .lut = lut,
+    sctx s = { .f = f, .p = p, .qw = qw, .lut = lut, .anchor = qw + dim,
                .base = f->cfg.metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f, .h = &h };
     if ((rc = pick_leaves(&s, beam, n_probe, &leaves, &n_leaves)) != STRATA_OK) goto out;
     for (uint32_t i = 0; i < n_leaves && rc == STRATA_OK; i++) {

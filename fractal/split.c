@@ -8,8 +8,10 @@
  * Invariants: (1) a split moves members, never drops one: each member's buffer
  * row / posting entry and assignment row are rewritten to the leaf it lands
  * in; (2) the two halves' sums are recomputed from their members, the parent's
- * do not change (same members); time ranges of both halves are exact and the
- * ancestors' are recomputed as unions.
+ * do not change (same members) except, without raw vectors, by new - old
+ * decoded codes; time ranges of both halves are exact and the ancestors' are
+ * recomputed as unions; (3) each half's codes are re-encoded against its new
+ * centroid, which becomes its anchor.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +39,11 @@ static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_
     leaf->dirty = 1;
 }
 
-/* Rewrite the posting lists of a and b from the posting members by side. */
+/* Rewrite the posting lists of a and b from the posting members by side,
+ * with anchors anc[0] (a) and anc[1] (b). */
 static int write_posts(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
-                       const frac_member *mem, const uint8_t *codes, const uint8_t *side)
+                       const frac_member *mem, const uint8_t *codes, const uint8_t *side,
+                       float *const anc[2])
 {
     uint32_t m = f->cfg.pq_m;
     uint64_t *ids = malloc((n ? n : 1) * 8), *ts = malloc((n ? n : 1) * 8);
@@ -57,7 +61,7 @@ static int write_posts(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
             if (s && (rc = frac_assign_set(f, mem[i].id, b->id, WHERE_POST, mem[i].ts)))
                 goto out;
         }
-        if ((rc = frac_post_write(f, dst->id, k, ids, ts, cs)) != STRATA_OK) goto out;
+        if ((rc = frac_post_write(f, dst->id, k, ids, ts, cs, anc[s])) != STRATA_OK) goto out;
     }
     rc = STRATA_OK;
 out:
@@ -75,6 +79,36 @@ static int move_bufs(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
         rc = frac_buf_del(f, a->id, mem[i].id);
         if (rc == STRATA_OK) rc = frac_buf_put(f, b->id, mem[i].id, mem[i].ts, w + i * f->cfg.dim);
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, b->id, WHERE_BUF, mem[i].ts);
+    }
+    return rc;
+}
+
+/* Snapshot the centroids of the two halves a (side 0) and b (side 1) as their
+ * anchors (*anc: 2 * dim floats, caller frees) and re-encode every posting
+ * member against its half's anchor, in place in codes. Without raw vectors a
+ * member's working vector becomes its new decoded code, in w and in the sums
+ * of the ancestors (from parent up; the halves are recomputed by the caller). */
+static int reanchor(strata_fractal *f, frac_node *parent, const frac_node *a, const frac_node *b,
+                    size_t n, const frac_member *mem, float *w, uint8_t *codes,
+                    const uint8_t *side, float **anc)
+{
+    uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
+    float *an = malloc((size_t)3 * dim * sizeof *an), *old = an + 2 * (size_t)dim;
+    if (!an) return STRATA_ENOMEM;
+    *anc = an;
+    memcpy(an, a->cent, (size_t)dim * sizeof *an);
+    memcpy(an + dim, b->cent, (size_t)dim * sizeof *an);
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0, rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if (mem[i].where != WHERE_POST) continue;
+        const float *ai = an + (size_t)side[i] * dim;
+        float *wi = w + i * dim;
+        if ((rc = frac_encode_res(f, ai, wi, 1, codes + i * m)) != STRATA_OK) break;
+        if (raw) continue;
+        memcpy(old, wi, (size_t)dim * sizeof *old);
+        frac_decode_res(f, ai, codes + i * m, wi);
+        frac_path_add(f, parent, old, -1, 0);
+        frac_path_add(f, parent, wi, +1, 0);
     }
     return rc;
 }
@@ -104,6 +138,7 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, frac_node **out_b
     frac_member *mem = NULL;
     float *w = NULL;
     uint8_t *codes = NULL, *side = NULL;
+    float *anc = NULL;
     frac_node *parent = NULL, *b = NULL;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
@@ -113,13 +148,19 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, frac_node **out_b
     if ((rc = frac_node_new(f, 1, 0, &b)) != STRATA_OK) goto out;
     if ((rc = frac_edge_add(f, parent, b)) != STRATA_OK) goto out;
     if ((rc = move_bufs(f, leaf, b, n, mem, w, side)) != STRATA_OK) goto out;
-    if ((rc = write_posts(f, leaf, b, n, mem, codes, side)) != STRATA_OK) goto out;
     leaf_stats(f, leaf, n, mem, w, side, 0);
     leaf_stats(f, b, n, mem, w, side, 1);
+    if ((rc = reanchor(f, parent, leaf, b, n, mem, w, codes, side, &anc)) != STRATA_OK) goto out;
+    float *anc2[2] = { anc, anc + f->cfg.dim };
+    if ((rc = write_posts(f, leaf, b, n, mem, codes, side, anc2)) != STRATA_OK) goto out;
+    if (!(f->cfg.flags & CFG_F_RAW)) {   /* members now stand for their new codes */
+        leaf_stats(f, leaf, n, mem, w, side, 0);
+        leaf_stats(f, b, n, mem, w, side, 1);
+    }
     frac_ts_refresh_up(f, leaf);
     *out_b = b;
 out:
-    free(mem); free(w); free(codes); free(side);
+    free(mem); free(w); free(codes); free(side); free(anc);
     return rc;
 }
 

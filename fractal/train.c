@@ -1,8 +1,10 @@
 /* fractal/train.c - training (and retraining) the global PQ codebooks. The
- * sample is every s-th member of every leaf (working vectors: raw when kept,
- * buffered, or decoded with the old codebooks), at most max_sample of them.
- * After training, every posting list is re-encoded with the new codebooks
- * (from raw vectors when kept, else from the old decoded codes), the sums are
+ * codebooks quantize residuals: the sample is every s-th member of every leaf
+ * (working vectors: raw when kept, buffered, or decoded with the old
+ * codebooks) minus its leaf's centroid, at most max_sample of them.
+ * After training, every posting list is re-anchored at its leaf's current
+ * centroid and re-encoded with the new codebooks (from raw vectors when kept,
+ * else from the old decoded codes), the sums are
  * adjusted by (new decoded - old decoded) when raw vectors are not kept, the
  * codebooks are stored with a new generation, and every full buffer cascades.
  * Invariants: (1) a posting list never mixes codes of two generations; (2)
@@ -30,37 +32,43 @@ static int collect(strata_fractal *f, frac_node *leaf, sample *s)
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
     for (size_t i = 0; i < n; i++, s->seen++)
-        if (s->seen % s->stride == 0 && s->n < s->cap)
-            memcpy(s->x + s->n++ * dim, w + i * dim, (size_t)dim * sizeof *w);
+        if (s->seen % s->stride == 0 && s->n < s->cap) {
+            float *r = s->x + s->n++ * dim;
+            for (uint32_t j = 0; j < dim; j++) r[j] = w[i * dim + j] - leaf->cent[j];
+        }
     free(mem); free(w); free(codes);
     return STRATA_OK;
 }
 
-/* Re-encode one leaf's posting list with the codebooks in np. */
-static int reencode(strata_fractal *f, frac_node *leaf, const frac_pq *np)
+/* Re-anchor one leaf's posting list at its centroid and re-encode it with the
+ * codebooks now in f->pq; old holds the codebooks the stored codes use. */
+static int reencode(strata_fractal *f, frac_node *leaf, const frac_pq *old)
 {
     if (leaf->n_codes == 0) return STRATA_OK;
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m, n = 0;
     uint64_t *ids = NULL, *ts = NULL;
     uint8_t *codes = NULL, *nc = NULL;
-    float *w = malloc((size_t)2 * dim * sizeof *w), *d = w + dim;
-    int rc = frac_post_read(f, leaf->id, &n, &ids, &ts, &codes);
-    if (rc == STRATA_OK && (!w || !(nc = malloc((size_t)n * m)))) rc = STRATA_ENOMEM;
+    float *w = malloc((size_t)4 * dim * sizeof *w), *d = w + dim, *a_old = d + dim, *a_new = a_old + dim;
+    if (!w) return STRATA_ENOMEM;
+    memcpy(a_new, leaf->cent, (size_t)dim * sizeof *a_new);
+    int rc = frac_post_read(f, leaf->id, &n, &ids, &ts, &codes, a_old);
+    if (rc == STRATA_OK && !(nc = malloc((size_t)n * m))) rc = STRATA_ENOMEM;
     for (uint32_t i = 0; i < n && rc == STRATA_OK; i++) {
         if (f->cfg.flags & CFG_F_RAW) {
             if ((rc = frac_raw_get(f, ids[i], w)) != STRATA_OK) break;
             frac_working(f, w, w);
         } else {
-            fpq_decode(&f->pq, codes + (size_t)i * m, w);
+            fpq_decode(old, codes + (size_t)i * m, w);
+            for (uint32_t j = 0; j < dim; j++) w[j] += a_old[j];
         }
-        fpq_encode(np, f->kt, w, 1, nc + (size_t)i * m);
+        if ((rc = frac_encode_res(f, a_new, w, 1, nc + (size_t)i * m)) != STRATA_OK) break;
         if (!(f->cfg.flags & CFG_F_RAW)) {   /* sums follow the decoded codes */
-            fpq_decode(np, nc + (size_t)i * m, d);
+            frac_decode_res(f, a_new, nc + (size_t)i * m, d);
             frac_path_add(f, leaf, w, -1, 0);
             frac_path_add(f, leaf, d, +1, 0);
         }
     }
-    if (rc == STRATA_OK) rc = frac_post_write(f, leaf->id, n, ids, ts, nc);
+    if (rc == STRATA_OK) rc = frac_post_write(f, leaf->id, n, ids, ts, nc, a_new);
     free(ids); free(ts); free(codes); free(nc); free(w);
     return rc;
 }
@@ -84,13 +92,15 @@ int frac_train(strata_fractal *f, size_t max_sample)
         rc = fpq_train(&np, f->kt, s.x, s.n, dim, f->cfg.pq_m, f->cfg.train_iters,
                        f->cfg.seed + f->cfg.cb_gen);
     free(s.x);
+    if (rc != STRATA_OK) { fpq_free(&np); return rc; }
+    frac_pq old = f->pq;   /* the new codebooks encode; the old ones decode */
+    f->pq = np;
     for (uint32_t i = 0; i < f->n_slots && rc == STRATA_OK; i++) {
         frac_node *n = frac_node_at(f, i);
-        if (n && n->leaf) rc = reencode(f, n, &np);
+        if (n && n->leaf) rc = reencode(f, n, &old);
     }
-    if (rc != STRATA_OK) { fpq_free(&np); return rc; }
-    fpq_free(&f->pq);
-    f->pq = np;
+    fpq_free(&old);
+    if (rc != STRATA_OK) return rc;   /* half re-encoded: the handle is poisoned */
     f->cfg.cb_gen++;
     if ((rc = frac_cb_save(f)) != STRATA_OK) return rc;
     for (uint32_t i = 0; i < f->n_slots && rc == STRATA_OK; i++) {

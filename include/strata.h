@@ -1453,7 +1453,8 @@ STRATA_API int  strata_fractal_get(strata_fractal *f, uint64_t id, float *v, siz
 
 typedef struct strata_fractal_params {
     uint32_t             beam;      /* nodes kept per internal level (0 = 4)        */
-    uint32_t             n_probe;   /* leaves scanned (0 = 8)                       */
+    uint32_t             n_probe;   /* leaves scanned at least (0 = 8); up to twice as
+                                       many while deletes have thinned the leaves      */
     uint32_t             rerank;    /* exact rerank of the best max(k, rerank)
                                        candidates with raw vectors (needs KEEP_RAW);
                                        0: off                                      */

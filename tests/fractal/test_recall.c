@@ -78,7 +78,8 @@ Test(fractal_recall, drift_stream_then_delete_half, .timeout = 300)
     strata_abort(x);
     fprintf(stderr, "fractal recall@10 after drift: rerank %.3f, PQ only %.3f\n", r_rr, r_pq);
     cr_assert_geq(r_rr, 0.95, "recall with rerank %.3f", r_rr);
-    cr_assert_geq(r_pq, 0.50, "recall without rerank %.3f", r_pq);
+    /* residual codes: 0.85; the direct (non-residual) coding reached 0.535 */
+    cr_assert_geq(r_pq, 0.78, "recall without rerank %.3f", r_pq);
 
     uint8_t *live = malloc(N);
     uint64_t s = 99;
