@@ -7,9 +7,13 @@
  *      open writer and reader handles;
  *  (2) for every chunk, refs.count == number of chunk-list rows naming it, and
  *      a chunk row exists iff its refs row does;
- *  (3) the stats row equals what a full scan would count (blob_check);
+ *  (3) the stats row equals what a full scan would count (blob_check)
+ *      whenever a public call returns (calls collect counter deltas and
+ *      write them once: blob_stats_apply);
  *  (4) a finished blob has a meta row, a namespace row and a time row; a
- *      blob being written has a pending row instead of those three;
+ *      blob being written by a streaming writer has a pending row instead of
+ *      those three (strata_blob_put, never observable half-written, has
+ *      neither until it finishes);
  *  (5) lineage edges are stored twice (out and in) and only between finished
  *      blobs; deleting a blob removes both copies of each of its edges. */
 #ifndef STRATA_BLOB_INT_H
@@ -98,6 +102,10 @@ BLOB_MUST int blob_stats_load(strata_txn *txn, uint64_t st[ST_COUNT]);
 BLOB_MUST int blob_stats_store(strata_txn *txn, const uint64_t st[ST_COUNT]);
 /* Add delta (two's complement) to counter idx. */
 BLOB_MUST int blob_stats_add(strata_txn *txn, int idx, uint64_t delta);
+/* Add every delta[i] (two's complement) to counter i in one load and store;
+ * nothing is written when all are zero. STRATA_ECORRUPT if a counter would
+ * go below zero. */
+BLOB_MUST int blob_stats_apply(strata_txn *txn, const uint64_t delta[ST_COUNT]);
 /* The HLC of txn; STRATA_EINVAL for a bad txn. */
 BLOB_MUST int blob_txn_hlc(strata_txn *txn, uint64_t *hlc);
 /* Prefix scan: call fn(ctx, key, val) for each entry of t whose key starts
@@ -125,12 +133,16 @@ BLOB_MUST int blob_chunker_init(blob_chunker *c, const strata_blob_opts *opts);
 size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n);
 
 /* ---- chunks.c ---- */
-/* Reference chunk (sha, data, len): insert it with count 1, or count + 1. */
+/* Reference chunk (sha, data, len): insert it with count 1, or count + 1.
+ * A new chunk adds 1 to delta[ST_N_CHUNKS] and len to delta[ST_STORED]; the
+ * caller writes the counters with blob_stats_apply. */
 BLOB_MUST int blob_chunk_ref(strata_txn *txn, const uint8_t sha[SHA_LEN], const void *data,
-                             size_t len);
-/* Drop one reference; the chunk is deleted when its count reaches zero. */
-BLOB_MUST int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN]);
-/* Release every chunk-list row of blob id (unref each chunk, delete rows). */
+                             size_t len, uint64_t delta[ST_COUNT]);
+/* Drop one reference; the chunk is deleted when its count reaches zero (and
+ * its number and length subtracted from delta, as blob_chunk_ref). */
+BLOB_MUST int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN], uint64_t delta[ST_COUNT]);
+/* Release every chunk-list row of blob id (unref each chunk, delete rows,
+ * update the counters once). */
 BLOB_MUST int blob_chunks_release(strata_txn *txn, uint64_t id);
 
 /* ---- meta.c ---- */

@@ -5,12 +5,15 @@
  * count is >= 1 (docs/BLOBS.md "blob:refs"); (2) the count equals the number
  * of blob:chunklist rows naming the chunk (pending blobs included);
  * (3) every change here happens in the caller's write transaction, so an
- * abort undoes it. */
+ * abort undoes it; (4) ref and unref do not write the counters row: they add
+ * their change to the caller's delta array (blob_stats_apply writes it), so a
+ * blob of many chunks updates blob:stats once, not once per chunk. */
 #include <stdlib.h>
 
 #include "blob_int.h"
 
-int blob_chunk_ref(strata_txn *txn, const uint8_t sha[SHA_LEN], const void *data, size_t len) {
+int blob_chunk_ref(strata_txn *txn, const uint8_t sha[SHA_LEN], const void *data, size_t len,
+                   uint64_t delta[ST_COUNT]) {
     strata_table *refs, *chunks;
     strata_slice v;
     uint8_t rv[REFS_VAL];
@@ -31,14 +34,12 @@ int blob_chunk_ref(strata_txn *txn, const uint8_t sha[SHA_LEN], const void *data
     le32_put(rv + 8, (uint32_t)len);
     le32_put(rv + 12, 0);
     if ((rc = strata_put(refs, blob_sl(sha, SHA_LEN), blob_sl(rv, sizeof rv)))) return rc;
-    uint64_t st[ST_COUNT];
-    if ((rc = blob_stats_load(txn, st))) return rc;
-    st[ST_N_CHUNKS] += 1;
-    st[ST_STORED] += len;
-    return blob_stats_store(txn, st);
+    delta[ST_N_CHUNKS] += 1;
+    delta[ST_STORED] += len;
+    return STRATA_OK;
 }
 
-int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN]) {
+int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN], uint64_t delta[ST_COUNT]) {
     strata_table *refs, *chunks;
     strata_slice v;
     uint8_t rv[REFS_VAL];
@@ -58,12 +59,9 @@ int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN]) {
     if ((rc = blob_tab(txn, BT_CHUNKS, 1, &chunks))) return rc;
     if ((rc = strata_del(chunks, blob_sl(sha, SHA_LEN))))
         return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
-    uint64_t st[ST_COUNT];
-    if ((rc = blob_stats_load(txn, st))) return rc;
-    if (st[ST_N_CHUNKS] == 0 || st[ST_STORED] < len) return STRATA_ECORRUPT;
-    st[ST_N_CHUNKS] -= 1;
-    st[ST_STORED] -= len;
-    return blob_stats_store(txn, st);
+    delta[ST_N_CHUNKS] -= 1;   /* two's complement: blob_stats_apply checks underflow */
+    delta[ST_STORED] -= len;
+    return STRATA_OK;
 }
 
 /* Collect the chunk hashes of blob id's list (copies: the unrefs below write). */
@@ -98,11 +96,13 @@ static int collect(strata_txn *txn, uint64_t id, uint8_t **shas, size_t *n) {
 
 int blob_chunks_release(strata_txn *txn, uint64_t id) {
     uint8_t *shas, lo[8], hi[8];
+    uint64_t delta[ST_COUNT] = { 0 };
     size_t n;
     int rc = collect(txn, id, &shas, &n);
-    for (size_t i = 0; rc == STRATA_OK && i < n; i++) rc = blob_chunk_unref(txn, shas + i * SHA_LEN);
+    for (size_t i = 0; rc == STRATA_OK && i < n; i++)
+        rc = blob_chunk_unref(txn, shas + i * SHA_LEN, delta);
     free(shas);
-    if (rc) return rc;
+    if (rc || (rc = blob_stats_apply(txn, delta))) return rc;
     strata_table *cl;
     if ((rc = blob_tab(txn, BT_CLIST, 1, &cl))) return rc;
     be64_put(lo, id);

@@ -68,6 +68,21 @@ int blob_stats_add(strata_txn *txn, int idx, uint64_t delta) {
     return blob_stats_store(txn, st);
 }
 
+int blob_stats_apply(strata_txn *txn, const uint64_t delta[ST_COUNT]) {
+    uint64_t st[ST_COUNT];
+    int any = 0;
+    for (int i = 0; i < ST_COUNT; i++) any |= delta[i] != 0;
+    if (!any) return STRATA_OK;
+    int rc = blob_stats_load(txn, st);
+    if (rc) return rc;
+    for (int i = 0; i < ST_COUNT; i++) {
+        /* a decrement below zero means the counters disagree with the rows */
+        if ((int64_t)delta[i] < 0 && st[i] < (uint64_t)0 - delta[i]) return STRATA_ECORRUPT;
+        st[i] += delta[i];
+    }
+    return blob_stats_store(txn, st);
+}
+
 int blob_txn_hlc(strata_txn *txn, uint64_t *hlc) {
     return strata_txn_hlc(txn, hlc);
 }

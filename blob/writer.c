@@ -9,7 +9,25 @@
  * the bytes received but not cut, always fewer than max after a write returns;
  * (3) cut points depend only on content (blob_chunker_cut), so any split of
  * the same bytes into writes yields the same chunks; (4) undo releases the
- * chunk list and the pending row, leaving counts as before begin. */
+ * chunk list and the pending row, leaving counts as before begin;
+ * (5) the whole-content hash `full` has seen exactly the content bytes
+ * [0, hashed), in order, and emitted <= hashed <= size, except while a
+ * one-chunk content's hash is deferred (see emit);
+ * (6) counter changes collect in dst and are written (blob_stats_apply)
+ * before each public call returns, so blob:stats is exact between calls.
+ * strata_blob_put is a writer that begins and finishes within one call: no
+ * other operation can see it in between, so it writes no blob:pending row
+ * (invariant 1 and the pending counter hold at every call boundary) and
+ * writes the counters row once.
+ * Hashing: a content that is one chunk is hashed once (its chunk hash is the
+ * content hash); for a large piece (>= ASYNC_MIN bytes) a helper thread runs
+ * the whole-content SHA-256 over the caller's buffer while this thread cuts
+ * the piece, then both hash chunks (feed_async). Tasks are claimed, so a
+ * helper starved of CPU delays nothing; the call waits for the tasks the
+ * helper took before it writes any row or returns. The helper touches only
+ * `full`, the caller's buffer (read only) and the chunk slots it claims. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <openssl/evp.h>
@@ -19,6 +37,9 @@
 #define WRITER_MAGIC 0x424c4257u   /* "BLBW" */
 
 enum { W_OPEN = 0, W_FAILED = 1 };
+/* Pieces at least this long get their whole-content hash on a helper thread:
+ * SHA-256 of 256 KiB (~0.1 ms with SHA-NI) outweighs a thread start. */
+enum { ASYNC_MIN = 256u << 10 };
 
 struct strata_blob_writer {
     uint32_t      magic;
@@ -32,6 +53,10 @@ struct strata_blob_writer {
     uint8_t      *buf;              /* 2 * max bytes, allocated on first need  */
     size_t        cap, start, fill;
     EVP_MD_CTX   *full;             /* SHA-256 of the whole content            */
+    uint64_t      hashed;           /* content bytes fed to full (inv. 5)      */
+    int           single;           /* meta.sha is the only chunk's hash       */
+    int           oneshot;          /* strata_blob_put: no pending row         */
+    uint64_t      dst[ST_COUNT];    /* counter changes not yet written (inv. 6) */
     blob_meta     meta;             /* ct, ns, label point into strs           */
     char         *strs;
 };
@@ -62,13 +87,19 @@ static void writer_free(strata_blob_writer *w) {
     free(w);
 }
 
-/* Allocate the id, count the blob as pending and write its pending row. */
+/* Allocate the id, count the blob as pending and write its pending row. A
+ * one-shot writer only takes the id; its counters are written at finish. */
 static int reserve(strata_blob_writer *w) {
     uint64_t st[ST_COUNT];
     uint8_t k[8], v[8];
     strata_table *t;
     int rc = blob_txn_hlc(w->txn, &w->hlc);
     if (rc || (rc = blob_stats_load(w->txn, st))) return rc;
+    if (w->oneshot) {
+        w->id = st[ST_NEXT_ID];
+        w->dst[ST_NEXT_ID] = 1;
+        return STRATA_OK;
+    }
     w->id = st[ST_NEXT_ID]++;
     st[ST_N_PENDING]++;
     if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t))) return rc;
@@ -78,12 +109,14 @@ static int reserve(strata_blob_writer *w) {
     return blob_stats_store(w->txn, st);
 }
 
-int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts, strata_blob_writer **out) {
+static int writer_begin(strata_txn *txn, const strata_blob_opts *opts, int oneshot,
+                        strata_blob_writer **out) {
     if (!txn || !out) return STRATA_EINVAL;
     strata_blob_writer *w = calloc(1, sizeof *w);
     if (!w) return STRATA_ENOMEM;
     w->magic = WRITER_MAGIC;
     w->txn = txn;
+    w->oneshot = oneshot;
     int rc = blob_chunker_init(&w->ck, opts);
     if (rc || (rc = copy_opts(w, opts))) goto out;
     w->meta.flags = w->ck.fixed ? META_FLAG_FIXED : 0;
@@ -97,12 +130,35 @@ out:
     return rc;
 }
 
-/* Store one chunk of the content: reference it and append its list row. */
-static int emit(strata_blob_writer *w, const uint8_t *p, size_t n) {
-    uint8_t sha[SHA_LEN], k[CLIST_KEY], v[CLIST_VAL];
+int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts, strata_blob_writer **out) {
+    return writer_begin(txn, opts, 0, out);
+}
+
+/* Write the collected counter changes. */
+static int flush_stats(strata_blob_writer *w) {
+    int rc = blob_stats_apply(w->txn, w->dst);
+    if (rc == STRATA_OK) memset(w->dst, 0, sizeof w->dst);
+    return rc;
+}
+
+/* Store one chunk of the content (bytes [emitted, emitted + n)): reference it,
+ * append its list row and feed the bytes full has not seen yet. last: no
+ * content follows. A content that is a single chunk keeps its chunk hash as
+ * the content hash and is not hashed a second time. */
+static int emit_hashed(strata_blob_writer *w, const uint8_t *p, size_t n, int last,
+                       const uint8_t sha[SHA_LEN]) {
+    uint8_t k[CLIST_KEY], v[CLIST_VAL];
     strata_table *t;
-    int rc = blob_sha256(p, n, sha);
-    if (rc || (rc = blob_chunk_ref(w->txn, sha, p, n))) return rc;
+    int rc;
+    if (w->n_chunks == 0 && last && w->hashed == 0) {
+        memcpy(w->meta.sha, sha, SHA_LEN);
+        w->single = 1;
+    } else if (w->hashed < w->emitted + n) {
+        size_t skip = (size_t)(w->hashed - w->emitted);   /* hashed >= emitted (inv. 5) */
+        if (!EVP_DigestUpdate(w->full, p + skip, n - skip)) return STRATA_ENOMEM;
+        w->hashed = w->emitted + n;
+    }
+    if ((rc = blob_chunk_ref(w->txn, sha, p, n, w->dst))) return rc;
     if ((rc = blob_tab(w->txn, BT_CLIST, 1, &t))) return rc;
     be64_put(k, w->id);
     be64_put(k + 8, w->emitted);
@@ -114,12 +170,18 @@ static int emit(strata_blob_writer *w, const uint8_t *p, size_t n) {
     return STRATA_OK;
 }
 
+static int emit(strata_blob_writer *w, const uint8_t *p, size_t n, int last) {
+    uint8_t sha[SHA_LEN];
+    int rc = blob_sha256(p, n, sha);
+    return rc ? rc : emit_hashed(w, p, n, last, sha);
+}
+
 /* Cut and emit chunks from buf while at least max bytes are buffered (all of
  * them when final). */
 static int drain(strata_blob_writer *w, int final) {
     while (w->fill > w->start && (final || w->fill - w->start >= w->ck.max)) {
         size_t cut = blob_chunker_cut(&w->ck, w->buf + w->start, w->fill - w->start);
-        int rc = emit(w, w->buf + w->start, cut);
+        int rc = emit(w, w->buf + w->start, cut, final && w->start + cut == w->fill);
         if (rc) return rc;
         w->start += cut;
     }
@@ -134,7 +196,7 @@ static int feed(strata_blob_writer *w, const uint8_t *p, size_t len, int final) 
     while (len > 0) {
         if (w->fill == w->start && (final || len >= w->ck.max)) {
             size_t cut = blob_chunker_cut(&w->ck, p, len);
-            if ((rc = emit(w, p, cut))) return rc;
+            if ((rc = emit(w, p, cut, final && cut == len))) return rc;
             p += cut;
             len -= cut;
             continue;
@@ -158,13 +220,154 @@ static int feed(strata_blob_writer *w, const uint8_t *p, size_t len, int final) 
     return STRATA_OK;
 }
 
+/* A large piece's chunks, cut before they are hashed so that both threads
+ * can take chunks to hash. */
+typedef struct pchunk { size_t off, n; uint8_t sha[SHA_LEN]; } pchunk;
+
+/* Work shared by the calling thread and a detached helper. Tasks are claimed,
+ * never assigned: the whole-content hash (full_taken) and, once `ready`, the
+ * chunk hashes (next). Whoever claims a task does it, so a helper that gets
+ * no CPU costs nothing but its start: the caller then does every task itself
+ * and waits only for tasks the helper really claimed (busy, under mu). The
+ * helper touches the caller's buffer and `full` only inside a claimed task,
+ * so once every task is claimed and busy is 0 the caller may return; the job
+ * is freed by whichever side drops the last reference. */
+typedef struct hash_job {
+    EVP_MD_CTX     *ctx;          /* whole-content hash                        */
+    const uint8_t  *p;
+    size_t          len;
+    int             ok;           /* the whole-content update succeeded        */
+    pchunk         *ck;           /* [n_ck], valid once ready is set           */
+    size_t          n_ck;
+    atomic_int      ready, bad, full_taken, refs;
+    atomic_size_t   next;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             busy;         /* tasks the helper is doing (under mu)      */
+} hash_job;
+
+static void job_unref(hash_job *j) {
+    if (atomic_fetch_sub(&j->refs, 1) != 1) return;
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j->ck);
+    free(j);
+}
+
+static void do_full(hash_job *j) { j->ok = EVP_DigestUpdate(j->ctx, j->p, j->len); }
+
+/* One task for the helper: 1 if it did one, 0 if none was left to claim. */
+static int helper_task(hash_job *j) {
+    pthread_mutex_lock(&j->mu);
+    j->busy++;
+    pthread_mutex_unlock(&j->mu);
+    int did = 0;
+    size_t i;
+    if (!atomic_exchange(&j->full_taken, 1)) {
+        do_full(j);
+        did = 1;
+    } else if (atomic_load_explicit(&j->ready, memory_order_acquire) &&
+               (i = atomic_fetch_add(&j->next, 1)) < j->n_ck) {
+        if (blob_sha256(j->p + j->ck[i].off, j->ck[i].n, j->ck[i].sha)) atomic_store(&j->bad, 1);
+        did = 1;
+    }
+    pthread_mutex_lock(&j->mu);
+    if (--j->busy == 0) pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return did;
+}
+
+static void *hash_main(void *arg) {
+    hash_job *j = arg;
+    while (helper_task(j)) {}
+    job_unref(j);
+    return NULL;
+}
+
+/* The caller's part: every task left, then wait for the helper's. */
+static void caller_tasks(hash_job *j) {
+    size_t i;
+    if (!atomic_exchange(&j->full_taken, 1)) do_full(j);
+    while ((i = atomic_fetch_add(&j->next, 1)) < j->n_ck)
+        if (blob_sha256(j->p + j->ck[i].off, j->ck[i].n, j->ck[i].sha)) atomic_store(&j->bad, 1);
+    pthread_mutex_lock(&j->mu);
+    while (j->busy) pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static hash_job *job_new(EVP_MD_CTX *ctx, const uint8_t *p, size_t len) {
+    hash_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    if (pthread_mutex_init(&j->mu, NULL)) { free(j); return NULL; }
+    if (pthread_cond_init(&j->cv, NULL)) { pthread_mutex_destroy(&j->mu); free(j); return NULL; }
+    j->ctx = ctx;
+    j->p = p;
+    j->len = len;
+    atomic_init(&j->ready, 0);
+    atomic_init(&j->bad, 0);
+    atomic_init(&j->full_taken, 0);
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->next, 0);
+    return j;
+}
+
+/* Feed a large piece with a helper thread. The buffered bytes full has not
+ * seen are hashed first (inv. 5); from then on full is the job's until
+ * caller_tasks returns, and emit leaves it alone because hashed covers the
+ * piece. With nothing buffered, this thread cuts the piece (the same cuts as
+ * feed's direct path) while the helper hashes the whole piece, then both hash
+ * chunks, and the chunks are stored in order; the tail shorter than max
+ * (unless final) is fed as usual. With bytes buffered only the whole-content
+ * hash is shared out. No row is written before caller_tasks returns. */
+static int feed_async(strata_blob_writer *w, const uint8_t *p, size_t len, int final) {
+    if (w->hashed < w->size) {   /* buffered bytes: content [hashed, size) */
+        const uint8_t *b = w->buf + w->start + (w->hashed - w->emitted);
+        if (!EVP_DigestUpdate(w->full, b, (size_t)(w->size - w->hashed))) return STRATA_ENOMEM;
+        w->hashed = w->size;
+    }
+    hash_job *j = job_new(w->full, p, len);
+    pthread_t th;
+    if (!j || pthread_create(&th, NULL, hash_main, j) != 0) {   /* no helper: hash here */
+        if (j) { atomic_store(&j->refs, 1); job_unref(j); }
+        if (!EVP_DigestUpdate(w->full, p, len)) return STRATA_ENOMEM;
+        w->hashed += len;
+        return feed(w, p, len, final);
+    }
+    pthread_detach(th);
+    w->hashed += len;
+    size_t pos = 0;
+    int rc = STRATA_OK;
+    if (w->fill == w->start && (j->ck = malloc((len / w->ck.min + 1) * sizeof *j->ck))) {
+        while (pos < len && (final || len - pos >= w->ck.max)) {
+            size_t cut = blob_chunker_cut(&w->ck, p + pos, len - pos);
+            j->ck[j->n_ck].off = pos;
+            j->ck[j->n_ck++].n = cut;
+            pos += cut;
+        }
+        atomic_store_explicit(&j->ready, 1, memory_order_release);
+        caller_tasks(j);
+        if (!j->ok || atomic_load(&j->bad)) rc = STRATA_ENOMEM;
+        for (size_t i = 0; rc == STRATA_OK && i < j->n_ck; i++)
+            rc = emit_hashed(w, p + j->ck[i].off, j->ck[i].n, final && j->ck[i].off + j->ck[i].n == len,
+                             j->ck[i].sha);
+        if (rc == STRATA_OK) rc = feed(w, p + pos, len - pos, final);
+    } else {   /* bytes buffered: the usual path while the helper hashes */
+        atomic_store_explicit(&j->ready, 1, memory_order_release);   /* no chunk tasks */
+        rc = feed(w, p, len, final);
+        caller_tasks(j);
+        if (rc == STRATA_OK && !j->ok) rc = STRATA_ENOMEM;
+    }
+    job_unref(j);
+    return rc;
+}
+
 static int write_any(strata_blob_writer *w, const void *data, size_t len, int final) {
     if (!w || w->magic != WRITER_MAGIC || w->state != W_OPEN || (!data && len)) return STRATA_EINVAL;
     if (len == 0) return STRATA_OK;
-    int rc = STRATA_ENOMEM;
-    if (EVP_DigestUpdate(w->full, data, len)) rc = feed(w, data, len, final);
+    int rc = len >= ASYNC_MIN ? feed_async(w, data, len, final) : feed(w, data, len, final);
+    if (rc == STRATA_OK) w->size += len;
+    if (rc == STRATA_OK && !w->oneshot) rc = flush_stats(w);
     if (rc) w->state = W_FAILED;
-    else w->size += len;
     return rc;
 }
 
@@ -172,12 +375,16 @@ int strata_blob_write(strata_blob_writer *w, const void *data, size_t len) {
     return write_any(w, data, len, 0);
 }
 
-/* Remove everything w wrote: chunk list (and chunks), pending row, count. */
+/* Remove everything w wrote: chunk list (and chunks), pending row, count.
+ * The collected counter changes are written first, so the release below
+ * subtracts from counters that include every chunk w added. */
 static int undo(strata_blob_writer *w) {
     strata_table *t;
     uint8_t k[8];
-    int rc = blob_chunks_release(w->txn, w->id);
-    if (rc || (rc = blob_tab(w->txn, BT_PENDING, 1, &t))) return rc;
+    int rc = flush_stats(w);
+    if (rc || (rc = blob_chunks_release(w->txn, w->id))) return rc;
+    if (w->oneshot) return STRATA_OK;
+    if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t))) return rc;
     le64_put(k, w->id);
     if ((rc = strata_del(t, blob_sl(k, 8)))) return rc;
     return blob_stats_add(w->txn, ST_N_PENDING, (uint64_t)-1);
@@ -189,8 +396,11 @@ static int record(strata_blob_writer *w) {
     size_t vlen;
     unsigned int n = 0;
     strata_table *t;
-    uint64_t st[ST_COUNT];
-    if (!EVP_DigestFinal_ex(w->full, w->meta.sha, &n) || n != SHA_LEN) return STRATA_ENOMEM;
+    if (w->single) {
+        if (w->n_chunks != 1 || w->emitted != w->size) return STRATA_EINVAL;   /* cannot happen */
+    } else if (w->hashed != w->size || !EVP_DigestFinal_ex(w->full, w->meta.sha, &n) || n != SHA_LEN) {
+        return w->hashed != w->size ? STRATA_EINVAL : STRATA_ENOMEM;
+    }
     w->meta.size = w->size;
     w->meta.hlc = w->hlc;
     w->meta.n_chunks = w->n_chunks;
@@ -199,12 +409,13 @@ static int record(strata_blob_writer *w) {
     le64_put(k, w->id);
     if ((rc = strata_put(t, blob_sl(k, 8), blob_sl(val, vlen)))) goto out;
     if ((rc = blob_index_add(w->txn, w->id, w->meta.ns, w->hlc))) goto out;
-    if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t)) || (rc = strata_del(t, blob_sl(k, 8)))) goto out;
-    if ((rc = blob_stats_load(w->txn, st))) goto out;
-    st[ST_N_PENDING]--;
-    st[ST_N_BLOBS]++;
-    st[ST_LOGICAL] += w->size;
-    rc = blob_stats_store(w->txn, st);
+    if (!w->oneshot) {
+        if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t)) || (rc = strata_del(t, blob_sl(k, 8)))) goto out;
+        w->dst[ST_N_PENDING] -= 1;
+    }
+    w->dst[ST_N_BLOBS] += 1;
+    w->dst[ST_LOGICAL] += w->size;
+    rc = flush_stats(w);
 out:
     free(val);
     return rc;
@@ -236,7 +447,7 @@ int strata_blob_put(strata_txn *txn, const strata_blob_opts *opts, const void *d
                     uint64_t *id) {
     strata_blob_writer *w;
     if (!txn || (!data && len)) return STRATA_EINVAL;
-    int rc = strata_blob_writer_begin(txn, opts, &w);
+    int rc = writer_begin(txn, opts, 1, &w);
     if (rc) return rc;
     if ((rc = write_any(w, data, len, 1))) {
         strata_blob_writer_abort(w);

@@ -1,12 +1,12 @@
 /* tests/blob/test_format.c - golden tests of the on-disk layouts in
  * docs/BLOBS.md: the meta record, chunk-list, refs, stats, index and edge
- * rows of a known blob, byte for byte, and the gear table's pinned values. */
+ * rows of a known blob, byte for byte, the gear table's pinned values, and
+ * the chunker's cuts against the byte-at-a-time rule of docs/BLOBS.md. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "bt_util.h"
-
-extern const uint64_t blob_gear[256];   /* blob/gear.c (static layer, hidden in the .so) */
+#include "blob_int.h"   /* blob_gear, blob_chunker_*: static layer, hidden in the .so */
 
 Test(blob_format, gear_table_is_pinned) {
     cr_assert_eq(blob_gear[0], 0x79392ac5ebafeb90ull);
@@ -84,4 +84,42 @@ Test(blob_format, rows_byte_for_byte) {
     cr_assert_eq(get(r, "blob:edges_in", STRATA_KEY_BYTES, ei, 17).len, 0);
     strata_abort(r);
     tdb_close(&t);
+}
+
+/* The cut rule of docs/BLOBS.md, one byte at a time. */
+static size_t ref_cut(const blob_chunker *c, const uint8_t *p, size_t n) {
+    if (n <= c->min) return n;
+    size_t end = n < c->max ? n : c->max, mid = end < c->avg ? end : c->avg;
+    uint64_t h = 0;
+    for (size_t i = c->min; i < end; i++) {
+        h = (h << 1) + blob_gear[p[i]];
+        if (!(h & (i < mid ? c->mask_s : c->mask_l))) return i + 1;
+    }
+    return end;
+}
+
+Test(blob_format, chunker_cuts_match_the_byte_rule) {
+    const strata_blob_opts opts[] = {
+        { 0 },
+        { .min_chunk = 64, .avg_chunk = 128, .max_chunk = 1024 },
+        { .min_chunk = 64, .avg_chunk = 256, .max_chunk = 257 },
+        { .min_chunk = 1000, .avg_chunk = 4096, .max_chunk = 5003 },
+    };
+    size_t n = 3u << 20;
+    uint8_t *src = random_buf(n, 99);
+    memset(src + (1u << 20), 0, 300000);   /* a long run of one byte value */
+    for (size_t o = 0; o < sizeof opts / sizeof *opts; o++) {
+        blob_chunker c;
+        size_t cuts = 0;
+        cr_assert_eq(blob_chunker_init(&c, &opts[o]), STRATA_OK);
+        for (size_t pos = 0; pos < n; cuts++) {
+            for (size_t left = 1; left <= 7 && left < n - pos; left += 3)   /* short tails too */
+                cr_assert_eq(blob_chunker_cut(&c, src + pos, left), ref_cut(&c, src + pos, left));
+            size_t a = blob_chunker_cut(&c, src + pos, n - pos), b = ref_cut(&c, src + pos, n - pos);
+            cr_assert_eq(a, b, "opts %zu: cut at %zu: %zu, byte rule %zu", o, pos, a, b);
+            pos += a;
+        }
+        cr_assert_gt(cuts, n / c.max);
+    }
+    free(src);
 }

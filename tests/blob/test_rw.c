@@ -190,3 +190,130 @@ Test(blob_rw, seek_then_stream) {
     free(src);
     tdb_close(&t);
 }
+
+/* Write src as one blob through a streaming writer in the given piece sizes
+ * (cycled); pieces >= 256 KiB take the writer's two-thread hashing path. */
+static uint64_t stream_sizes(strata_txn *txn, const strata_blob_opts *o, const uint8_t *src, size_t n,
+                             const size_t *sz, size_t n_sz) {
+    strata_blob_writer *w;
+    uint64_t id = 0;
+    cr_assert_eq(strata_blob_writer_begin(txn, o, &w), STRATA_OK);
+    for (size_t off = 0, i = 0; off < n; i++) {
+        size_t p = sz[i % n_sz];
+        if (p > n - off) p = n - off;
+        cr_assert_eq(strata_blob_write(w, src + off, p), STRATA_OK);
+        off += p;
+    }
+    cr_assert_eq(strata_blob_writer_finish(w, &id), STRATA_OK);
+    return id;
+}
+
+/* The hash of chunk-list row (id, 0). */
+static void first_chunk_sha(strata_txn *txn, uint64_t id, uint8_t out[32]) {
+    strata_table *cl;
+    strata_slice v;
+    uint8_t k[16] = { 0 };
+    for (int i = 0; i < 8; i++) k[i] = (uint8_t)(id >> (56 - 8 * i));
+    cr_assert_eq(strata_table_open(txn, "blob:chunklist", STRATA_KEY_BYTES, 0, &cl), STRATA_OK);
+    cr_assert_eq(strata_get(cl, (strata_slice){ k, 16 }, &v), STRATA_OK);
+    cr_assert_eq(v.len, 36);
+    memcpy(out, v.data, 32);
+}
+
+/* Every way the writer hashes (one chunk hashed once, small pieces hashed
+ * chunk by chunk, large pieces on two threads with and without buffered
+ * bytes) gives the SHA-256 of the content and the same chunks as put. */
+Test(blob_rw, hashing_paths_agree) {
+    static const size_t sizes[] = { 1, 100, 16383, 65536, 262143, 262144, 262145, 1048579,
+                                    5u << 20 };
+    static const size_t big_first[] = { 300000, 5, 262144 }, small[] = { 4096, 70001 };
+    strata_blob_opts modes[] = {
+        { 0 },
+        { .chunking = STRATA_BLOB_FIXED, .avg_chunk = 4096 },
+        { .min_chunk = 64, .avg_chunk = 256, .max_chunk = 1024 },
+    };
+    tdb t;
+    tdb_open(&t);
+    uint8_t *src = random_buf(5u << 20, 77);
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        strata_txn *w = tw(&t);
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            size_t n = sizes[i];
+            uint8_t sha[32], c0[32];
+            uint64_t ids[3];
+            strata_blob_info info[3];
+            strata_blob_stats s0, s1;
+            sha256_of(src, n, sha);
+            cr_assert_eq(strata_blob_put(w, &modes[m], src, n, &ids[0]), STRATA_OK);
+            cr_assert_eq(strata_blob_stats_get(w, &s0), STRATA_OK);
+            ids[1] = stream_sizes(w, &modes[m], src, n, big_first, 3);
+            ids[2] = stream_sizes(w, &modes[m], src, n, small, 2);
+            cr_assert_eq(strata_blob_stats_get(w, &s1), STRATA_OK);
+            cr_assert_eq(s1.n_chunks, s0.n_chunks, "mode %zu size %zu: copies added chunks", m, n);
+            cr_assert_eq(s1.stored_bytes, s0.stored_bytes);
+            for (int k = 0; k < 3; k++) {
+                cr_assert_eq(strata_blob_info_get(w, ids[k], &info[k]), STRATA_OK);
+                cr_assert_arr_eq(info[k].sha256, sha, 32, "mode %zu size %zu writer %d", m, n, k);
+                cr_assert_eq(info[k].n_chunks, info[0].n_chunks);
+                cr_assert_eq(strata_blob_verify(w, ids[k]), STRATA_OK);
+            }
+            if (info[0].n_chunks == 1) {   /* one chunk: its hash is the content's */
+                first_chunk_sha(w, ids[0], c0);
+                cr_assert_arr_eq(c0, sha, 32);
+            }
+            size_t len;
+            uint8_t *back = read_whole(w, ids[2], 65536, &len);
+            cr_assert_eq(len, n);
+            cr_assert(memcmp(back, src, n) == 0);
+            free(back);
+        }
+        tcommit(w);
+        assert_consistent(&t);
+    }
+    free(src);
+    tdb_close(&t);
+}
+
+/* strata_blob_put writes no pending row and keeps every counter exact; a
+ * streaming writer is pending (row and counter) between its calls. */
+Test(blob_rw, put_has_no_pending_state) {
+    tdb t;
+    tdb_open(&t);
+    uint8_t *src = random_buf(1u << 20, 5);
+    strata_txn *w = tw(&t);
+    strata_table *pt;
+    strata_blob_stats s;
+    uint64_t a, b, c;
+    cr_assert_eq(strata_blob_put(w, NULL, src, 4096, &a), STRATA_OK);
+    cr_assert_eq(strata_blob_put(w, NULL, src, 1u << 20, &b), STRATA_OK);
+    cr_assert_eq(a, 1);
+    cr_assert_eq(b, 2);
+    cr_assert_eq(strata_table_open(w, "blob:pending", STRATA_KEY_U64, 0, &pt), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_stats_get(w, &s), STRATA_OK);
+    cr_assert_eq(s.n_blobs, 2);
+    cr_assert_eq(s.n_pending, 0);
+    cr_assert_eq(s.next_id, 3);
+    cr_assert_eq(s.logical_bytes, 4096 + (1u << 20));
+    cr_assert_eq(strata_blob_check(w, 1, NULL, NULL), STRATA_OK);
+    strata_blob_writer *sw;
+    cr_assert_eq(strata_blob_writer_begin(w, NULL, &sw), STRATA_OK);
+    cr_assert_eq(strata_blob_write(sw, src + 1, 600000), STRATA_OK);
+    cr_assert_eq(strata_blob_stats_get(w, &s), STRATA_OK);
+    cr_assert_eq(s.n_pending, 1);
+    cr_assert_eq(s.next_id, 4);
+    cr_assert_eq(strata_blob_check(w, 1, NULL, NULL), STRATA_OK);   /* counters exact mid-write */
+    cr_assert_eq(strata_blob_writer_finish(sw, &c), STRATA_OK);
+    cr_assert_eq(c, 3);
+    /* a failed put (bad options) takes no id */
+    strata_blob_opts bad = { .chunking = 7 };
+    cr_assert_eq(strata_blob_put(w, &bad, src, 10, NULL), STRATA_EINVAL);
+    cr_assert_eq(strata_blob_delete(w, b), STRATA_OK);
+    cr_assert_eq(strata_blob_stats_get(w, &s), STRATA_OK);
+    cr_assert_eq(s.next_id, 4);
+    cr_assert_eq(s.n_blobs, 2);
+    cr_assert_eq(s.n_pending, 0);
+    tcommit(w);
+    assert_consistent(&t);
+    free(src);
+    tdb_close(&t);
+}
