@@ -190,6 +190,15 @@ static int descend_cow(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, pat
     }
 }
 
+/* Length of the shortest prefix of r that sorts after l in byte order (l < r):
+ * a separator that keeps branch pages small (suffix truncation). Keys of the
+ * right page are >= r >= the prefix; keys of the left page are <= l < it. */
+static size_t short_separator(const uint8_t *l, size_t llen, const uint8_t *r, size_t rlen) {
+    size_t i = 0;
+    while (i < llen && i < rlen && l[i] == r[i]) i++;
+    return i < rlen ? i + 1 : rlen;
+}
+
 static size_t make_branch_cell(uint8_t *out, pgno_t child, const uint8_t *key, size_t klen) {
     le64_put(out + BC_OFF_CHILD, child);
     memset(out + BC_OFF_CK, 0, CK128_SIZE);            /* filled by bt_finalize */
@@ -236,6 +245,8 @@ static int split(bt_ctx *cx, bt_tree *t, path *ph, int d, unsigned idx,
     uint8_t first[BC_HDR];
     if (type == PT_LEAF) {
         sk = lc_key(cells[m].p); sklen = lc_klen(cells[m].p);
+        if (t->cmp == bt_cmp_bytes && m > 0)         /* byte order: the shortest separator */
+            sklen = short_separator(lc_key(cells[m - 1].p), lc_klen(cells[m - 1].p), sk, sklen);
     } else {
         sk = bc_key(cells[m].p); sklen = bc_klen(cells[m].p);
         make_branch_cell(first, bc_child(cells[m].p), NULL, 0);
