@@ -128,11 +128,9 @@ int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats
         name[k.len] = 0;
         s.st.tables++;
         /* recreate with the same kind; custom comparators order by bytes here */
-        strata_table_spec spec = { (strata_key_type)d.key_type, d.cmp_len ? d.cmp_name : NULL, d.dim };
+        strata_table_spec spec;
+        unsigned fl = STRATA_CREATE | db_desc_spec(&d, &spec);
         if (d.cmp_len) (void)strata_register_comparator(out, d.cmp_name, bt_cmp_bytes, NULL);
-        unsigned fl = STRATA_CREATE | ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0) |
-                      ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0) |
-                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0);
         if ((rc = db_table_open(w, name, &spec, fl, 1, &s.out))) goto out;
         if (d.root) copy_tree(&s, name, d.root, d.root_ck, 0);
     }

@@ -17,14 +17,9 @@
 enum { CDC_KEY_LEN = 12, CDC_HDR = 20, CDC_VERSION = 1 };
 #define CDC_NO_VALUE 0xFFFFFFFFu
 
-static int open_internal(strata_txn *txn, const char *name, strata_table **out) {
-    strata_table_spec spec = { STRATA_KEY_BYTES, NULL };
-    return db_table_open(txn, name, &spec, txn->write ? STRATA_CREATE : 0, 1, out);
-}
-
 static int cdc_log(strata_txn *txn, strata_table **out) {
     if (txn->cdc_log && !txn->cdc_log->dropped) { *out = txn->cdc_log; return STRATA_OK; }
-    int rc = open_internal(txn, CDC_LOG_NAME, &txn->cdc_log);
+    int rc = db_internal_open(txn, CDC_LOG_NAME, txn->write, &txn->cdc_log);
     if (rc == STRATA_OK) *out = txn->cdc_log;
     return rc;
 }
@@ -111,7 +106,7 @@ int strata_cdc_consumer_set(strata_txn *txn, const char *name, const strata_cdc_
     if (rc) return rc;
     if (!name_ok(name) || !pos) return STRATA_EINVAL;
     strata_table *t;
-    if ((rc = open_internal(txn, CDC_CONS_NAME, &t))) return rc;
+    if ((rc = db_internal_open(txn, CDC_CONS_NAME, txn->write, &t))) return rc;
     uint8_t v[12];
     le64_put(v, pos->txn_id);
     le32_put(v + 8, pos->seq);
@@ -126,7 +121,7 @@ int strata_cdc_consumer_get(strata_txn *txn, const char *name, strata_cdc_pos *p
     if (rc) return rc;
     if (!name_ok(name) || !pos) return STRATA_EINVAL;
     strata_table *t;
-    if ((rc = open_internal(txn, CDC_CONS_NAME, &t))) return rc;
+    if ((rc = db_internal_open(txn, CDC_CONS_NAME, txn->write, &t))) return rc;
     bt_val v;
     if ((rc = bt_get(&txn->cx, &t->tree, name, strlen(name), &v))) return rc;
     if (v.len != 12) return CORRUPT(txn->db->p, t->tree.root);
@@ -140,7 +135,7 @@ int strata_cdc_consumer_drop(strata_txn *txn, const char *name) {
     if (rc) return rc;
     if (!name_ok(name)) return STRATA_EINVAL;
     strata_table *t;
-    if ((rc = open_internal(txn, CDC_CONS_NAME, &t))) return rc;
+    if ((rc = db_internal_open(txn, CDC_CONS_NAME, txn->write, &t))) return rc;
     db_table_touched(t);
     rc = bt_del(&txn->cx, &t->tree, name, strlen(name));
     if (rc != STRATA_NOTFOUND) db_txn_poison(txn, rc);
@@ -151,7 +146,7 @@ int strata_cdc_consumer_drop(strata_txn *txn, const char *name) {
 static int min_consumer(strata_txn *txn, uint8_t key[CDC_KEY_LEN], int *any) {
     *any = 0;
     strata_table *t;
-    int rc = open_internal(txn, CDC_CONS_NAME, &t);
+    int rc = db_internal_open(txn, CDC_CONS_NAME, txn->write, &t);
     if (rc) return rc;
     bt_cursor c;
     bt_cursor_init(&c, &txn->cx, &t->tree);

@@ -37,9 +37,8 @@ static int round_relocate(strata_db *db, int *shrunk) {
         memcpy(name, k.data, k.len);
         name[k.len] = 0;
         strata_table *t;
-        strata_table_spec spec = { (strata_key_type)d.key_type, d.cmp_len ? d.cmp_name : NULL, d.dim };
-        unsigned fl = ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0) | ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0) |
-                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0);
+        strata_table_spec spec;
+        unsigned fl = db_desc_spec(&d, &spec);
         rc = db_table_open(w, name, &spec, fl, 1, &t);
         if (rc == STRATA_ENOCMP) {                     /* relocation does not compare keys */
             t = NULL;

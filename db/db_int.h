@@ -140,6 +140,11 @@ void db_txn_poison(strata_txn *txn, int rc);
 /* table.c */
 int  db_table_check(strata_table *t, int need_write);
 int  db_desc_get(strata_txn *txn, const char *name, cat_desc *d);
+/* The spec and the public table flags (STRATA_MULTIMAP, _TTL, _CDC, _VECTOR,
+ * _COMPRESS_*) that open a table like the one described by d. */
+unsigned db_desc_spec(const cat_desc *d, strata_table_spec *spec);
+/* Open (create in a write transaction) the internal bytes-keyed table name. */
+int  db_internal_open(strata_txn *txn, const char *name, int create, strata_table **out);
 int  db_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
                    unsigned flags, int internal, strata_table **out);
 void db_tables_free(strata_txn *txn);

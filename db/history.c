@@ -45,16 +45,11 @@ int db_state_decode(const uint8_t *b, size_t len, pg_state *st) {
     return STRATA_OK;
 }
 
-static int open_internal(strata_txn *txn, const char *name, int create, strata_table **out) {
-    strata_table_spec spec = { STRATA_KEY_BYTES, NULL };
-    return db_table_open(txn, name, &spec, create ? STRATA_CREATE : 0, 1, out);
-}
-
 int strata_history_set(strata_txn *txn, uint32_t n) {
     int rc = db_txn_check(txn, 1);
     if (rc) return rc;
     strata_table *meta;
-    if ((rc = open_internal(txn, META_NAME, 1, &meta))) return rc;
+    if ((rc = db_internal_open(txn, META_NAME, 1, &meta))) return rc;
     uint8_t v[4];
     le32_put(v, n);
     db_table_touched(meta);
@@ -85,7 +80,7 @@ int db_history_commit(strata_txn *txn, uint64_t *oldest) {
     if (txn->reset_free) return STRATA_OK;      /* savepoint restore: history starts over */
     if (window == 0 && had == 0) return STRATA_OK;
     strata_table *h;
-    int rc = open_internal(txn, HISTORY_NAME, 1, &h);
+    int rc = db_internal_open(txn, HISTORY_NAME, 1, &h);
     if (rc) return rc;
     db_table_touched(h);
     if (window) {
@@ -111,14 +106,14 @@ int db_history_load(strata_db *db) {
     if (rc) return rc;
     strata_table *t;
     bt_val v;
-    if ((rc = open_internal(r, META_NAME, 0, &t)) == STRATA_OK &&
+    if ((rc = db_internal_open(r, META_NAME, 0, &t)) == STRATA_OK &&
         (rc = bt_get(&r->cx, &t->tree, "history", 7, &v)) == STRATA_OK) {
         if (v.len != 4) rc = CORRUPT(db->p, t->tree.root);
         else db->hist_window = le32_get(v.data);
     }
     if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
     uint64_t oldest = 0;
-    if (rc == STRATA_OK && (rc = open_internal(r, HISTORY_NAME, 0, &t)) == STRATA_OK)
+    if (rc == STRATA_OK && (rc = db_internal_open(r, HISTORY_NAME, 0, &t)) == STRATA_OK)
         rc = first_key(r, t, &oldest);
     if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
     db->hist_oldest = oldest;
@@ -135,7 +130,7 @@ static int find_state(strata_db *db, uint64_t id, uint64_t hlc, pg_state *out) {
     tmp.cx = (bt_ctx){ db->p, db->cur.page_count, NULL };
     tmp.catalog = (bt_tree){ db->cur.cat_root, db->cur.cat_ck, 0, bt_cmp_bytes, NULL };
     strata_table *h;
-    int rc = open_internal(&tmp, HISTORY_NAME, 0, &h);
+    int rc = db_internal_open(&tmp, HISTORY_NAME, 0, &h);
     if (rc == STRATA_OK) {
         bt_cursor c;
         bt_cursor_init(&c, &tmp.cx, &h->tree);
@@ -180,7 +175,7 @@ int strata_history_list(strata_db *db, int (*fn)(void *ctx, uint64_t txn_id, uin
     int rc = strata_begin_read(db, &r);
     if (rc) return rc;
     strata_table *h;
-    rc = open_internal(r, HISTORY_NAME, 0, &h);
+    rc = db_internal_open(r, HISTORY_NAME, 0, &h);
     if (rc == STRATA_OK) {
         bt_cursor c;
         bt_cursor_init(&c, &r->cx, &h->tree);
@@ -379,10 +374,8 @@ static int apply_records(inbuf in, strata_txn *txn) {
             if ((rc = in_len(&in, 2, &dl)) || (rc = in_take(&in, dl, &kp)) || (rc = cat_desc_decode(kp, dl, &d)))
                 return rc;
             if (!txn) continue;
-            strata_table_spec spec = { (strata_key_type)d.key_type, d.cmp_len ? d.cmp_name : NULL, d.dim };
-            unsigned fl = STRATA_CREATE | ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0) |
-                          ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0) |
-                          ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0);
+            strata_table_spec spec;
+            unsigned fl = STRATA_CREATE | db_desc_spec(&d, &spec);
             if ((rc = db_table_open(txn, name, &spec, fl, 1, &t))) return rc;
         } else if (kind == REC_PUT || kind == REC_DEL) {
             if ((rc = in_len(&in, 4, &klen)) || (rc = in_take(&in, klen, &kp))) return rc;
@@ -398,8 +391,7 @@ static int apply_records(inbuf in, strata_txn *txn) {
             if ((rc = strata_table_drop(txn, name)) && rc != STRATA_NOTFOUND && rc != STRATA_EINVAL) return rc;
             if (rc == STRATA_EINVAL) {                   /* internal tables: drop their contents */
                 strata_table *it;
-                strata_table_spec spec = { STRATA_KEY_BYTES, NULL };
-                if (db_table_open(txn, name, &spec, 0, 1, &it) == STRATA_OK) {
+                if (db_internal_open(txn, name, 0, &it) == STRATA_OK) {
                     db_table_touched(it);
                     if ((rc = bt_drop(&txn->cx, &it->tree))) return rc;
                 }

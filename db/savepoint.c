@@ -126,8 +126,7 @@ void strata_savepoint_release(strata_savepoint *sp) {
 /* ---- persistent savepoints ---- */
 
 static int sp_table(strata_txn *txn, int create, strata_table **out) {
-    strata_table_spec spec = { STRATA_KEY_BYTES, NULL };
-    return db_table_open(txn, SAVEPOINTS_NAME, &spec, create ? STRATA_CREATE : 0, 1, out);
+    return db_internal_open(txn, SAVEPOINTS_NAME, create, out);
 }
 
 int db_savepoints_oldest(strata_txn *txn, uint64_t *oldest) {
@@ -282,7 +281,7 @@ static int restore_in(strata_txn *w, uint64_t id) {
         if ((rc = bt_del(&w->cx, &sps->tree, dk, 8))) return rc;
     }
     strata_table *meta;
-    rc = db_table_open(w, META_NAME, &(strata_table_spec){ STRATA_KEY_BYTES, NULL }, 0, 1, &meta);
+    rc = db_internal_open(w, META_NAME, 0, &meta);
     w->hist_window = 0;
     if (rc == STRATA_OK && bt_get(&w->cx, &meta->tree, "history", 7, &v) == STRATA_OK && v.len == 4)
         w->hist_window = le32_get(v.data);

@@ -120,6 +120,21 @@ static int desc_put(strata_txn *txn, const char *name, const cat_desc *d) {
     return bt_put(&txn->cx, &txn->catalog, name, strlen(name), buf, len, 0, NULL);
 }
 
+unsigned db_desc_spec(const cat_desc *d, strata_table_spec *spec) {
+    spec->key_type = (strata_key_type)d->key_type;
+    spec->comparator = d->cmp_len ? d->cmp_name : NULL;
+    spec->vector_dim = d->dim;
+    return ((d->flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u) | ((d->flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) |
+           ((d->flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u) | ((d->flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0u) |
+           ((d->flags & CAT_FLAG_LZ4) ? STRATA_COMPRESS_LZ4 : 0u) |
+           ((d->flags & CAT_FLAG_ZSTD) ? STRATA_COMPRESS_ZSTD : 0u);
+}
+
+int db_internal_open(strata_txn *txn, const char *name, int create, strata_table **out) {
+    strata_table_spec spec = { STRATA_KEY_BYTES, NULL, 0 };
+    return db_table_open(txn, name, &spec, create ? STRATA_CREATE : 0, 1, out);
+}
+
 int db_desc_get(strata_txn *txn, const char *name, cat_desc *d) {
     bt_val v;
     int rc = bt_get(&txn->cx, &txn->catalog, name, strlen(name), &v);
@@ -379,13 +394,9 @@ int strata_table_list(strata_txn *txn, int include_internal,
         if (!include_internal && name[0] == '_' && name[1] == '_') continue;
         for (strata_table *t = txn->tables; t; t = t->next)
             if (!t->dropped && !strcmp(t->name, name)) d.count = t->tree.count;
-        unsigned fl = ((d.flags & CAT_FLAG_MULTIMAP) ? STRATA_MULTIMAP : 0u) |
-                      ((d.flags & CAT_FLAG_TTL) ? STRATA_TTL : 0u) | ((d.flags & CAT_FLAG_CDC) ? STRATA_CDC : 0u) |
-                      ((d.flags & CAT_FLAG_VECTOR) ? STRATA_VECTOR : 0u) |
-                      ((d.flags & CAT_FLAG_LZ4) ? STRATA_COMPRESS_LZ4 : 0u) |
-                      ((d.flags & CAT_FLAG_ZSTD) ? STRATA_COMPRESS_ZSTD : 0u);
-        strata_table_info info = { name, (strata_key_type)d.key_type, fl, d.count,
-                                   d.cmp_len ? d.cmp_name : NULL, d.dim };
+        strata_table_spec spec;
+        unsigned fl = db_desc_spec(&d, &spec);
+        strata_table_info info = { name, spec.key_type, fl, d.count, spec.comparator, d.dim };
         int r = fn(ctx, &info);
         if (r) return r;
     }

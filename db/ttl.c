@@ -26,8 +26,7 @@ int db_ttl_index(strata_table *t, strata_table **out) {
     char name[CAT_NAME_MAX + 8];
     memcpy(name, TTL_INDEX_PREFIX, sizeof TTL_INDEX_PREFIX - 1);
     strcpy(name + sizeof TTL_INDEX_PREFIX - 1, t->name);
-    strata_table_spec spec = { STRATA_KEY_BYTES, NULL };
-    int rc = db_table_open(t->txn, name, &spec, t->txn->write ? STRATA_CREATE : 0, 1, &t->ttl_index);
+    int rc = db_internal_open(t->txn, name, t->txn->write, &t->ttl_index);
     if (rc) return rc;
     *out = t->ttl_index;
     return STRATA_OK;

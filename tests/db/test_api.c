@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "strata.h"
+#include "util.h"
 
 #define OK(x) cr_assert_eq((x), STRATA_OK, "%s -> %s", #x, strata_strerror(x))
 
@@ -24,18 +25,6 @@ static void teardown(void) { unlink(g_path); }
 
 TestSuite(api, .init = setup, .fini = teardown);
 
-static strata_slice S(const char *z) { return (strata_slice){ z, strlen(z) }; }
-static strata_slice U(uint64_t *b, uint64_t v) {
-    uint8_t *p = (uint8_t *)b;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return (strata_slice){ b, 8 };
-}
-static uint64_t getu(const void *p) {
-    const uint8_t *b = p;
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
-    return v;
-}
 
 static strata_db *open_db(unsigned flags) {
     strata_db *db;
@@ -750,4 +739,45 @@ Test(api, compressed_tables_roundtrip) {
     OK(strata_check(r, NULL, NULL));
     strata_abort(r);
     strata_close(db);
+}
+
+Test(api, compaction_and_salvage_keep_compressed_tables) {
+    strata_db *db = open_db(0);
+    strata_table_spec spec = { STRATA_KEY_U64, NULL, 0 };
+    strata_txn *w;
+    strata_table *t;
+    uint64_t kb;
+    char val[2000];
+    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)('a' + (i / 11) % 7);
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open_ex(w, "z", &spec, STRATA_CREATE | STRATA_COMPRESS_ZSTD, &t));
+    for (uint64_t i = 0; i < 3000; i++) OK(strata_put(t, U(&kb, i), (strata_slice){ val, sizeof val }));
+    OK(strata_commit(w));
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open_ex(w, "z", &spec, STRATA_COMPRESS_ZSTD, &t));
+    for (uint64_t i = 0; i < 3000; i += 2) OK(strata_del(t, U(&kb, i)));
+    OK(strata_commit(w));
+    uint64_t before, after;
+    OK(strata_compact(db, &before, &after));
+    strata_close(db);
+    char out[80];
+    snprintf(out, sizeof out, "%s.salvaged", g_path);
+    unlink(out);
+    strata_salvage_stats st;
+    OK(strata_salvage(g_path, out, &st, NULL, NULL));
+    cr_assert_eq(st.entries, 1500);
+    const char *paths[2] = { g_path, out };
+    for (int p = 0; p < 2; p++) {
+        OK(strata_open(paths[p], 0, &db));
+        strata_txn *r;
+        OK(strata_begin_read(db, &r));
+        OK(strata_check(r, NULL, NULL));
+        OK(strata_table_open_ex(r, "z", &spec, STRATA_COMPRESS_ZSTD, &t));
+        strata_slice v;
+        OK(strata_get(t, U(&kb, 1), &v));
+        cr_assert(v.len == sizeof val && !memcmp(v.data, val, v.len), "%s: value differs", paths[p]);
+        strata_abort(r);
+        strata_close(db);
+    }
+    unlink(out);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "strata.h"
+#include "util.h"
 
 #define OK(x) cr_assert_eq((x), STRATA_OK, "%s -> %s", #x, strata_strerror(x))
 
@@ -25,18 +26,6 @@ static void setup(void) {
 static void teardown(void) { unlink(g_path); }
 TestSuite(feat, .init = setup, .fini = teardown);
 
-static strata_slice S(const char *z) { return (strata_slice){ z, strlen(z) }; }
-static strata_slice U(uint64_t *b, uint64_t v) {
-    uint8_t *p = (uint8_t *)b;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return (strata_slice){ b, 8 };
-}
-static uint64_t getu(const void *p) {
-    const uint8_t *b = p;
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
-    return v;
-}
 
 static strata_db *open_db(void) {
     strata_db *db;
