@@ -13,4 +13,9 @@
 int db_internal_table_open(strata_txn *txn, const char *name, const strata_table_spec *spec,
                            unsigned flags, strata_table **out);
 
+/* Drop internal table `name` ("__" prefix required, else STRATA_EINVAL): its
+ * pages are freed and its catalog entry removed in write transaction txn, as
+ * strata_table_drop. Returns STRATA_OK, STRATA_NOTFOUND, storage errors. */
+int db_internal_table_drop(strata_txn *txn, const char *name);
+
 #endif

@@ -287,10 +287,10 @@ static void detach(strata_txn *txn, const char *name) {
         if (!t->dropped && !strcmp(t->name, name)) t->dropped = 1;
 }
 
-int strata_table_drop(strata_txn *txn, const char *name) {
+static int table_drop(strata_txn *txn, const char *name, int internal) {
     int rc = db_txn_check(txn, 1);
     if (rc) return rc;
-    if ((rc = name_check(name, 0))) return rc;
+    if ((rc = name_check(name, internal))) return rc;
     cat_desc d;
     if ((rc = db_desc_get(txn, name, &d))) return rc;
     for (strata_table *t = txn->tables; t; t = t->next)
@@ -313,6 +313,13 @@ int strata_table_drop(strata_txn *txn, const char *name) {
         detach(txn, idx);
     }
     return STRATA_OK;
+}
+
+int strata_table_drop(strata_txn *txn, const char *name) { return table_drop(txn, name, 0); }
+
+int db_internal_table_drop(strata_txn *txn, const char *name) {
+    if (!name || name[0] != '_' || name[1] != '_') return STRATA_EINVAL;
+    return table_drop(txn, name, 1);
 }
 
 static int rename_one(strata_txn *txn, const char *from, const char *to, cat_desc *out) {
