@@ -74,6 +74,11 @@ static inline int cmp_bytes(const void *a, size_t alen, const void *b, size_t bl
             y = __builtin_bswap64(y);
             return x < y ? -1 : 1;
         }
+    } else {                            /* short keys: truncated separators */
+        const uint8_t *p = a, *q = b;
+        for (size_t i = 0; i < m; i++)
+            if (p[i] != q[i]) return p[i] < q[i] ? -1 : 1;
+        return (alen > blen) - (alen < blen);
     }
 #endif
     int c = memcmp(a, b, m);
@@ -89,6 +94,11 @@ static inline int tcmp(const bt_tree *t, const void *a, size_t al, const void *b
 unsigned leaf_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen, int *exact) {
     unsigned lo = 0, hi = pg_n(pg);
     *exact = 0;
+    /* The probes of a binary search are dependent cache misses; asking for
+     * every cell's first line up front lets the memory system fetch them in
+     * parallel (a leaf holds few cells, and they are read anyway). */
+    if (hi <= 64)
+        for (unsigned i = 0; i < hi; i++) __builtin_prefetch(pg + pg_slot(pg, i));
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
         const uint8_t *c = pg_cell(pg, mid);

@@ -44,13 +44,32 @@ int bt_cursor_last(bt_cursor *c) {
     return descend(c, c->t->root, c->t->root_ck, 1);
 }
 
+/* Read-ahead: the cursor is on the last entry of its leaf in direction dir,
+ * so ask for the first line of the sibling leaf under the same parent now,
+ * hiding that miss behind the caller's work. Committed pages only (a dirty
+ * page is found through the dirty map); a damaged child number is ignored
+ * here and reported by bt_page() when the cursor gets there. */
+static void prefetch_sibling(const bt_cursor *c, int dir) {
+    if (c->depth < 2 || c->cx->w) return;
+    const uint8_t *parent = c->stk[c->depth - 2].page;
+    int pi = c->stk[c->depth - 2].idx + (dir ? -1 : 1);
+    if (pi < 0 || pi >= (int)pg_n(parent)) return;
+    pgno_t pg = bc_child(pg_cell(parent, (unsigned)pi));
+    if (pg == 0 || pg >= c->cx->page_count) return;
+    __builtin_prefetch(pager_ptr(c->cx->p, pg));
+}
+
 /* Move to the next (dir = 0) or previous (dir = 1) leaf entry. */
 static int step(bt_cursor *c, int dir) {
     if (c->depth == 0) return STRATA_NOTFOUND;
     int d = c->depth - 1;
     int n = (int)pg_n(c->stk[d].page);
     int idx = c->stk[d].idx + (dir ? -1 : 1);
-    if (idx >= 0 && idx < n) { c->stk[d].idx = idx; return STRATA_OK; }
+    if (idx >= 0 && idx < n) {
+        c->stk[d].idx = idx;
+        if (idx == (dir ? 0 : n - 1)) prefetch_sibling(c, dir);
+        return STRATA_OK;
+    }
     /* climb to the first ancestor with a sibling in that direction */
     for (d = c->depth - 2; d >= 0; d--) {
         int pn = (int)pg_n(c->stk[d].page);
