@@ -94,11 +94,7 @@ static inline int tcmp(const bt_tree *t, const void *a, size_t al, const void *b
 unsigned leaf_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen, int *exact) {
     unsigned lo = 0, hi = pg_n(pg);
     *exact = 0;
-    /* The probes of a binary search are dependent cache misses; asking for
-     * every cell's first line up front lets the memory system fetch them in
-     * parallel (a leaf holds few cells, and they are read anyway). */
-    if (hi <= 64)
-        for (unsigned i = 0; i < hi; i++) __builtin_prefetch(pg + pg_slot(pg, i));
+    leaf_prefetch(pg);
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
         const uint8_t *c = pg_cell(pg, mid);
