@@ -41,12 +41,7 @@ int bt_page(bt_ctx *cx, pgno_t pg, const ck128 *ck, const uint8_t **out) {
     return STRATA_OK;
 }
 
-int bt_cell_value(bt_ctx *cx, const uint8_t *c, bt_val *val) {
-    if (!(lc_flags(c) & LF_OVERFLOW)) {
-        val->data = lc_val(c);
-        val->len = lc_vlen(c);
-        return STRATA_OK;
-    }
+int bt_cell_overflow(bt_ctx *cx, const uint8_t *c, bt_val *val) {
     pgno_t pg = le64_get(lc_val(c));
     ck128 ck = ck_get(lc_val(c) + 8);
     size_t len = lc_vlen(c);

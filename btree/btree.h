@@ -47,7 +47,13 @@ int bt_page(bt_ctx *cx, pgno_t pg, const ck128 *ck, const uint8_t **out);
  * length inside the page). */
 int node_validate(const uint8_t *pg, uint32_t ps);
 /* Resolve a leaf cell's value (inline or overflow run). */
-int bt_cell_value(bt_ctx *cx, const uint8_t *cell, bt_val *val);
+int bt_cell_overflow(bt_ctx *cx, const uint8_t *cell, bt_val *val);
+static inline int bt_cell_value(bt_ctx *cx, const uint8_t *cell, bt_val *val) {
+    if (lc_flags(cell) & LF_OVERFLOW) return bt_cell_overflow(cx, cell, val);
+    val->data = lc_val(cell);
+    val->len = lc_vlen(cell);
+    return STRATA_OK;
+}
 
 /* ---- writes ---- */
 enum { BT_APPEND = 0x1 };   /* key must sort after every key: fill pages completely */
@@ -73,10 +79,32 @@ void bt_cursor_init(bt_cursor *c, bt_ctx *cx, const bt_tree *t);
 int  bt_cursor_first(bt_cursor *c);
 int  bt_cursor_last(bt_cursor *c);
 int  bt_cursor_seek(bt_cursor *c, const void *key, size_t klen, int *exact); /* first >= key */
-int  bt_cursor_next(bt_cursor *c);
-int  bt_cursor_prev(bt_cursor *c);
+/* Next / previous entry; the step inside a leaf is inline (the scan fast
+ * path), leaving a leaf goes through bt_cursor_step (dir 0 next, 1 prev). */
+int  bt_cursor_step(bt_cursor *c, int dir);
+static inline int bt_cursor_next(bt_cursor *c) {
+    if (c->depth > 0) {
+        int d = c->depth - 1, idx = c->stk[d].idx + 1;
+        if (idx < (int)pg_n(c->stk[d].page) - 1) { c->stk[d].idx = idx; return STRATA_OK; }
+    }
+    return bt_cursor_step(c, 0);
+}
+static inline int bt_cursor_prev(bt_cursor *c) {
+    if (c->depth > 0) {
+        int d = c->depth - 1, idx = c->stk[d].idx - 1;
+        if (idx > 0) { c->stk[d].idx = idx; return STRATA_OK; }
+    }
+    return bt_cursor_step(c, 1);
+}
 /* Key and value at the cursor. STRATA_NOTFOUND when unpositioned. */
-int  bt_cursor_get(bt_cursor *c, bt_val *key, bt_val *val);
+static inline int bt_cursor_get(bt_cursor *c, bt_val *key, bt_val *val) {
+    if (c->depth == 0) return STRATA_NOTFOUND;
+    const uint8_t *leaf = c->stk[c->depth - 1].page;
+    const uint8_t *cell = pg_cell(leaf, (unsigned)c->stk[c->depth - 1].idx);
+    if (key) { key->data = lc_key(cell); key->len = lc_klen(cell); }
+    if (val) return bt_cell_value(c->cx, cell, val);
+    return STRATA_OK;
+}
 
 /* ---- write transaction: allocator and free-page tree (btree/wtx.c) ---- */
 /* Begin: base is the last commit (its free tree feeds the allocator); pages

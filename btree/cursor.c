@@ -59,8 +59,10 @@ static void prefetch_sibling(const bt_cursor *c, int dir) {
     __builtin_prefetch(pager_ptr(c->cx->p, pg));
 }
 
-/* Move to the next (dir = 0) or previous (dir = 1) leaf entry. */
-static int step(bt_cursor *c, int dir) {
+/* Move to the next (dir = 0) or previous (dir = 1) leaf entry. The inline
+ * bt_cursor_next/prev handle steps that stay inside the leaf and do not land
+ * on its last entry in that direction; everything else comes here. */
+int bt_cursor_step(bt_cursor *c, int dir) {
     if (c->depth == 0) return STRATA_NOTFOUND;
     int d = c->depth - 1;
     int n = (int)pg_n(c->stk[d].page);
@@ -85,8 +87,6 @@ static int step(bt_cursor *c, int dir) {
     return STRATA_NOTFOUND;
 }
 
-int bt_cursor_next(bt_cursor *c) { return step(c, 0); }
-int bt_cursor_prev(bt_cursor *c) { return step(c, 1); }
 
 int bt_cursor_seek(bt_cursor *c, const void *key, size_t klen, int *exact) {
     c->depth = 0;
@@ -106,7 +106,7 @@ int bt_cursor_seek(bt_cursor *c, const void *key, size_t klen, int *exact) {
             c->stk[c->depth - 1].idx = (int)i;
             if (i < pg_n(page)) return STRATA_OK;
             c->stk[c->depth - 1].idx = (int)i - 1;   /* past this leaf: step on */
-            return step(c, 0);
+            return bt_cursor_step(c, 0);
         }
         unsigned i = branch_search(c->t, page, key, klen);
         c->stk[c->depth - 1].idx = (int)i;
@@ -116,11 +116,3 @@ int bt_cursor_seek(bt_cursor *c, const void *key, size_t klen, int *exact) {
     }
 }
 
-int bt_cursor_get(bt_cursor *c, bt_val *key, bt_val *val) {
-    if (c->depth == 0) return STRATA_NOTFOUND;
-    const uint8_t *leaf = c->stk[c->depth - 1].page;
-    const uint8_t *cell = pg_cell(leaf, (unsigned)c->stk[c->depth - 1].idx);
-    if (key) { key->data = lc_key(cell); key->len = lc_klen(cell); }
-    if (val) return bt_cell_value(c->cx, cell, val);
-    return STRATA_OK;
-}

@@ -134,11 +134,25 @@ struct strata_cursor {
 /* db.c (also used by tests) */
 int  db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
 void db_close_nosync(strata_db *db);     /* no writes at all: a simulated crash */
+/* Handle checks on every API call (inline: they sit on the read fast path).
+ * A transaction: magic, database panic, poison, and write access if asked. */
+static inline int db_txn_check(strata_txn *txn, int need_write) {
+    if (!txn || txn->magic != TXN_MAGIC) return STRATA_EINVAL;
+    if (txn->db->p->panic) return STRATA_EPANIC;
+    if (txn->poisoned) return STRATA_EBADTXN;
+    if (need_write && !txn->write) return STRATA_EREADONLY;
+    return STRATA_OK;
+}
+/* A table: magic, its transaction, and not dropped. */
+static inline int db_table_check(strata_table *t, int need_write) {
+    if (!t || t->magic != TBL_MAGIC) return STRATA_EINVAL;
+    int rc = db_txn_check(t->txn, need_write);
+    if (rc) return rc;
+    return t->dropped ? STRATA_EBADTXN : STRATA_OK;
+}
 /* txn.c */
-int  db_txn_check(strata_txn *txn, int need_write);   /* magic, panic, poison */
 void db_txn_poison(strata_txn *txn, int rc);
 /* table.c */
-int  db_table_check(strata_table *t, int need_write);
 int  db_desc_get(strata_txn *txn, const char *name, cat_desc *d);
 /* The spec and the public table flags (STRATA_MULTIMAP, _TTL, _CDC, _VECTOR,
  * _COMPRESS_*) that open a table like the one described by d. */

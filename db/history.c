@@ -242,7 +242,7 @@ static int diff_table(strata_txn *a, strata_txn *b, const void *name, size_t nle
     bt_cursor_init(&cb, &b->cx, &tb);
     int ra = bt_cursor_first(&ca), rb = bt_cursor_first(&cb);
     while ((ra == STRATA_OK || rb == STRATA_OK) && !o->rc) {
-        bt_val ka, va, kb, vb;
+        bt_val ka = { 0 }, va = { 0 }, kb = { 0 }, vb = { 0 };
         if (ra == STRATA_OK && (rc = bt_cursor_get(&ca, &ka, &va))) return rc;
         if (rb == STRATA_OK && (rc = bt_cursor_get(&cb, &kb, &vb))) return rc;
         int c = ra != STRATA_OK ? 1 : rb != STRATA_OK ? -1 : tb.cmp(tb.cmp_ctx, ka.data, ka.len, kb.data, kb.len);

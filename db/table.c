@@ -99,13 +99,6 @@ int db_key_check(const strata_table *t, const void *key, size_t len) {
     }
 }
 
-int db_table_check(strata_table *t, int need_write) {
-    if (!t || t->magic != TBL_MAGIC) return STRATA_EINVAL;
-    int rc = db_txn_check(t->txn, need_write);
-    if (rc) return rc;
-    return t->dropped ? STRATA_EBADTXN : STRATA_OK;
-}
-
 static int name_check(const char *name, int internal) {
     if (!name) return STRATA_EINVAL;
     size_t len = strlen(name);

@@ -15,14 +15,6 @@
 
 #include "db_int.h"
 
-int db_txn_check(strata_txn *txn, int need_write) {
-    if (!txn || txn->magic != TXN_MAGIC) return STRATA_EINVAL;
-    if (txn->db->p->panic) return STRATA_EPANIC;
-    if (txn->poisoned) return STRATA_EBADTXN;
-    if (need_write && !txn->write) return STRATA_EREADONLY;
-    return STRATA_OK;
-}
-
 void db_txn_poison(strata_txn *txn, int rc) {
     if (rc != STRATA_OK && rc != STRATA_NOTFOUND && rc != STRATA_EINVAL && rc != STRATA_ETOOBIG &&
         rc != STRATA_EREADONLY && rc != STRATA_ETYPE && rc != STRATA_EEXIST && rc != STRATA_ENOCMP)
