@@ -5,8 +5,8 @@
  *  (1) everything is stored in ordinary tables through the public API, inside
  *      the caller's transaction; nothing is cached across calls except by the
  *      open writer and reader handles;
- *  (2) for every chunk, refs.count == number of chunk-list rows naming it, and
- *      a chunk row exists iff its refs row does;
+ *  (2) for every chunk, its refs count == number of chunk-list rows naming
+ *      it, and its data row exists iff its refs row does;
  *  (3) the stats row equals what a full scan would count (blob_check)
  *      whenever a public call returns (calls collect counter deltas and
  *      write them once: blob_stats_apply);
@@ -29,8 +29,7 @@
 enum {
     BT_META = 0,    /* u64 id -> meta record                          */
     BT_CLIST,       /* (id BE, offset BE) -> (sha256, len)            */
-    BT_CHUNKS,      /* sha256 -> chunk bytes                          */
-    BT_REFS,        /* sha256 -> (count, len)                         */
+    BT_CHUNKS,      /* (sha256, 0) -> bytes; (sha256, 1) -> (count, len) */
     BT_STATS,       /* "stats" -> counters                            */
     BT_PENDING,     /* u64 id -> created HLC, while being written     */
     BT_TAGS,        /* (u8 len, tag, id BE) -> empty                  */
@@ -53,8 +52,10 @@ _Static_assert(META_OFF_SHA + 32 == META_HDR, "meta header ends after the conten
 #define META_VERSION 1u
 #define META_FLAG_FIXED 0x1u
 
-/* docs/BLOBS.md "blob:chunklist" and "blob:refs". */
-enum { CLIST_KEY = 16, CLIST_VAL = 36, REFS_VAL = 16, SHA_LEN = 32 };
+/* docs/BLOBS.md "blob:chunklist" and "blob:chunks": a chunk's two rows are
+ * keyed by its SHA-256 and a kind byte (CK_DATA sorts first). */
+enum { CLIST_KEY = 16, CLIST_VAL = 36, REFS_VAL = 16, SHA_LEN = 32, CHUNK_KEY = 33 };
+enum { CK_DATA = 0, CK_REFS = 1 };
 /* docs/BLOBS.md "blob:stats": six u64 LE counters. */
 enum { ST_NEXT_ID = 0, ST_N_BLOBS, ST_LOGICAL, ST_N_CHUNKS, ST_STORED, ST_N_PENDING, ST_COUNT };
 enum { EDGE_KEY = 17, EMBED_HDR = 8 };
@@ -114,7 +115,35 @@ BLOB_MUST int blob_scan_prefix(strata_table *t, const uint8_t *prefix, size_t pl
                                int (*fn)(void *ctx, strata_slice k, strata_slice v), void *ctx);
 
 /* ---- sha.c ---- */
+/* One-shot SHA-256 through OpenSSL: what every check uses. */
 BLOB_MUST int blob_sha256(const void *data, size_t len, uint8_t out[SHA_LEN]);
+struct evp_md_ctx_st;
+/* The writer's streaming SHA-256: the SHA-NI kernel where the CPU has it
+ * (evp == NULL), else an OpenSSL context. Init, any number of updates, then
+ * final (which also releases it) or free. */
+typedef struct blob_sha {
+    uint32_t               h[8];     /* kernel: chaining value                  */
+    uint64_t               total;    /* kernel: bytes fed                       */
+    uint8_t                buf[64];  /* kernel: the partial block               */
+    size_t                 nbuf;
+    struct evp_md_ctx_st  *evp;      /* OpenSSL path, else NULL                 */
+} blob_sha;
+BLOB_MUST int blob_sha_init(blob_sha *s);
+BLOB_MUST int blob_sha_update(blob_sha *s, const void *data, size_t len);
+/* Feed da[0, na) to a and db[0, nb) to b (two independent hashes): the blocks
+ * both have run interleaved, about the cost of one. */
+BLOB_MUST int blob_sha_update2(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db,
+                               size_t nb);
+BLOB_MUST int blob_sha_final(blob_sha *s, uint8_t out[SHA_LEN]);
+void blob_sha_free(blob_sha *s);
+/* One-shot with the writer's implementation. */
+BLOB_MUST int blob_sha_oneshot(const void *data, size_t len, uint8_t out[SHA_LEN]);
+/* Tests: use the kernel (ni != 0, if the CPU has it) or OpenSSL for contexts
+ * initialised from now on; returns 1 if the kernel is in use. Not for
+ * concurrent use with writers. */
+int blob_sha_select(int ni);
+/* "sha-ni" or "openssl". */
+const char *blob_sha_kernel(void);
 
 /* ---- chunker.c ---- */
 extern const uint64_t blob_gear[256];
@@ -133,6 +162,8 @@ BLOB_MUST int blob_chunker_init(blob_chunker *c, const strata_blob_opts *opts);
 size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n);
 
 /* ---- chunks.c ---- */
+/* The key of a chunk's data (CK_DATA) or reference row (CK_REFS). */
+void blob_ckey(uint8_t k[CHUNK_KEY], const uint8_t sha[SHA_LEN], uint8_t kind);
 /* Reference chunk (sha, data, len): insert it with count 1, or count + 1.
  * A new chunk adds 1 to delta[ST_N_CHUNKS] and len to delta[ST_STORED]; the
  * caller writes the counters with blob_stats_apply. */

@@ -1,9 +1,12 @@
 /* blob/chunks.c - the deduplicated chunk store: blob:chunks holds each
- * distinct chunk once under its SHA-256, blob:refs its reference count and
- * length, and the counters row the number and bytes of distinct chunks.
- * Invariants: (1) a chunks row exists iff its refs row exists, and the refs
- * count is >= 1 (docs/BLOBS.md "blob:refs"); (2) the count equals the number
- * of blob:chunklist rows naming the chunk (pending blobs included);
+ * distinct chunk once under its SHA-256 as two adjacent rows, the bytes
+ * (key SHA-256 + CK_DATA) and the reference record (key SHA-256 + CK_REFS:
+ * count and length), and the counters row the number and bytes of distinct
+ * chunks. The two rows of a chunk share a leaf, so storing a new chunk
+ * dirties one leaf chosen by its (random) hash, not one in each of two trees.
+ * Invariants: (1) a chunk's data row exists iff its refs row exists, and the
+ * refs count is >= 1 (docs/BLOBS.md "blob:chunks"); (2) the count equals the
+ * number of blob:chunklist rows naming the chunk (pending blobs included);
  * (3) every change here happens in the caller's write transaction, so an
  * abort undoes it; (4) ref and unref do not write the counters row: they add
  * their change to the caller's delta array (blob_stats_apply writes it), so a
@@ -12,52 +15,59 @@
 
 #include "blob_int.h"
 
+void blob_ckey(uint8_t k[CHUNK_KEY], const uint8_t sha[SHA_LEN], uint8_t kind) {
+    memcpy(k, sha, SHA_LEN);
+    k[SHA_LEN] = kind;
+}
+
 int blob_chunk_ref(strata_txn *txn, const uint8_t sha[SHA_LEN], const void *data, size_t len,
                    uint64_t delta[ST_COUNT]) {
-    strata_table *refs, *chunks;
+    strata_table *chunks;
     strata_slice v;
-    uint8_t rv[REFS_VAL];
+    uint8_t rk[CHUNK_KEY], dk[CHUNK_KEY], rv[REFS_VAL];
     int rc;
     if (len == 0 || len > STRATA_BLOB_MAX_CHUNK) return STRATA_EINVAL;
-    if ((rc = blob_tab(txn, BT_REFS, 1, &refs))) return rc;
-    rc = strata_get(refs, blob_sl(sha, SHA_LEN), &v);
+    if ((rc = blob_tab(txn, BT_CHUNKS, 1, &chunks))) return rc;
+    blob_ckey(rk, sha, CK_REFS);
+    rc = strata_get(chunks, blob_sl(rk, CHUNK_KEY), &v);
     if (rc == STRATA_OK) {
         if (v.len != REFS_VAL || le32_get((const uint8_t *)v.data + 8) != len) return STRATA_ECORRUPT;
         memcpy(rv, v.data, REFS_VAL);
         le64_put(rv, le64_get(rv) + 1);
-        return strata_put(refs, blob_sl(sha, SHA_LEN), blob_sl(rv, sizeof rv));
+        return strata_put(chunks, blob_sl(rk, CHUNK_KEY), blob_sl(rv, sizeof rv));
     }
     if (rc != STRATA_NOTFOUND) return rc;
-    if ((rc = blob_tab(txn, BT_CHUNKS, 1, &chunks))) return rc;
-    if ((rc = strata_put(chunks, blob_sl(sha, SHA_LEN), blob_sl(data, len)))) return rc;
+    blob_ckey(dk, sha, CK_DATA);
+    if ((rc = strata_put(chunks, blob_sl(dk, CHUNK_KEY), blob_sl(data, len)))) return rc;
     le64_put(rv, 1);
     le32_put(rv + 8, (uint32_t)len);
     le32_put(rv + 12, 0);
-    if ((rc = strata_put(refs, blob_sl(sha, SHA_LEN), blob_sl(rv, sizeof rv)))) return rc;
+    if ((rc = strata_put(chunks, blob_sl(rk, CHUNK_KEY), blob_sl(rv, sizeof rv)))) return rc;
     delta[ST_N_CHUNKS] += 1;
     delta[ST_STORED] += len;
     return STRATA_OK;
 }
 
 int blob_chunk_unref(strata_txn *txn, const uint8_t sha[SHA_LEN], uint64_t delta[ST_COUNT]) {
-    strata_table *refs, *chunks;
+    strata_table *chunks;
     strata_slice v;
-    uint8_t rv[REFS_VAL];
+    uint8_t rk[CHUNK_KEY], dk[CHUNK_KEY], rv[REFS_VAL];
     int rc;
-    if ((rc = blob_tab(txn, BT_REFS, 1, &refs))) return rc;
-    if ((rc = strata_get(refs, blob_sl(sha, SHA_LEN), &v)))
+    if ((rc = blob_tab(txn, BT_CHUNKS, 1, &chunks))) return rc;
+    blob_ckey(rk, sha, CK_REFS);
+    if ((rc = strata_get(chunks, blob_sl(rk, CHUNK_KEY), &v)))
         return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;   /* a list names a missing chunk */
     if (v.len != REFS_VAL || le64_get(v.data) == 0) return STRATA_ECORRUPT;
     memcpy(rv, v.data, REFS_VAL);
     uint64_t count = le64_get(rv) - 1;
     if (count > 0) {
         le64_put(rv, count);
-        return strata_put(refs, blob_sl(sha, SHA_LEN), blob_sl(rv, sizeof rv));
+        return strata_put(chunks, blob_sl(rk, CHUNK_KEY), blob_sl(rv, sizeof rv));
     }
     uint32_t len = le32_get(rv + 8);
-    if ((rc = strata_del(refs, blob_sl(sha, SHA_LEN)))) return rc;
-    if ((rc = blob_tab(txn, BT_CHUNKS, 1, &chunks))) return rc;
-    if ((rc = strata_del(chunks, blob_sl(sha, SHA_LEN))))
+    if ((rc = strata_del(chunks, blob_sl(rk, CHUNK_KEY)))) return rc;
+    blob_ckey(dk, sha, CK_DATA);
+    if ((rc = strata_del(chunks, blob_sl(dk, CHUNK_KEY))))
         return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
     delta[ST_N_CHUNKS] -= 1;   /* two's complement: blob_stats_apply checks underflow */
     delta[ST_STORED] -= len;

@@ -1,8 +1,9 @@
 /* blob/fsck.c - strata_blob_check: recount the blob tables and compare.
  * Pass 1 walks every finished blob (blob:meta) and pending blob
  * (blob:pending) and its chunk list, counting references per chunk hash in a
- * hash map; pass 2 walks blob:refs and compares each count, the chunk row and
- * its length (and, when asked, its SHA-256); then the counters row, the table
+ * hash map; pass 2 walks blob:chunks and compares each reference record's
+ * count, the chunk's data row and its length (and, when asked, its SHA-256);
+ * then the counters row, the table
  * sizes (so orphan rows show) and the mirrored tag and edge rows are checked.
  * Read-only; memory O(distinct chunks). Invariants checked: blob_int.h (2)-(5). */
 #include <stdarg.h>
@@ -21,6 +22,8 @@ typedef struct ck {
     strata_table *t[BT_COUNT];   /* NULL when the table does not exist */
     shamap        refs;
     uint64_t      clist_rows, logical, n_blobs, n_pending;
+    uint64_t      n_data, n_refs;   /* blob:chunks rows of each kind */
+    uint64_t      stored;           /* sum of the reference records' lengths */
 } ck;
 
 static void problem(ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -141,23 +144,30 @@ static int pending_row(void *ctx, strata_slice k, strata_slice v) {
     return c->err ? c->err : walk_list(c, le64_get(k.data), &size, &n);
 }
 
-static int ref_row(void *ctx, strata_slice k, strata_slice v) {
+/* One row of blob:chunks: data rows are counted (and found again from their
+ * reference record); a reference record is compared with the chunk lists'
+ * count and its data row. */
+static int chunk_row(void *ctx, strata_slice k, strata_slice v) {
     ck *c = ctx;
     strata_slice data;
-    uint8_t sha[SHA_LEN];
-    if (k.len != SHA_LEN || v.len != REFS_VAL) { problem(c, "blob:refs: malformed row"); return STRATA_OK; }
-    uint64_t want = shamap_get(&c->refs, k.data), count = le64_get(v.data);
+    uint8_t sha[SHA_LEN], dk[CHUNK_KEY];
+    const uint8_t *key = k.data;
+    if (k.len != CHUNK_KEY || key[SHA_LEN] > CK_REFS) { problem(c, "blob:chunks: malformed key"); return STRATA_OK; }
+    if (key[SHA_LEN] == CK_DATA) { c->n_data++; return STRATA_OK; }
+    c->n_refs++;
+    if (v.len != REFS_VAL) { problem(c, "blob:chunks: malformed reference record"); return STRATA_OK; }
+    uint64_t want = shamap_get(&c->refs, key), count = le64_get(v.data);
     uint32_t len = le32_get((const uint8_t *)v.data + 8);
+    c->stored += len;
     if (count != want)
-        problem(c, "chunk %02x%02x%02x%02x...: count %llu, %llu references", ((const uint8_t *)k.data)[0],
-                ((const uint8_t *)k.data)[1], ((const uint8_t *)k.data)[2], ((const uint8_t *)k.data)[3],
+        problem(c, "chunk %02x%02x%02x%02x...: count %llu, %llu references", key[0], key[1], key[2], key[3],
                 (unsigned long long)count, (unsigned long long)want);
-    int rc = c->t[BT_CHUNKS] ? strata_get(c->t[BT_CHUNKS], k, &data) : STRATA_NOTFOUND;
+    blob_ckey(dk, key, CK_DATA);
+    int rc = strata_get(c->t[BT_CHUNKS], blob_sl(dk, CHUNK_KEY), &data);
     if (rc == STRATA_NOTFOUND) { problem(c, "chunk with a count but no bytes"); return STRATA_OK; }
     if (rc) return rc;
     if (data.len != len) problem(c, "chunk of %zu bytes recorded as %u", data.len, len);
-    else if (c->hash && (rc = blob_sha256(data.data, data.len, sha)) == STRATA_OK &&
-             memcmp(sha, k.data, SHA_LEN))
+    else if (c->hash && (rc = blob_sha256(data.data, data.len, sha)) == STRATA_OK && memcmp(sha, key, SHA_LEN))
         problem(c, "chunk whose SHA-256 does not match its key");
     return rc;
 }
@@ -214,19 +224,22 @@ static void check_counts(ck *c) {
     uint64_t st[ST_COUNT];
     int rc = blob_stats_load(c->txn, st);
     if (rc) { c->err = rc; return; }
-    uint64_t n_chunks = tlen(c, BT_REFS), stored = 0;
-    for (size_t i = 0; i < c->refs.cap; i++) {
-        if (!c->refs.counts[i]) continue;
+    uint64_t n_chunks = c->n_refs, stored = c->stored;
+    for (size_t i = 0; i < c->refs.cap && c->t[BT_CHUNKS]; i++) {
+        uint8_t rk[CHUNK_KEY];
         strata_slice v;
-        if (c->t[BT_REFS] && !strata_get(c->t[BT_REFS], blob_sl(c->refs.keys + i * SHA_LEN, SHA_LEN), &v) &&
-            v.len == REFS_VAL)
-            stored += le32_get((const uint8_t *)v.data + 8);
-        else
+        if (!c->refs.counts[i]) continue;
+        blob_ckey(rk, c->refs.keys + i * SHA_LEN, CK_REFS);
+        if (strata_get(c->t[BT_CHUNKS], blob_sl(rk, CHUNK_KEY), &v)) {
             problem(c, "a chunk list names a chunk that is not stored");
+            break;
+        }
     }
+    if (!c->t[BT_CHUNKS] && c->refs.n) problem(c, "a chunk list names a chunk that is not stored");
     if (n_chunks != c->refs.n) problem(c, "%llu chunks stored, %zu referenced",
                                        (unsigned long long)n_chunks, c->refs.n);
-    if (tlen(c, BT_CHUNKS) != n_chunks) problem(c, "blob:chunks and blob:refs differ in size");
+    if (c->n_data != c->n_refs) problem(c, "blob:chunks: %llu data rows, %llu reference records",
+                                        (unsigned long long)c->n_data, (unsigned long long)c->n_refs);
     if (tlen(c, BT_CLIST) != c->clist_rows) problem(c, "chunk-list rows of no blob");
     if (tlen(c, BT_NS) != c->n_blobs || tlen(c, BT_TIME) != c->n_blobs)
         problem(c, "namespace or time rows of no blob");
@@ -263,7 +276,7 @@ int strata_blob_check(strata_txn *txn, int hash, void (*report)(void *ctx, const
     }
     if (rc == STRATA_OK) rc = scan(&c, BT_META, meta_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_PENDING, pending_row);
-    if (rc == STRATA_OK) rc = scan(&c, BT_REFS, ref_row);
+    if (rc == STRATA_OK) rc = scan(&c, BT_CHUNKS, chunk_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_TAGS, tag_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_EOUT, edge_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_EMBED, embed_row);

@@ -100,8 +100,9 @@ static int locate(strata_blob_reader *r) {
 /* The bytes of the current chunk, checked for length (and hash). */
 static int chunk_bytes(strata_blob_reader *r, const uint8_t **p) {
     strata_slice v;
-    uint8_t sha[SHA_LEN];
-    int rc = strata_get(r->chunks, blob_sl(r->c_sha, SHA_LEN), &v);
+    uint8_t sha[SHA_LEN], k[CHUNK_KEY];
+    blob_ckey(k, r->c_sha, CK_DATA);
+    int rc = strata_get(r->chunks, blob_sl(k, CHUNK_KEY), &v);
     if (rc) return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
     if (v.len != r->c_len) return STRATA_ECORRUPT;
     if ((r->flags & STRATA_BLOB_VERIFY) && !r->verified) {

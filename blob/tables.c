@@ -8,7 +8,7 @@
 
 const char *const blob_table_names[BT_COUNT] = {
     [BT_META] = "blob:meta",         [BT_CLIST] = "blob:chunklist",
-    [BT_CHUNKS] = "blob:chunks",     [BT_REFS] = "blob:refs",
+    [BT_CHUNKS] = "blob:chunks",
     [BT_STATS] = "blob:stats",       [BT_PENDING] = "blob:pending",
     [BT_TAGS] = "blob:tags",         [BT_BTAGS] = "blob:blobtags",
     [BT_NS] = "blob:ns",             [BT_TIME] = "blob:time",
@@ -18,7 +18,7 @@ const char *const blob_table_names[BT_COUNT] = {
 
 const strata_key_type blob_table_keys[BT_COUNT] = {
     [BT_META] = STRATA_KEY_U64,      [BT_CLIST] = STRATA_KEY_BYTES,
-    [BT_CHUNKS] = STRATA_KEY_BYTES,  [BT_REFS] = STRATA_KEY_BYTES,
+    [BT_CHUNKS] = STRATA_KEY_BYTES,
     [BT_STATS] = STRATA_KEY_BYTES,   [BT_PENDING] = STRATA_KEY_U64,
     [BT_TAGS] = STRATA_KEY_BYTES,    [BT_BTAGS] = STRATA_KEY_BYTES,
     [BT_NS] = STRATA_KEY_BYTES,      [BT_TIME] = STRATA_KEY_BYTES,

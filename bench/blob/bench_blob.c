@@ -1,12 +1,18 @@
 /* bench/blob/bench_blob.c - blob store throughput against plain files and
  * SQLite BLOBs, and dedup on near-duplicate blobs.
  *
- *   bench_blob [-d DIR] [-q]     DIR: where the files go (default /var/tmp)
- *                                -q: quick (fewer and smaller runs)
+ *   bench_blob [-d DIR] [-q] [-s SIZES] [-n COUNT] [-D]
+ *     DIR: where the files go (default /var/tmp); -q: quick (fewer and
+ *     smaller runs); -s: only the sizes named (e.g. "1MiB,64MiB");
+ *     -n: blobs per size; -D: skip the dedup runs
  *
  * For each size (4 KiB, 1 MiB, 64 MiB) the same distinct random blobs are
  *  - written durably, one transaction (one fsync) per blob: Strata
- *    strata_blob_put + commit; plain files write + fsync + close; SQLite
+ *    strata_blob_put + commit; plain files write + fsync + close, and the
+ *    same plus an fsync of the directory (files+dir: the new name is durable
+ *    too, as a committed blob is: POSIX asks for it; ext4 without a journal
+ *    already syncs a new file's directory in fsync, ext4_sync_parent);
+ *    SQLite
  *    (WAL, synchronous=FULL) INSERT of a zeroblob filled with
  *    sqlite3_blob_write, one transaction each. The three writes of blob i run
  *    back to back (the order rotating with i), so all three see the same disk
@@ -36,7 +42,7 @@
 
 typedef struct run { const char *name; size_t size, count; } run;
 typedef struct res { double w_s, r_s; } res;
-enum { E_FILES = 0, E_STRATA, E_SQLITE, E_COUNT };
+enum { E_FILES = 0, E_FILES_DIR, E_STRATA, E_SQLITE, E_COUNT };
 
 static char g_dir[512] = "/var/tmp";
 
@@ -65,7 +71,12 @@ static void fill(uint8_t *p, size_t n, uint64_t seed) {
 static void path_of(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", g_dir, name); }
 
 /* ---- Strata ---- */
-typedef struct sctx { strata_db *db; uint64_t *ids; char path[600]; } sctx;
+typedef struct sctx {
+    strata_db *db;
+    uint64_t  *ids;
+    double     put_s, commit_s;   /* the write time split: put (CPU) and commit (I/O) */
+    char       path[600];
+} sctx;
 
 static void strata_setup(sctx *c, const run *r) {
     int rc;
@@ -81,8 +92,12 @@ static double strata_write1(sctx *c, const run *r, const uint8_t *data, size_t i
     double t0 = now_s();
     if ((rc = strata_begin_write(c->db, &t))) die("begin_write", rc);
     if ((rc = strata_blob_put(t, NULL, data, r->size, &c->ids[i]))) die("blob_put", rc);
+    double t1 = now_s();
     if ((rc = strata_commit(t))) die("commit", rc);
-    return now_s() - t0;
+    double t2 = now_s();
+    c->put_s += t1 - t0;
+    c->commit_s += t2 - t1;
+    return t2 - t0;
 }
 
 static double strata_read_all(sctx *c, const run *r, uint8_t *buf) {
@@ -116,10 +131,13 @@ static void file_name(char *path, size_t cap, size_t i) {
     path_of(path, cap, name);
 }
 
-static double files_write1(const run *r, const uint8_t *data, size_t i) {
+/* dir_sync: also fsync the directory, which makes the new file's name
+ * durable (what a commit gives a new blob); files and files+dir use
+ * different names, so both create a new file. */
+static double files_write1(const run *r, const uint8_t *data, size_t i, int dir_sync) {
     char path[600];
     double t0 = now_s();
-    file_name(path, sizeof path, i);
+    file_name(path, sizeof path, dir_sync ? i + r->count : i);
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
     if (fd < 0) die("open", STRATA_EIO);
     for (size_t off = 0; off < r->size;) {
@@ -128,6 +146,10 @@ static double files_write1(const run *r, const uint8_t *data, size_t i) {
         off += (size_t)w;
     }
     if (fsync(fd) || close(fd)) die("fsync", STRATA_EIO);
+    if (dir_sync) {
+        int dfd = open(g_dir, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0 || fsync(dfd) || close(dfd)) die("fsync dir", STRATA_EIO);
+    }
     return now_s() - t0;
 }
 
@@ -145,7 +167,7 @@ static double files_read_all(const run *r, uint8_t *buf) {
         if (total != r->size) die("short file read", STRATA_EIO);
     }
     double s = now_s() - t0;
-    for (size_t i = 0; i < r->count; i++) {
+    for (size_t i = 0; i < 2 * r->count; i++) {
         file_name(path, sizeof path, i);
         unlink(path);
     }
@@ -230,7 +252,7 @@ static void bench_size(const run *r) {
     if (!data || !buf) die("malloc", STRATA_ENOMEM);
     size_t bytes = r->size * r->count;
     double w[E_COUNT] = { 0 };
-    sctx sc;
+    sctx sc = { 0 };
     strata_setup(&sc, r);
 #ifdef HAVE_SQLITE
     qctx qc;
@@ -240,7 +262,8 @@ static void bench_size(const run *r) {
         fill(data, r->size, i + 1);   /* distinct blobs (no dedup), not timed */
         for (int k = 0; k < E_COUNT; k++) {
             switch ((k + (int)i) % E_COUNT) {   /* rotate who goes first */
-            case E_FILES: w[E_FILES] += files_write1(r, data, i); break;
+            case E_FILES: w[E_FILES] += files_write1(r, data, i, 0); break;
+            case E_FILES_DIR: w[E_FILES_DIR] += files_write1(r, data, i, 1); break;
             case E_STRATA: w[E_STRATA] += strata_write1(&sc, r, data, i); break;
             default:
 #ifdef HAVE_SQLITE
@@ -262,7 +285,9 @@ static void bench_size(const run *r) {
 #else
     printf("  sqlite      n/a");
 #endif
-    printf("  | write time strata/files %.2fx (goal <= 1.5)", s.w_s / f.w_s);
+    printf("  files+dir %8.1f", mbps(bytes, w[E_FILES_DIR]));
+    printf("  | write time strata/files %.2fx (goal <= 1.5), strata/files+dir %.2fx", s.w_s / f.w_s,
+           s.w_s / w[E_FILES_DIR]);
 #ifdef HAVE_SQLITE
     printf(", strata/sqlite %.2fx", s.w_s / q.w_s);
 #endif
@@ -279,6 +304,10 @@ static void bench_size(const run *r) {
     printf(", strata/sqlite %.2f", q.r_s / s.r_s);
 #endif
     printf("\n");
+    printf("%-7s per blob: strata %.3f ms = put %.3f + commit %.3f; files %.3f ms, files+dir %.3f ms\n",
+           r->name, s.w_s * 1e3 / (double)r->count, sc.put_s * 1e3 / (double)r->count,
+           sc.commit_s * 1e3 / (double)r->count, f.w_s * 1e3 / (double)r->count,
+           w[E_FILES_DIR] * 1e3 / (double)r->count);
     free(data);
     free(buf);
 }
@@ -337,11 +366,20 @@ static void bench_dedup(size_t base_len, int n_var, int chunking, const char *na
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, opt;
-    while ((opt = getopt(argc, argv, "d:q")) != -1) {
+    int quick = 0, opt, no_dedup = 0;
+    const char *only = NULL;
+    long count = 0;
+    while ((opt = getopt(argc, argv, "d:qs:n:D")) != -1) {
         if (opt == 'd') snprintf(g_dir, sizeof g_dir, "%s", optarg);
         else if (opt == 'q') quick = 1;
-        else { fprintf(stderr, "usage: bench_blob [-d DIR] [-q]\n"); return 2; }
+        else if (opt == 's') only = optarg;
+        else if (opt == 'n' && (count = atol(optarg)) > 0) continue;
+        else if (opt == 'D') no_dedup = 1;
+        else {
+            fprintf(stderr, "usage: bench_blob [-d DIR] [-q] [-s SIZE[,SIZE]] [-n COUNT] [-D]\n"
+                            "  -s: only these sizes (4KiB, 1MiB, 64MiB)  -n: blobs per size  -D: no dedup runs\n");
+            return 2;
+        }
     }
     run runs[] = {
         { "4KiB", 4096, quick ? 100 : 1000 },
@@ -350,7 +388,12 @@ int main(int argc, char **argv) {
     };
     printf("bench_blob: dir %s, durable writes (one fsync per blob), reads in %u KiB pieces, "
            "SIMD %s\n", g_dir, PIECE >> 10, strata_vec_kernel_name());
-    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) bench_size(&runs[i]);
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        if (only && !strstr(only, runs[i].name)) continue;
+        if (count) runs[i].count = (size_t)count;
+        bench_size(&runs[i]);
+    }
+    if (no_dedup) return 0;
     bench_dedup(quick ? 2u << 20 : 8u << 20, 23, STRATA_BLOB_CDC, "cdc");
     bench_dedup(quick ? 2u << 20 : 8u << 20, 23, STRATA_BLOB_FIXED, "fixed");
     return 0;

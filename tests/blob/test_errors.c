@@ -50,15 +50,16 @@ Test(blob_errors, chunk_not_matching_its_hash) {
     cr_assert_eq(strata_blob_put(w, &o, src, n, &id), STRATA_OK);
     tcommit(w);
     /* damage the second chunk's bytes behind the store's back, same length */
-    uint8_t sha[32];
+    uint8_t sha[33];   /* the data row's key: SHA-256, kind 0 */
     sha256_of(src + 100000, 100000, sha);
+    sha[32] = 0;
     w = tw(&t);
     strata_table *ch;
     cr_assert_eq(strata_table_open(w, "blob:chunks", STRATA_KEY_BYTES, 0, &ch), STRATA_OK);
     uint8_t *bad = malloc(100000);
     memcpy(bad, src + 100000, 100000);
     bad[500] ^= 1;
-    strata_slice key = { sha, 32 }, val = { bad, 100000 };
+    strata_slice key = { sha, 33 }, val = { bad, 100000 };
     cr_assert_eq(strata_put(ch, key, val), STRATA_OK);
     tcommit(w);
     strata_txn *r = tr(&t);
@@ -79,6 +80,43 @@ Test(blob_errors, chunk_not_matching_its_hash) {
     strata_abort(w);
     free(bad);
     free(buf);
+    free(src);
+    tdb_close(&t);
+}
+
+/* blob:chunks keeps a data row and a reference record per chunk: removing
+ * either behind the store's back, or changing a count, is corruption that
+ * strata_blob_check reports (and unref refuses). */
+Test(blob_errors, chunk_rows_out_of_step) {
+    tdb t;
+    tdb_open(&t);
+    size_t n = 200000;
+    uint8_t *src = random_buf(n, 3);
+    strata_blob_opts o = { .chunking = STRATA_BLOB_FIXED, .avg_chunk = 100000 };
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    cr_assert_eq(strata_blob_put(w, &o, src, n, &id), STRATA_OK);
+    tcommit(w);
+    uint8_t k[33];
+    sha256_of(src, 100000, k);
+    for (int kind = 0; kind < 3; kind++) {
+        strata_table *ch;
+        w = tw(&t);
+        cr_assert_eq(strata_table_open(w, "blob:chunks", STRATA_KEY_BYTES, 0, &ch), STRATA_OK);
+        k[32] = kind == 0 ? 0 : 1;
+        strata_slice key = { k, 33 };
+        if (kind < 2) {
+            cr_assert_eq(strata_del(ch, key), STRATA_OK);
+        } else {   /* count 2 where one list names the chunk */
+            uint8_t rv[16] = { 2, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0x86, 0x01, 0, 0, 0, 0, 0 };
+            strata_slice val = { rv, 16 };
+            cr_assert_eq(strata_put(ch, key, val), STRATA_OK);
+        }
+        cr_assert_eq(strata_blob_check(w, 0, NULL, NULL), STRATA_ECORRUPT, "kind %d", kind);
+        if (kind == 1) cr_assert_eq(strata_blob_delete(w, id), STRATA_ECORRUPT);
+        strata_abort(w);
+    }
+    assert_consistent(&t);   /* every damage was aborted */
     free(src);
     tdb_close(&t);
 }

@@ -56,12 +56,17 @@ Test(blob_format, rows_byte_for_byte) {
     memcpy(cv + 32, (uint8_t[4]){ 5, 0, 0, 0 }, 4);
     v = get(r, "blob:chunklist", STRATA_KEY_BYTES, ck, 16);
     cr_assert(v.len == 36 && memcmp(v.data, cv, 36) == 0);
-    /* blob:refs and blob:chunks */
-    uint8_t rv[16] = { 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0 };
-    v = get(r, "blob:refs", STRATA_KEY_BYTES, sha, 32);
+    /* blob:chunks: (sha, 0) -> bytes; (sha, 1) -> count u64, length u32, 0 u32 */
+    uint8_t rv[16] = { 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0 }, chk[33];
+    memcpy(chk, sha, 32);
+    chk[32] = 1;
+    v = get(r, "blob:chunks", STRATA_KEY_BYTES, chk, 33);
     cr_assert(v.len == 16 && memcmp(v.data, rv, 16) == 0);
-    v = get(r, "blob:chunks", STRATA_KEY_BYTES, sha, 32);
+    chk[32] = 0;
+    v = get(r, "blob:chunks", STRATA_KEY_BYTES, chk, 33);
     cr_assert(v.len == 5 && memcmp(v.data, "hello", 5) == 0);
+    strata_table *gone;
+    cr_assert_eq(strata_table_open(r, "blob:refs", STRATA_KEY_BYTES, 0, &gone), STRATA_NOTFOUND);
     /* blob:stats: next_id 3, 2 blobs, 6 bytes, 2 chunks, 6 stored, 0 pending */
     uint8_t sv[48] = { 3, [8] = 2, [16] = 6, [24] = 2, [32] = 6 };
     v = get(r, "blob:stats", STRATA_KEY_BYTES, "stats", 5);
