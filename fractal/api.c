@@ -36,6 +36,7 @@ void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim, str
     cfg->train_iters = 10;
     cfg->flags = STRATA_FRACTAL_KEEP_RAW;
     cfg->seed = 1;
+    cfg->retrain_growth = 0;
 }
 
 static int handle_new(strata_txn *txn, const char *name, strata_fractal **out)
@@ -64,7 +65,7 @@ static int load(strata_fractal *f)
     strata_slice v;
     frac_le64_put(k, 0);
     int rc = strata_get(f->t[FT_CONFIG], (strata_slice){k, 8}, &v);
-    if (rc == STRATA_NOTFOUND) {   /* dropped (tables left empty) or never complete */
+    if (rc == STRATA_NOTFOUND) {   /* a create that never completed, or an old-style drop */
         uint64_t n = 1;
         int r = strata_len(f->t[FT_NODES], &n);
         return r == STRATA_OK && n == 0 ? STRATA_NOTFOUND : FRAC_CORRUPT();
@@ -95,7 +96,8 @@ int strata_fractal_create(strata_txn *txn, const char *name, const strata_fracta
                       .pq_m = cfg->pq_m, .max_leaf = cfg->max_leaf, .min_leaf = cfg->min_leaf,
                       .max_fanout = cfg->max_fanout, .max_depth = cfg->max_depth,
                       .buffer_cap = cfg->buffer_cap, .train_size = cfg->train_size,
-                      .train_iters = cfg->train_iters, .seed = cfg->seed };
+                      .train_iters = cfg->train_iters, .seed = cfg->seed,
+                      .retrain_growth = cfg->retrain_growth };
     if (!frac_config_valid(&c)) return STRATA_EINVAL;
     strata_fractal *f = NULL;
     frac_node *root = NULL;
@@ -117,22 +119,30 @@ int strata_fractal_create(strata_txn *txn, const char *name, const strata_fracta
     return rc;
 }
 
-/* db/ offers no drop for internal tables, so a drop empties every table
- * (the config row included): the index no longer exists (open says
- * STRATA_NOTFOUND) and its empty tables are reused by a later create. */
+/* Drop every internal table of the index (db_internal_table_drop frees its
+ * pages and removes its catalog entry). The index exists when its config row
+ * does; tables without one (an old-style drop that only emptied them, or a
+ * create that never committed a config) are removed as well, and the answer is
+ * STRATA_NOTFOUND. Table handles become unusable, so the handle used to look
+ * is closed first. */
 int strata_fractal_drop(strata_txn *txn, const char *name)
 {
     if (!txn || !name_ok(name)) return STRATA_EINVAL;
     strata_fractal *f = NULL;
+    uint64_t n = 0;
     int rc = handle_new(txn, name, &f);
     if (rc == STRATA_OK) rc = frac_tables_open(f, 0);
-    uint64_t n = 0;
     if (rc == STRATA_OK) rc = strata_len(f->t[FT_CONFIG], &n);
-    if (rc == STRATA_OK && n == 0) rc = STRATA_NOTFOUND;
-    for (int i = 0; i < FT_COUNT && rc == STRATA_OK; i++)
-        rc = strata_del_range(f->t[i], NULL, NULL, 0, NULL);
     strata_fractal_close(f);
-    return rc;
+    if (rc != STRATA_OK) return rc;
+    int found = n != 0;
+    char tn[FRAC_NAME_MAX + 32];
+    for (int i = 0; i < FT_COUNT && rc == STRATA_OK; i++) {
+        frac_table_name(tn, sizeof tn, name, i);
+        rc = db_internal_table_drop(txn, tn);
+        if (rc == STRATA_NOTFOUND) rc = STRATA_OK;   /* a create that stopped half-way */
+    }
+    return rc == STRATA_OK && !found ? STRATA_NOTFOUND : rc;
 }
 
 static int handle_ok(const strata_fractal *f)
@@ -229,7 +239,8 @@ int strata_fractal_info_get(strata_fractal *f, strata_fractal_info *out)
         .dim = c->dim, .metric = (strata_metric)c->metric, .pq_m = c->pq_m,
         .max_leaf = c->max_leaf, .min_leaf = c->min_leaf, .max_fanout = c->max_fanout,
         .max_depth = c->max_depth, .buffer_cap = c->buffer_cap, .train_size = c->train_size,
-        .train_iters = c->train_iters, .flags = c->flags, .seed = c->seed };
+        .train_iters = c->train_iters, .flags = c->flags, .seed = c->seed,
+        .retrain_growth = c->retrain_growth };
     out->n_vectors = c->n_vectors;
     out->codebook_gen = c->cb_gen;
     out->smallest_leaf = UINT64_MAX;

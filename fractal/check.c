@@ -83,7 +83,8 @@ static int check_members(chk *c, const frac_node *leaf, size_t n, const frac_mem
 }
 
 /* A posting list's per-code terms must be what its anchor and codes give
- * (search trusts them for L2 distances). */
+ * (search trusts them for L2 distances), and its raw vectors (KEEP_RAW) must
+ * be the raw rows of its ids, byte for byte (rerank trusts them). */
 static int check_terms(chk *c, const frac_node *leaf)
 {
     strata_fractal *f = c->f;
@@ -94,7 +95,9 @@ static int check_terms(chk *c, const frac_node *leaf)
     frac_le64_put(k, leaf->id);
     int rc = strata_get(f->t[FT_POST], (strata_slice){k, 8}, &v);
     if (rc != STRATA_OK) return rc == STRATA_NOTFOUND ? STRATA_OK : rc;   /* gather reported it */
-    if (frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, &post) != STRATA_OK) return STRATA_OK;
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
+    if (frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, raw, &post) != STRATA_OK)
+        return STRATA_OK;   /* gather reported it */
     float *a = malloc((size_t)f->cfg.dim * sizeof *a);
     if (!a) return STRATA_ENOMEM;
     vec_f32_get(a, post.anchor, f->cfg.dim);
@@ -107,6 +110,20 @@ static int check_terms(chk *c, const frac_node *leaf)
         }
     }
     free(a);
+    size_t rl = (size_t)4 * f->cfg.dim;
+    for (uint32_t i = 0; post.raw && i < post.n; i++) {
+        uint8_t rk[8];
+        strata_slice rv;
+        frac_le64_put(rk, frac_le64_get(post.ids + 8 * (size_t)i));
+        rc = strata_get(f->t[FT_RAW], (strata_slice){rk, 8}, &rv);
+        if (rc == STRATA_NOTFOUND) continue;   /* the raw-row count check reports it */
+        if (rc != STRATA_OK) return rc;
+        if (rv.len != rl || memcmp(rv.data, post.raw + rl * i, rl)) {
+            bad(c, "leaf %u: raw vector %u of the posting list differs from its raw row",
+                leaf->id, i);
+            break;
+        }
+    }
     return STRATA_OK;
 }
 

@@ -72,6 +72,15 @@ int frac_corrupt_at(const char *file, int line)
     return STRATA_ECORRUPT;
 }
 
+void frac_f32_get(float *x, const uint8_t *p, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(x, p, n * sizeof *x);   /* the stored bytes are the host's floats */
+#else
+    vec_f32_get(x, p, n);
+#endif
+}
+
 void frac_config_put(uint8_t out[CFG_SIZE], const frac_config *c)
 {
     memset(out, 0, CFG_SIZE);
@@ -93,6 +102,8 @@ void frac_config_put(uint8_t out[CFG_SIZE], const frac_config *c)
     frac_le64_put(out + CFG_OFF_NVEC, c->n_vectors);
     frac_le64_put(out + CFG_OFF_SEED, c->seed);
     frac_le32_put(out + CFG_OFF_CB_GEN, c->cb_gen);
+    frac_le32_put(out + CFG_OFF_RETRAIN, c->retrain_growth);
+    frac_le64_put(out + CFG_OFF_NTRAINED, c->n_trained);
     frac_le32_put(out + CFG_OFF_CHECK, frac_check32(out, CFG_OFF_CHECK));
 }
 
@@ -108,15 +119,18 @@ int frac_config_valid(const frac_config *c)
     if (c->max_depth < 2 || c->max_depth > FRAC_DEPTH_LIMIT) return 0;
     if (c->buffer_cap < 1 || c->buffer_cap > c->max_leaf) return 0;
     if (c->train_iters < 1 || c->train_iters > 1000) return 0;
+    if (c->retrain_growth > FRAC_RETRAIN_MAX) return 0;
     if (c->flags & ~(uint32_t)CFG_F_KNOWN) return 0;
     return 1;
 }
 
 int frac_config_get(const uint8_t *p, size_t len, frac_config *c)
 {
-    if (len != CFG_SIZE || frac_le32_get(p + CFG_OFF_MAGIC) != FRAC_MAGIC) return FRAC_CORRUPT();
-    if (frac_le32_get(p + CFG_OFF_CHECK) != frac_check32(p, CFG_OFF_CHECK)) return FRAC_CORRUPT();
+    if (len < 8 || frac_le32_get(p + CFG_OFF_MAGIC) != FRAC_MAGIC) return FRAC_CORRUPT();
+    /* another version (2: an 80-byte record without the retrain policy) */
     if (frac_le16_get(p + CFG_OFF_VERSION) != FRAC_VERSION) return STRATA_EVERSION;
+    if (len != CFG_SIZE) return FRAC_CORRUPT();
+    if (frac_le32_get(p + CFG_OFF_CHECK) != frac_check32(p, CFG_OFF_CHECK)) return FRAC_CORRUPT();
     c->flags = frac_le16_get(p + CFG_OFF_FLAGS);
     c->dim = frac_le32_get(p + CFG_OFF_DIM);
     c->metric = frac_le32_get(p + CFG_OFF_METRIC);
@@ -133,6 +147,8 @@ int frac_config_get(const uint8_t *p, size_t len, frac_config *c)
     c->n_vectors = frac_le64_get(p + CFG_OFF_NVEC);
     c->seed = frac_le64_get(p + CFG_OFF_SEED);
     c->cb_gen = frac_le32_get(p + CFG_OFF_CB_GEN);
+    c->retrain_growth = frac_le32_get(p + CFG_OFF_RETRAIN);
+    c->n_trained = frac_le64_get(p + CFG_OFF_NTRAINED);
     if (!frac_config_valid(c) || c->next_node > FRAC_MAX_NODES || c->root >= c->next_node)
         return FRAC_CORRUPT();
     return STRATA_OK;
@@ -204,16 +220,17 @@ int frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where
     return STRATA_OK;
 }
 
-size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim)
+size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim, int raw)
 {
-    return POST_HDR + (size_t)4 * dim + (size_t)n * (20 + m);
+    return POST_HDR + (size_t)4 * dim + (size_t)n * (20 + m + (raw ? (size_t)4 * dim : 0));
 }
 
-int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, frac_post *out)
+int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, int raw,
+                   frac_post *out)
 {
     if (len < POST_HDR) return FRAC_CORRUPT();
     uint32_t n = frac_le32_get(p), pm = frac_le32_get(p + 4);
-    if (pm != m || n == 0 || n > (1u << 24) || len != frac_post_size(n, m, dim))
+    if (pm != m || n == 0 || n > (1u << 24) || len != frac_post_size(n, m, dim, raw))
         return FRAC_CORRUPT();
     out->n = n;
     out->m = m;
@@ -222,5 +239,6 @@ int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, frac_
     out->ts = out->ids + (size_t)8 * n;
     out->terms = out->ts + (size_t)8 * n;
     out->codes = out->terms + (size_t)4 * n;
+    out->raw = raw ? out->codes + (size_t)m * n : NULL;
     return STRATA_OK;
 }

@@ -1,104 +1,65 @@
-/* fractal/fpq.c - a minimal product quantizer behind fpq.h, TO BE FOLDED INTO
- * ivfpq/pq.c: ivfpq's quantizer (ivf_pq_train / ivf_pq_encode / ivf_pq_dot_lut,
- * OpenBLAS k-means) was not linkable when this layer was written (no
- * ivfpq/meson.build). Same codebook layout as ivfpq, so swapping the bodies of
- * these functions for calls to ivf_pq_* changes no stored byte.
- *
- * Training: per subspace, FPQ_KSUB codewords seeded from distinct sample
- * points (a seeded shuffle), then `iters` Lloyd iterations; an empty codeword
- * is re-seeded from the point farthest from its codeword. Encoding picks the
- * nearest codeword with the one-to-many L2 kernel of vector/.
- * Invariants: see fpq.h.
+/* fractal/fpq.c - the fractal index's use of ivfpq/'s product quantizer
+ * (ivfpq/pq.c, ivfpq/scan.c): codebook ownership, training and encoding by
+ * ivf_pq_train / ivf_pq_encode, query tables by ivf_dot_lut_t over the
+ * transposed codebooks, plus decoding and the per-code anchor term that only
+ * residual codes against per-leaf anchors need. Invariants: see fpq.h.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fpq.h"
+#include "ivfpq_int.h"
 #include "strata.h"
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+_Static_assert(FPQ_KSUB == IVF_KSUB, "the fractal index uses ivfpq's codebook layout");
 
-static uint32_t nearest(const vec_kernels *kt, const float *q, const float *cb, size_t dsub,
-                        float *d, float *best_d)
-{
-    kt->dist_batch[STRATA_METRIC_L2](q, cb, FPQ_KSUB, dsub, d);
-    uint32_t b = 0;
-    for (uint32_t c = 1; c < FPQ_KSUB; c++)
-        if (d[c] < d[b]) b = c;
-    if (best_d) *best_d = d[b];
-    return b;
-}
+/* From this many vectors on, ivf_pq_encode (sgemm per subspace) encodes;
+ * below, the direct loop of encode_one: for a cascade of buffer_cap = 32
+ * vectors, the sgemm calls and their 1 MiB distance blocks (one per
+ * subspace) cost more than the distances themselves. */
+enum { FPQ_ENCODE_BATCH = 256 };
 
-/* Lloyd iterations for one subspace: sub is n x dsub, cb is FPQ_KSUB x dsub. */
-static int lloyd(const vec_kernels *kt, const float *sub, size_t n, size_t dsub, uint32_t iters,
-                 float *cb)
+int fpq_adopt(frac_pq *pq, float *cb, uint32_t dim, uint32_t m)
 {
-    double *acc = calloc((size_t)FPQ_KSUB * dsub, sizeof *acc);
-    size_t *cnt = calloc(FPQ_KSUB, sizeof *cnt);
-    float *d = malloc(FPQ_KSUB * sizeof *d);
-    if (!acc || !cnt || !d) { free(acc); free(cnt); free(d); return STRATA_ENOMEM; }
-    for (uint32_t it = 0; it < iters; it++) {
-        memset(acc, 0, (size_t)FPQ_KSUB * dsub * sizeof *acc);
-        memset(cnt, 0, FPQ_KSUB * sizeof *cnt);
-        size_t far_i = 0;
-        float far_d = -1;
-        for (size_t i = 0; i < n; i++) {
-            float bd;
-            uint32_t b = nearest(kt, sub + i * dsub, cb, dsub, d, &bd);
-            cnt[b]++;
-            for (size_t t = 0; t < dsub; t++) acc[b * dsub + t] += sub[i * dsub + t];
-            if (bd > far_d) { far_d = bd; far_i = i; }
-        }
-        for (uint32_t c = 0; c < FPQ_KSUB; c++) {
-            if (cnt[c]) {
-                for (size_t t = 0; t < dsub; t++)
-                    cb[c * dsub + t] = (float)(acc[c * dsub + t] / (double)cnt[c]);
-            } else if (far_d > 0) {   /* repair: move an empty codeword to an outlier */
-                memcpy(cb + c * dsub, sub + far_i * dsub, dsub * sizeof *cb);
-                far_d = 0;
-            }
-        }
-    }
-    free(acc); free(cnt); free(d);
+    float *cbt = malloc((size_t)FPQ_KSUB * dim * sizeof *cbt);
+    if (!cbt) { free(cb); return STRATA_ENOMEM; }
+    ivf_pq_transpose(cb, dim, m, cbt);
+    fpq_free(pq);
+    *pq = (frac_pq){ .dim = dim, .m = m, .dsub = dim / m, .cb = cb, .cbt = cbt };
     return STRATA_OK;
 }
 
-int fpq_train(frac_pq *pq, const vec_kernels *kt, const float *x, size_t n, uint32_t dim,
-              uint32_t m, uint32_t iters, uint64_t seed)
+/* One codebook for every subspace: k-means on the n * m sub-vectors of x
+ * pooled, copied to all m subspaces. */
+static int train_shared(const float *x, size_t n, uint32_t dim, uint32_t m, uint32_t iters,
+                        uint64_t seed, float *cb)
+{
+    size_t dsub = dim / m;
+    /* x read as n * m rows of dsub: row i * m + j is subspace j of vector i */
+    int rc = ivf_kmeans(x, n * m, dsub, FPQ_KSUB, iters, seed + 0x1000, cb, NULL);
+    for (size_t j = 1; rc == STRATA_OK && j < m; j++)
+        memcpy(cb + j * FPQ_KSUB * dsub, cb, FPQ_KSUB * dsub * sizeof *cb);
+    return rc;
+}
+
+int fpq_train(frac_pq *pq, const float *x, size_t n, uint32_t dim, uint32_t m,
+              uint32_t iters, uint64_t seed, int shared)
 {
     if (!pq || !x || n == 0 || m == 0 || dim % m) return STRATA_EINVAL;
-    size_t dsub = dim / m;
-    float *cb = malloc((size_t)m * FPQ_KSUB * dsub * sizeof *cb);
-    float *sub = malloc(n * dsub * sizeof *sub);
-    size_t *perm = malloc(n * sizeof *perm);
+    size_t nt = n < FPQ_KSUB ? FPQ_KSUB : n;
+    float *cb = malloc((size_t)FPQ_KSUB * dim * sizeof *cb);
+    float *pad = n < FPQ_KSUB ? malloc(nt * dim * sizeof *pad) : NULL;
     int rc = STRATA_ENOMEM;
-    if (!cb || !sub || !perm) goto out;
-    uint64_t s = seed ^ 0x5151F00Dull;
-    for (size_t i = 0; i < n; i++) perm[i] = i;
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(rng_next(&s) % (i + 1));
-        size_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
-    }
-    for (uint32_t j = 0; j < m; j++) {
-        for (size_t i = 0; i < n; i++)
-            memcpy(sub + i * dsub, x + i * dim + (size_t)j * dsub, dsub * sizeof *sub);
-        float *cbj = cb + (size_t)j * FPQ_KSUB * dsub;
-        for (uint32_t c = 0; c < FPQ_KSUB; c++)
-            memcpy(cbj + c * dsub, sub + perm[c % n] * dsub, dsub * sizeof *cb);
-        if ((rc = lloyd(kt, sub, n, dsub, iters, cbj)) != STRATA_OK) goto out;
-    }
-    free(pq->cb);
-    pq->cb = cb; cb = NULL;
-    pq->dim = dim; pq->m = m; pq->dsub = (uint32_t)dsub;
-    rc = STRATA_OK;
+    if (!cb || (n < FPQ_KSUB && !pad)) goto out;
+    for (size_t i = 0; pad && i < nt; i++)   /* ivf_kmeans needs n >= 256 */
+        memcpy(pad + i * dim, x + (i % n) * dim, (size_t)dim * sizeof *pad);
+    rc = shared ? train_shared(pad ? pad : x, nt, dim, m, iters, seed, cb)
+                : ivf_pq_train(pad ? pad : x, nt, dim, m, iters, seed, cb, NULL);
+    if (rc != STRATA_OK) goto out;
+    rc = fpq_adopt(pq, cb, dim, m);
+    cb = NULL;
 out:
-    free(cb); free(sub); free(perm);
+    free(cb); free(pad);
     return rc;
 }
 
@@ -106,18 +67,36 @@ void fpq_free(frac_pq *pq)
 {
     if (!pq) return;
     free(pq->cb);
-    pq->cb = NULL;
+    free(pq->cbt);
+    pq->cb = pq->cbt = NULL;
 }
 
-void fpq_encode(const frac_pq *pq, const vec_kernels *kt, const float *x, size_t n,
-                uint8_t *codes)
+/* Nearest codeword of each subspace of one vector, over the transposed
+ * codebooks: d[c] = sum_t (x_t - cbt[t][c])^2 runs over 256 contiguous
+ * codewords per t (vectorizable), then an argmin. */
+static void encode_one(const frac_pq *pq, const float *x, uint8_t *code)
 {
     float d[FPQ_KSUB];
-    for (size_t i = 0; i < n; i++)
-        for (uint32_t j = 0; j < pq->m; j++)
-            codes[i * pq->m + j] = (uint8_t)nearest(kt, x + i * pq->dim + (size_t)j * pq->dsub,
-                                                    pq->cb + (size_t)j * FPQ_KSUB * pq->dsub,
-                                                    pq->dsub, d, NULL);
+    for (uint32_t j = 0; j < pq->m; j++) {
+        const float *cbt = pq->cbt + (size_t)j * pq->dsub * FPQ_KSUB;
+        const float *xj = x + (size_t)j * pq->dsub;
+        for (uint32_t c = 0; c < FPQ_KSUB; c++) { float e = xj[0] - cbt[c]; d[c] = e * e; }
+        for (uint32_t t = 1; t < pq->dsub; t++) {
+            const float *row = cbt + (size_t)t * FPQ_KSUB;
+            for (uint32_t c = 0; c < FPQ_KSUB; c++) { float e = xj[t] - row[c]; d[c] += e * e; }
+        }
+        uint32_t b = 0;
+        for (uint32_t c = 1; c < FPQ_KSUB; c++)
+            if (d[c] < d[b]) b = c;
+        code[j] = (uint8_t)b;
+    }
+}
+
+int fpq_encode(const frac_pq *pq, const float *x, size_t n, uint8_t *codes)
+{
+    if (n >= FPQ_ENCODE_BATCH) return ivf_pq_encode(pq->cb, pq->dim, pq->m, x, n, codes);
+    for (size_t i = 0; i < n; i++) encode_one(pq, x + i * pq->dim, codes + i * pq->m);
+    return STRATA_OK;
 }
 
 void fpq_decode(const frac_pq *pq, const uint8_t *code, float *x)
@@ -138,10 +117,16 @@ float fpq_term(const frac_pq *pq, const float *a, const uint8_t *code)
     return (float)t;
 }
 
-void fpq_table(const frac_pq *pq, const vec_kernels *kt, int ip, const float *q, float *lut)
+int fpq_table(const frac_pq *pq, const float *q, float scale, float *lut)
 {
-    strata_metric mt = ip ? STRATA_METRIC_IP : STRATA_METRIC_L2;
-    for (uint32_t j = 0; j < pq->m; j++)
-        kt->dist_batch[mt](q + (size_t)j * pq->dsub, pq->cb + (size_t)j * FPQ_KSUB * pq->dsub,
-                           FPQ_KSUB, pq->dsub, lut + (size_t)j * FPQ_KSUB);
+    if (scale == 1.0f) { ivf_dot_lut_t(pq->cbt, pq->dim, pq->m, q, lut); return STRATA_OK; }
+    /* <scale * q, c> = scale * <q, c> bit for bit when scale is -1 or a power
+     * of two (every product and partial sum scales exactly): scale the query
+     * (dim products), not the table (256 * m). */
+    float *qs = malloc((size_t)pq->dim * sizeof *qs);
+    if (!qs) return STRATA_ENOMEM;
+    for (uint32_t t = 0; t < pq->dim; t++) qs[t] = scale * q[t];
+    ivf_dot_lut_t(pq->cbt, pq->dim, pq->m, qs, lut);
+    free(qs);
+    return STRATA_OK;
 }

@@ -39,11 +39,13 @@
 
 #define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
 #define FRAC_HANDLE_MAGIC 0x46524143u
-#define FRAC_VERSION      2u    /* 2: residual codes, anchor in posting lists */
+#define FRAC_VERSION      3u    /* 3: retrain policy in the config; 2: residual
+                                   codes, anchor in posting lists */
 #define FRAC_NAME_MAX     200u
 #define FRAC_NONE         0xFFFFFFFFu   /* "no node" in parent fields  */
 #define FRAC_MAX_NODES    (1u << 30)    /* sanity bound on node ids      */
 #define FRAC_DEPTH_LIMIT  32u           /* max_depth may not exceed this */
+#define FRAC_RETRAIN_MAX  100000u       /* retrain_growth bound (percent) */
 
 /* Config record: docs/FRACTAL.md "Config record" (normative). */
 enum {
@@ -51,10 +53,13 @@ enum {
     CFG_OFF_METRIC = 12, CFG_OFF_PQ_M = 16, CFG_OFF_MAX_LEAF = 20, CFG_OFF_MIN_LEAF = 24,
     CFG_OFF_FANOUT = 28, CFG_OFF_DEPTH = 32, CFG_OFF_BUFCAP = 36, CFG_OFF_TRAIN_SIZE = 40,
     CFG_OFF_ITERS = 44, CFG_OFF_ROOT = 48, CFG_OFF_NEXT_NODE = 52, CFG_OFF_NVEC = 56,
-    CFG_OFF_SEED = 64, CFG_OFF_CB_GEN = 72, CFG_OFF_CHECK = 76, CFG_SIZE = 80
+    CFG_OFF_SEED = 64, CFG_OFF_CB_GEN = 72, CFG_OFF_RETRAIN = 76, CFG_OFF_NTRAINED = 80,
+    CFG_OFF_CHECK = 88, CFG_SIZE = 92
 };
 _Static_assert(CFG_OFF_CHECK + 4 == CFG_SIZE, "check word ends the config record");
-enum { CFG_F_RAW = 0x1, CFG_F_KNOWN = 0x1 };
+enum { CFG_F_RAW = 0x1, CFG_F_SHARED_CB = 0x2, CFG_F_KNOWN = 0x3 };
+_Static_assert(CFG_F_RAW == STRATA_FRACTAL_KEEP_RAW && CFG_F_SHARED_CB == STRATA_FRACTAL_SHARED_CODEBOOK,
+               "config flags are the public ones");
 
 /* Node record: docs/FRACTAL.md "Node record" (normative). */
 enum {
@@ -83,6 +88,9 @@ typedef struct frac_config {
     uint32_t root, next_node;
     uint64_t n_vectors, seed;
     uint32_t cb_gen;       /* 0 = no codebooks yet; bumped by every train   */
+    uint32_t retrain_growth;  /* auto-retrain at n_trained * (1 + this/100);
+                                 0 = never                                  */
+    uint64_t n_trained;    /* n_vectors when the codebooks were last trained */
 } frac_config;
 
 /* One cluster, cached from the nodes/cent/sums/edges tables. */
@@ -117,6 +125,7 @@ typedef struct frac_post {
     const uint8_t *ts;     /* n u64 LE */
     const uint8_t *terms;  /* n f32 LE: |r|^2 + 2<anchor, r> of decoded r  */
     const uint8_t *codes;  /* n * m    */
+    const uint8_t *raw;    /* n * dim f32 LE: the raw vectors (KEEP_RAW), or NULL */
 } frac_post;
 
 /* The handle (strata_fractal). Valid while txn is open; owner thread of txn. */
@@ -147,6 +156,8 @@ void     frac_le64_put(uint8_t *p, uint64_t v);
 uint64_t frac_le64_get(const uint8_t *p);
 void     frac_f64_put(uint8_t *p, const double *x, size_t n);
 void     frac_f64_get(double *x, const uint8_t *p, size_t n);
+/* n little-endian f32 (as vec_f32_get; a plain copy on little-endian hosts). */
+void     frac_f32_get(float *x, const uint8_t *p, size_t n);
 void frac_config_put(uint8_t out[CFG_SIZE], const frac_config *c);
 int  frac_config_get(const uint8_t *p, size_t len, frac_config *c);
 /* Parameter rules shared by create (STRATA_EINVAL) and load (STRATA_ECORRUPT). */
@@ -158,13 +169,17 @@ void frac_buf_key(uint8_t key[BUF_KEY_LEN], uint32_t leaf, uint64_t id);
 void frac_assign_put(uint8_t out[ASSIGN_LEN], uint32_t leaf, uint8_t where, uint64_t ts);
 int  frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where,
                      uint64_t *ts);
-size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim);
-int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, frac_post *out);
+/* Posting lists of an index with raw vectors (KEEP_RAW) carry them too. */
+size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim, int raw);
+int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, int raw,
+                    frac_post *out);
 /* Report a corruption (the breakpoint spot); returns STRATA_ECORRUPT. */
 int  frac_corrupt_at(const char *file, int line);
 #define FRAC_CORRUPT() frac_corrupt_at(__FILE__, __LINE__)
 
 /* ---- tables and node cache (store.c) ---- */
+/* "__frac:INDEX:SUFFIX" of table `which` (FT_*) into out (cap bytes). */
+void frac_table_name(char *out, size_t cap, const char *index, int which);
 int  frac_tables_open(strata_fractal *f, int create);
 int  frac_config_save(strata_fractal *f);
 /* Load every node, centroid, sum and edge and validate the tree shape. */
@@ -196,7 +211,9 @@ int  frac_buf_del(strata_fractal *f, uint32_t leaf, uint64_t id);
 int  frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids,
                     uint64_t **ts, uint8_t **codes, float *anchor);
 /* Write a posting list of residual codes against anchor (ignored when n = 0:
- * the row is deleted); the per-code terms are computed here. */
+ * the row is deleted); the per-code terms are computed here, and with
+ * KEEP_RAW the raw vectors are copied in from the raw table (every id must
+ * have its raw row). */
 int  frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t *ids,
                      const uint64_t *ts, const uint8_t *codes, const float *anchor);
 /* Residual coding against a leaf's anchor: codes of x - anchor (n vectors),
@@ -244,6 +261,11 @@ int  frac_cascade(strata_fractal *f, frac_node *leaf);
  * sides are non-empty when n >= 2. */
 int  frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
                     uint8_t *side);
+
+/* ---- ADC kernel (adc.c) ---- */
+/* out[i] = sum_j lut[j * 256 + codes[i * m + j]] for n codes, at kt's level. */
+void frac_adc_batch(const vec_kernels *kt, const float *lut, const uint8_t *codes, size_t n,
+                    uint32_t m, float *out);
 
 /* ---- operations (insert.c, delete.c, train.c, search.c, check.c) ---- */
 int  frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts);

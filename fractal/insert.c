@@ -3,7 +3,9 @@
  * that leaf's write buffer, and added to the sums and populations of the leaf
  * and every ancestor; then the leaf cascades (buffer full, codebooks exist),
  * splits (above max_leaf), and the codebooks are trained automatically when
- * train_size vectors are present and none exist yet.
+ * train_size vectors are present and none exist yet, or retrained (the
+ * retrain policy, retrain_growth > 0) when the index has grown by
+ * retrain_growth percent since the last training.
  * Invariants: (1) an id already present is first removed completely (buffer
  * row or posting entry, assignment, raw row, sums), so an upsert never leaves
  * a stale copy behind; (2) routing uses centroids that include every earlier
@@ -59,5 +61,8 @@ int frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts)
     if (leaf->pop > f->cfg.max_leaf && (rc = frac_split_leaf(f, leaf)) != STRATA_OK) return rc;
     if (f->cfg.cb_gen == 0 && f->cfg.train_size && f->cfg.n_vectors >= f->cfg.train_size)
         rc = frac_train(f, 0);
+    else if (f->cfg.cb_gen && f->cfg.retrain_growth &&
+             f->cfg.n_vectors >= f->cfg.n_trained + f->cfg.n_trained * f->cfg.retrain_growth / 100)
+        rc = frac_train(f, 0);   /* the retrain policy */
     return rc;
 }

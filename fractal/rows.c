@@ -50,7 +50,7 @@ int frac_buf_get(strata_fractal *f, uint32_t leaf, uint64_t id, uint64_t *ts, fl
     if (rc != STRATA_OK) return rc;
     if (v.len != 8 + (size_t)4 * f->cfg.dim) return FRAC_CORRUPT();
     if (ts) *ts = frac_le64_get(v.data);
-    if (w) vec_f32_get(w, (const uint8_t *)v.data + 8, f->cfg.dim);
+    if (w) frac_f32_get(w, (const uint8_t *)v.data + 8, f->cfg.dim);
     return STRATA_OK;
 }
 
@@ -73,7 +73,8 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
     int rc = strata_get(f->t[FT_POST], sl(k, 8), &v);
     if (rc == STRATA_NOTFOUND) return STRATA_OK;
     if (rc != STRATA_OK) return rc;
-    if ((rc = frac_post_view(v.data, v.len, m, f->cfg.dim, &p)) != STRATA_OK) return rc;
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
+    if ((rc = frac_post_view(v.data, v.len, m, f->cfg.dim, raw, &p)) != STRATA_OK) return rc;
     uint64_t *a = malloc((size_t)p.n * 8), *b = malloc((size_t)p.n * 8);
     uint8_t *c = malloc((size_t)p.n * m);
     if (!a || !b || !c) { free(a); free(b); free(c); return STRATA_ENOMEM; }
@@ -82,8 +83,44 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
         b[i] = frac_le64_get(p.ts + 8 * (size_t)i);
     }
     memcpy(c, p.codes, (size_t)p.n * m);
-    if (anchor) vec_f32_get(anchor, p.anchor, f->cfg.dim);
+    if (anchor) frac_f32_get(anchor, p.anchor, f->cfg.dim);
     *n = p.n; *ids = a; *ts = b; *codes = c;
+    return STRATA_OK;
+}
+
+/* The raw vectors of a posting list about to be written (rerank reads them
+ * there): copied from the list being replaced while its ids line up with
+ * the new ones (a cascade appends, a delete shifts the tail by one), else
+ * looked up in the raw table. out: n * 4 * dim bytes. */
+static int post_raw_fill(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t *ids,
+                         uint8_t *out)
+{
+    size_t rl = (size_t)4 * f->cfg.dim;
+    uint8_t k[8];
+    strata_slice v;
+    frac_post old = { .n = 0 };
+    frac_le64_put(k, leaf);
+    int rc = strata_get(f->t[FT_POST], sl(k, 8), &v);
+    if (rc == STRATA_OK) rc = frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, 1, &old);
+    if (rc != STRATA_OK && rc != STRATA_NOTFOUND) return rc;
+    uint32_t off = 0;   /* new i is old i + off */
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t j = (uint64_t)i + off;
+        if (j + 1 < old.n && frac_le64_get(old.ids + 8 * j) != ids[i] &&
+            frac_le64_get(old.ids + 8 * (j + 1)) == ids[i])
+            j = (uint64_t)i + ++off;
+        if (j < old.n && frac_le64_get(old.ids + 8 * j) == ids[i]) {
+            memcpy(out + rl * i, old.raw + rl * j, rl);
+            continue;
+        }
+        uint8_t rk[8];
+        strata_slice rv;
+        frac_le64_put(rk, ids[i]);
+        rc = strata_get(f->t[FT_RAW], sl(rk, 8), &rv);
+        if (rc == STRATA_NOTFOUND || (rc == STRATA_OK && rv.len != rl)) rc = FRAC_CORRUPT();
+        if (rc != STRATA_OK) return rc;
+        memcpy(out + rl * i, rv.data, rl);
+    }
     return STRATA_OK;
 }
 
@@ -98,7 +135,8 @@ int frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t
         return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
     }
     if (!f->pq.cb) return FRAC_CORRUPT();   /* codes without codebooks */
-    size_t len = frac_post_size(n, m, dim);
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
+    size_t len = frac_post_size(n, m, dim, raw);
     uint8_t *v = malloc(len);
     if (!v) return STRATA_ENOMEM;
     uint8_t *pa = v + POST_HDR, *pi = pa + (size_t)4 * dim, *pt = pi + (size_t)8 * n;
@@ -113,7 +151,8 @@ int frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t
         vec_f32_put(pterm + 4 * (size_t)i, &t, 1);
     }
     memcpy(pc, codes, (size_t)n * m);
-    int rc = strata_put(f->t[FT_POST], sl(k, 8), sl(v, len));
+    int rc = raw ? post_raw_fill(f, leaf, n, ids, pc + (size_t)n * m) : STRATA_OK;
+    if (rc == STRATA_OK) rc = strata_put(f->t[FT_POST], sl(k, 8), sl(v, len));
     free(v);
     return rc;
 }
@@ -122,14 +161,13 @@ int frac_encode_res(const strata_fractal *f, const float *anchor, const float *x
                     uint8_t *codes)
 {
     uint32_t dim = f->cfg.dim;
-    float *r = malloc((size_t)dim * sizeof *r);
+    float *r = malloc((n ? n : 1) * dim * sizeof *r);
     if (!r) return STRATA_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        for (uint32_t j = 0; j < dim; j++) r[j] = x[i * dim + j] - anchor[j];
-        fpq_encode(&f->pq, f->kt, r, 1, codes + i * f->cfg.pq_m);
-    }
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < dim; j++) r[i * dim + j] = x[i * dim + j] - anchor[j];
+    int rc = fpq_encode(&f->pq, r, n, codes);
     free(r);
-    return STRATA_OK;
+    return rc;
 }
 
 void frac_decode_res(const strata_fractal *f, const float *anchor, const uint8_t *code, float *w)
@@ -165,7 +203,7 @@ int frac_raw_get(strata_fractal *f, uint64_t id, float *x)
     int rc = strata_get(f->t[FT_RAW], sl(k, 8), &v);
     if (rc != STRATA_OK) return rc == STRATA_NOTFOUND ? FRAC_CORRUPT() : rc;
     if (v.len != (size_t)4 * f->cfg.dim) return FRAC_CORRUPT();
-    vec_f32_get(x, v.data, f->cfg.dim);
+    frac_f32_get(x, v.data, f->cfg.dim);
     return STRATA_OK;
 }
 
@@ -204,7 +242,7 @@ static int gather_buf(strata_fractal *f, const frac_node *leaf, size_t cap, size
         }
         mem[*n] = (frac_member){ .id = frac_be64_get((const uint8_t *)k.data + 4),
                                  .ts = frac_le64_get(v.data), .where = WHERE_BUF };
-        vec_f32_get(w + *n * dim, (const uint8_t *)v.data + 8, dim);
+        frac_f32_get(w + *n * dim, (const uint8_t *)v.data + 8, dim);
         (*n)++;
     }
     strata_cursor_close(c);

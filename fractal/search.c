@@ -3,8 +3,10 @@
  * routing distance to their centroids, `beam` of them are kept on internal
  * levels and `n_probe` leaves on the last (more, up to 2 * n_probe, when
  * deletes thinned them: thin_extend). Each chosen leaf contributes ADC
- * distances over its posting list and exact distances over its buffer; an
- * optional rerank recomputes the best candidates exactly from raw vectors.
+ * distances over its posting list (frac_adc_batch) and exact distances over
+ * its buffer into one candidate heap that remembers where each posting
+ * member's raw vector lies in its list; an optional rerank recomputes the
+ * best candidates exactly from those raw vectors (buffered ones: raw rows).
  * A time window skips whole subtrees whose time range misses it, then single
  * vectors outside it; the metadata filter is asked only about vectors that
  * would enter the result.
@@ -26,14 +28,61 @@ static int cand_cmp(const void *a, const void *b)
     return p->id < q->id ? -1 : p->id > q->id;
 }
 
+/* A candidate: its estimated distance, id and (posting members of a KEEP_RAW
+ * index) its raw vector inside the posting list, valid for the read-only
+ * search (the txn does not write meanwhile). */
+typedef struct chit { float d; uint64_t id; const uint8_t *raw; } chit;
+
+static int chit_worse(const chit *x, const chit *y)   /* x after y in the result */
+{
+    return x->d > y->d || (x->d == y->d && x->id > y->id);
+}
+
+static int chit_cmp(const void *a, const void *b)
+{
+    return chit_worse(a, b) ? 1 : chit_worse(b, a) ? -1 : 0;
+}
+
+/* A bounded max-heap of candidates, worst (d, id) at the root, as vec_topk
+ * orders hits (ties go to the smaller id), but carrying the raw pointer. */
+typedef struct cheap { chit *a; size_t n, k; } cheap;
+
+static inline int cheap_accepts(const cheap *h, float d, uint64_t id)
+{
+    if (h->n < h->k) return 1;
+    return d < h->a[0].d || (d == h->a[0].d && id < h->a[0].id);
+}
+
+static void cheap_push(cheap *h, chit c)
+{
+    size_t i;
+    if (h->n < h->k) {   /* sift up */
+        for (i = h->n++; i > 0 && chit_worse(&c, &h->a[(i - 1) / 2]); i = (i - 1) / 2)
+            h->a[i] = h->a[(i - 1) / 2];
+    } else {             /* replace the root, sift down */
+        for (i = 0;;) {
+            size_t l = 2 * i + 1, r = l + 1, w = i;
+            const chit *wc = &c;
+            if (l < h->n && chit_worse(&h->a[l], wc)) { w = l; wc = &h->a[l]; }
+            if (r < h->n && chit_worse(&h->a[r], wc)) w = r;
+            if (w == i) break;
+            h->a[i] = h->a[w];
+            i = w;
+        }
+    }
+    h->a[i] = c;
+}
+
 typedef struct sctx {
     strata_fractal *f;
     const strata_fractal_params *p;
     const float *qw;       /* working query                        */
     float  *lut;           /* m * 256: -<q_j, c> (x2 for L2)       */
     float  *anchor;        /* dim: the scanned leaf's anchor       */
+    float  *terms;         /* cap_terms: ADC sums, then the terms  */
+    size_t  cap_terms;
     float   base;          /* 1 for cosine, else 0                 */
-    vec_topk *h;
+    cheap  *h;
 } sctx;
 
 static int in_window(const sctx *s, uint64_t lo, uint64_t hi)
@@ -42,11 +91,16 @@ static int in_window(const sctx *s, uint64_t lo, uint64_t hi)
     return lo <= s->p->ts_max && hi >= s->p->ts_min;
 }
 
-static void offer(sctx *s, uint64_t id, float d)
+static void admit(sctx *s, uint64_t id, float d, const uint8_t *raw)
 {
-    if (!vec_topk_accepts(s->h, d, id)) return;
     if (s->p->filter && !s->p->filter(s->p->filter_ctx, id)) return;
-    vec_topk_push(s->h, id, d);
+    cheap_push(s->h, (chit){ d, id, raw });
+}
+
+/* The common case (the candidate does not enter the heap) stays inline. */
+static inline void offer(sctx *s, uint64_t id, float d, const uint8_t *raw)
+{
+    if (cheap_accepts(s->h, d, id)) admit(s, id, d, raw);
 }
 
 /* ADC over a leaf's residual codes r against its anchor a:
@@ -63,24 +117,32 @@ static int scan_post(sctx *s, const frac_node *leaf)
     int rc = strata_get(f->t[FT_POST], (strata_slice){k, 8}, &v);
     if (rc == STRATA_NOTFOUND) return leaf->n_codes ? FRAC_CORRUPT() : STRATA_OK;
     if (rc != STRATA_OK) return rc;
-    if ((rc = frac_post_view(v.data, v.len, m, dim, &post)) != STRATA_OK) return rc;
-    vec_f32_get(s->anchor, post.anchor, dim);
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
+    if ((rc = frac_post_view(v.data, v.len, m, dim, raw, &post)) != STRATA_OK) return rc;
     int win = (s->p->flags & STRATA_FRACTAL_WINDOW) != 0;
     int l2 = f->cfg.metric == STRATA_METRIC_L2;
+    if ((size_t)2 * post.n > s->cap_terms) {
+        float *t = realloc(s->terms, (size_t)2 * post.n * sizeof *t);
+        if (!t) return STRATA_ENOMEM;
+        s->terms = t;
+        s->cap_terms = (size_t)2 * post.n;
+    }
+    float *adc = s->terms, *terms = s->terms + post.n;
+    if (l2) frac_f32_get(terms, post.terms, post.n);   /* one decode per list */
+    frac_f32_get(s->anchor, post.anchor, dim);
     float base = s->base + (l2 ? f->kt->dist[STRATA_METRIC_L2](s->qw, s->anchor, dim)
                                : f->kt->dist[STRATA_METRIC_IP](s->qw, s->anchor, dim));
+    frac_adc_batch(f->kt, s->lut, post.codes, post.n, m, adc);
     for (uint32_t i = 0; i < post.n; i++) {
         if (win) {
             uint64_t ts = frac_le64_get(post.ts + 8 * (size_t)i);
             if (ts < s->p->ts_min || ts > s->p->ts_max) continue;
         }
-        float d = base + fpq_adc(s->lut, post.codes + (size_t)i * m, m);
-        if (l2) {
-            float t;
-            vec_f32_get(&t, post.terms + 4 * (size_t)i, 1);
-            d += t;
-        }
-        offer(s, frac_le64_get(post.ids + 8 * (size_t)i), d);
+        float d = base + adc[i];
+        if (l2) d += terms[i];
+        if (s->h->n == s->h->k && d > s->h->a[0].d) continue;   /* before decoding the id */
+        offer(s, frac_le64_get(post.ids + 8 * (size_t)i), d,
+              post.raw ? post.raw + (size_t)4 * dim * i : NULL);
     }
     return STRATA_OK;
 }
@@ -104,8 +166,9 @@ static int scan_buf(sctx *s, const frac_node *leaf)
         uint64_t ts = frac_le64_get(v.data);
         if ((s->p->flags & STRATA_FRACTAL_WINDOW) && (ts < s->p->ts_min || ts > s->p->ts_max))
             continue;
-        vec_f32_get(w, (const uint8_t *)v.data + 8, dim);
-        offer(s, frac_be64_get((const uint8_t *)k.data + 4), s->base + f->kt->dist[mt](s->qw, w, dim));
+        frac_f32_get(w, (const uint8_t *)v.data + 8, dim);
+        offer(s, frac_be64_get((const uint8_t *)k.data + 4), s->base + f->kt->dist[mt](s->qw, w, dim),
+              NULL);
     }
     strata_cursor_close(c);
     free(w);
@@ -175,7 +238,21 @@ static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out,
     return STRATA_OK;
 }
 
-static int rerank(strata_fractal *f, const float *q, strata_hit *cand_hits, size_t n_c, size_t k,
+/* Stored f32 can be read where they lie: a little-endian host and a 4-byte
+ * aligned address (the build has -fno-strict-aliasing; the map is untyped). */
+static int raw_in_place(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return ((uintptr_t)p & 3) == 0;
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
+/* Exact distances of the candidates: from the raw vector the posting list
+ * holds (KEEP_RAW), else (buffered members) from the raw table. */
+static int rerank(strata_fractal *f, const float *q, const chit *c, size_t n_c, size_t k,
                   strata_hit *out, size_t *n_out)
 {
     uint32_t dim = f->cfg.dim;
@@ -185,9 +262,12 @@ static int rerank(strata_fractal *f, const float *q, strata_hit *cand_hits, size
     vec_topk_init(&h, out, k);
     int rc = STRATA_OK;
     for (size_t i = 0; i < n_c && rc == STRATA_OK; i++) {
-        if ((rc = frac_raw_get(f, cand_hits[i].id, x)) != STRATA_OK) break;
-        float d = f->kt->dist[f->cfg.metric](q, x, dim);
-        if (vec_topk_accepts(&h, d, cand_hits[i].id)) vec_topk_push(&h, cand_hits[i].id, d);
+        const float *v = x;
+        if (c[i].raw && raw_in_place(c[i].raw)) v = (const float *)(const void *)c[i].raw;
+        else if (c[i].raw) frac_f32_get(x, c[i].raw, dim);
+        else if ((rc = frac_raw_get(f, c[i].id, x)) != STRATA_OK) break;
+        float d = f->kt->dist[f->cfg.metric](q, v, dim);
+        if (vec_topk_accepts(&h, d, c[i].id)) vec_topk_push(&h, c[i].id, d);
     }
     free(x);
     if (rc == STRATA_OK) *n_out = vec_topk_finish(&h);
@@ -201,16 +281,14 @@ int frac_search(strata_fractal *f, const float *q, size_t k,
     uint32_t beam = p->beam ? p->beam : 4, n_probe = p->n_probe ? p->n_probe : 8;
     size_t kk = p->rerank && p->rerank > k ? p->rerank : k;
     float *qw = malloc((size_t)2 * dim * sizeof *qw), *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
-    strata_hit *hits = malloc(kk * sizeof *hits);
+    chit *hits = malloc(kk * sizeof *hits);
     uint32_t *leaves = NULL, n_leaves = 0;
     int rc = STRATA_ENOMEM;
     if (!qw || !lut || !hits) goto out;
     frac_working(f, q, qw);
-    fpq_table(&f->pq, f->kt, 1, qw, lut);
-    if (f->cfg.metric == STRATA_METRIC_L2)
-        for (size_t i = 0; i < (size_t)m * FPQ_KSUB; i++) lut[i] *= 2.0f;
-    vec_topk h;
-    vec_topk_init(&h, hits, kk);
+    rc = fpq_table(&f->pq, qw, f->cfg.metric == STRATA_METRIC_L2 ? -2.0f : -1.0f, lut);
+    if (rc != STRATA_OK) goto out;
+    cheap h = { hits, 0, kk };
     sctx s = { .f = f, .p = p, .qw = qw, .lut = lut, .anchor = qw + dim,
                .base = f->cfg.metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f, .h = &h };
     if ((rc = pick_leaves(&s, beam, n_probe, &leaves, &n_leaves)) != STRATA_OK) goto out;
@@ -219,13 +297,15 @@ int frac_search(strata_fractal *f, const float *q, size_t k,
         rc = scan_post(&s, leaf);
         if (rc == STRATA_OK && leaf->n_buf) rc = scan_buf(&s, leaf);
     }
+    free(s.terms);
     if (rc != STRATA_OK) goto out;
-    size_t n_c = vec_topk_finish(&h);
+    size_t n_c = h.n;
     if (p->rerank) {
-        rc = rerank(f, q, hits, n_c, k, out, n_out);
+        rc = rerank(f, q, hits, n_c, k, out, n_out);   /* needs no order */
     } else {
-        memcpy(out, hits, (n_c < k ? n_c : k) * sizeof *out);
+        qsort(hits, n_c, sizeof *hits, chit_cmp);
         *n_out = n_c < k ? n_c : k;
+        for (size_t i = 0; i < *n_out; i++) out[i] = (strata_hit){ .id = hits[i].id, .dist = hits[i].d };
     }
 out:
     free(qw); free(lut); free(hits); free(leaves);

@@ -24,13 +24,18 @@ static const char *const suffix[FT_COUNT] = {
 
 static strata_slice sl(const void *p, size_t n) { return (strata_slice){p, n}; }
 
+void frac_table_name(char *out, size_t cap, const char *index, int which)
+{
+    snprintf(out, cap, "__frac:%s:%s", index, suffix[which]);
+}
+
 int frac_tables_open(strata_fractal *f, int create)
 {
     char name[FRAC_NAME_MAX + 32];
     for (int i = 0; i < FT_COUNT; i++) {
         strata_table_spec spec = { .key_type = (i == FT_EDGES || i == FT_BUF) ? STRATA_KEY_BYTES
                                                                               : STRATA_KEY_U64 };
-        snprintf(name, sizeof name, "__frac:%s:%s", f->name, suffix[i]);
+        frac_table_name(name, sizeof name, f->name, i);
         int rc = db_internal_table_open(f->txn, name, &spec, create ? STRATA_CREATE : 0u,
                                         &f->t[i]);
         if (rc != STRATA_OK) return rc;
@@ -249,9 +254,7 @@ int frac_cb_load(strata_fractal *f)
     vec_f32_get(cb, p + CB_HDR, n_f);
     for (size_t i = 0; i < n_f; i++)
         if (!(cb[i] - cb[i] == 0)) { free(cb); return FRAC_CORRUPT(); }   /* NaN or Inf */
-    fpq_free(&f->pq);
-    f->pq = (frac_pq){ .dim = dim, .m = m, .dsub = dim / m, .cb = cb };
-    return STRATA_OK;
+    return fpq_adopt(&f->pq, cb, dim, m);
 }
 
 int frac_cb_save(strata_fractal *f)

@@ -1379,6 +1379,14 @@ typedef struct strata_fractal strata_fractal;   /* opaque */
 
 #define STRATA_FRACTAL_KEEP_RAW 0x1u   /* config flag: keep raw vectors (rerank,
                                           exact splits and sums)               */
+#define STRATA_FRACTAL_SHARED_CODEBOOK 0x2u /* config flag: train one PQ codebook
+                                          on the sub-vectors of every subspace
+                                          pooled (pq_m times the training
+                                          points) and use it for all subspaces:
+                                          codes of regions the training sample
+                                          did not cover stay accurate (drift);
+                                          fits data whose subspaces look alike
+                                          (SIFT, rotated embeddings)           */
 
 typedef struct strata_fractal_config {
     uint32_t      dim;         /* 1..STRATA_VEC_MAX_DIM                           */
@@ -1396,13 +1404,20 @@ typedef struct strata_fractal_config {
     uint32_t      train_size;  /* train the codebooks automatically when this many
                                   vectors are present; 0: only strata_fractal_train */
     uint32_t      train_iters; /* k-means iterations of codebook training (1..1000) */
-    uint32_t      flags;       /* STRATA_FRACTAL_KEEP_RAW                          */
+    uint32_t      flags;       /* STRATA_FRACTAL_KEEP_RAW, _SHARED_CODEBOOK        */
     uint64_t      seed;        /* training seed (deterministic)                   */
+    uint32_t      retrain_growth; /* retrain the codebooks automatically (as
+                                  strata_fractal_train(f, 0)) whenever the index
+                                  holds this many percent more vectors than at the
+                                  last training, e.g. 100: at 2x, 4x, 8x ...;
+                                  0 (default): never retrain automatically
+                                  (0..100000)                                     */
 } strata_fractal_config;
 
 /* Defaults for dim and metric: pq_m = dim/4 (dim/2, dim when not divisible),
  * max_leaf 256, min_leaf 32, max_fanout 32, max_depth 8, buffer_cap 32,
- * train_size 0, train_iters 10, flags KEEP_RAW, seed 1. Any thread. */
+ * train_size 0, train_iters 10, flags KEEP_RAW, seed 1, retrain_growth 0.
+ * Any thread. */
 STRATA_API void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim,
                                               strata_metric metric);
 
@@ -1439,8 +1454,11 @@ STRATA_API int  strata_fractal_add(strata_fractal *f, uint64_t id, const float *
  * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EREADONLY, STRATA_ECORRUPT, ... */
 STRATA_API int  strata_fractal_delete(strata_fractal *f, uint64_t id);
 /* (Re)train the global PQ codebooks from at most max_sample (0: 16384)
- * vectors of the index, re-encode every posting list and cascade full
- * buffers. Returns: STRATA_OK, STRATA_EINVAL (empty index), STRATA_EREADONLY,
+ * vectors of the index (an evenly strided sample of every leaf, as residuals
+ * against the leaf centroids), re-anchor and re-encode every posting list
+ * with the new codebooks (from raw vectors when kept, else from the old
+ * decoded codes) and cascade full buffers. Callable any number of times on a
+ * trained index; info's codebook_gen counts the trainings. Returns: STRATA_OK, STRATA_EINVAL (empty index), STRATA_EREADONLY,
  * STRATA_ENOMEM, storage errors. */
 STRATA_API int  strata_fractal_train(strata_fractal *f, size_t max_sample);
 /* The raw vector (dim floats into v) and timestamp of id; v or ts may be NULL.
@@ -1497,7 +1515,8 @@ STRATA_API int  strata_fractal_info_get(strata_fractal *f, strata_fractal_info *
  * within max_depth; no leaf above max_leaf and no full buffer once trained.
  * report (may be NULL) gets one line per problem.
  * Returns: STRATA_OK if clean, STRATA_ECORRUPT if anything is wrong,
- * STRATA_NOTFOUND, STRATA_EINVAL, STRATA_ENOMEM. */
+ * STRATA_NOTFOUND, STRATA_EVERSION (written by another format version),
+ * STRATA_EINVAL, STRATA_ENOMEM. */
 STRATA_API int  strata_fractal_check(strata_txn *txn, const char *name,
                                      void (*report)(void *ctx, const char *msg), void *ctx);
 

@@ -3,8 +3,11 @@
  * by the cluster of a k-means on it, so new regions appear over time, and
  * inserted in ten slices. After each slice: recall@10 (exact ground truth on
  * the vectors present) and single-thread QPS of
- *   fractal      the fractal index, trained on the first tenth, never retrained
- *                (with rerank, and PQ only);
+ *   fractal      the fractal index, one shared codebook trained on the first
+ *                tenth, never retrained (rerank 100, PQ only, and n_probe 16 +
+ *                rerank 200); fractal_ps: per-subspace codebooks, never
+ *                retrained (PQ only); fractal_g: per-subspace codebooks
+ *                retrained automatically (retrain_growth 100, PQ only);
  *   ivf_fixed    strata IVF-PQ trained on the first tenth (rerank / PQ only);
  *   ivf_retrain  strata IVF-PQ retrained on everything present (the ceiling);
  *   faiss_fixed  FAISS IndexIVFPQ trained on the first tenth (optional);
@@ -241,6 +244,52 @@ static strata_ivf *ivf_build(strata_db *db, const char *name, const float *x, co
     return ix;
 }
 
+/* Insert rows ord[lo..hi) into fractal index `name` in batches of 1000, one
+ * transaction; returns the seconds it took (commit included). */
+static double frac_insert(strata_db *db, const char *name, const float *x, const uint32_t *ord,
+                          size_t dim, size_t lo, size_t hi)
+{
+    strata_txn *t;
+    strata_fractal *f;
+    CHECK(strata_begin_write(db, &t));
+    CHECK(strata_txn_set_durability(t, STRATA_DURABILITY_NONE));
+    CHECK(strata_fractal_open(t, name, &f));
+    float *buf = malloc(1000 * dim * sizeof *buf);
+    uint64_t ids[1000], ts[1000];
+    double t0 = now();
+    for (size_t b = lo; b < hi; b += 1000) {
+        size_t m = hi - b < 1000 ? hi - b : 1000;
+        for (size_t j = 0; j < m; j++) {
+            ids[j] = ord[b + j]; ts[j] = b + j;
+            memcpy(buf + j * dim, x + (size_t)ord[b + j] * dim, dim * 4);
+        }
+        CHECK(strata_fractal_add_batch(f, m, ids, buf, dim, ts));
+    }
+    strata_fractal_close(f);
+    CHECK(strata_commit(t));
+    free(buf);
+    return now() - t0;
+}
+
+/* recall/QPS of fractal index `name` with the given search parameters */
+static result frac_measure(strata_db *db, const char *name, strata_fractal_params p, size_t dim,
+                           const float *qs, size_t nq, const uint64_t *gt, uint32_t *gen)
+{
+    strata_txn *t;
+    fctx fx = { .dim = dim, .p = p };
+    CHECK(strata_begin_read(db, &t));
+    CHECK(strata_fractal_open(t, name, &fx.f));
+    result r = measure(frac_fn, &fx, qs, nq, dim, gt);
+    if (gen) {
+        strata_fractal_info info;
+        CHECK(strata_fractal_info_get(fx.f, &info));
+        *gen = info.codebook_gen;
+    }
+    strata_fractal_close(fx.f);
+    strata_abort(t);
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     size_t n = 0, dim = 0, nq = 0, qd = 0;
@@ -269,12 +318,23 @@ int main(int argc, char **argv)
     snprintf(dbp, sizeof dbp, "%s/db", path);
     strata_db *db;
     CHECK(strata_open(dbp, STRATA_CREATE, &db));
+    /* f: the fractal index of the goals: one shared codebook (trained on the
+     * pooled sub-vectors of the first tenth), never retrained.
+     * fps: per-subspace codebooks from the first tenth, never retrained.
+     * fg: per-subspace codebooks retrained by the policy (retrain_growth 100:
+     * at 2x, 4x, 8x the vectors of the first training). */
     strata_fractal_config fc;
     strata_fractal_config_default(&fc, (uint32_t)dim, STRATA_METRIC_L2);
     fc.train_size = (uint32_t)(n / 10);
     strata_txn *t;
     CHECK(strata_begin_write(db, &t));
-    CHECK(strata_fractal_create(t, "f", &fc, NULL));
+    strata_fractal_config c1 = fc;
+    c1.flags |= STRATA_FRACTAL_SHARED_CODEBOOK;
+    CHECK(strata_fractal_create(t, "f", &c1, NULL));
+    CHECK(strata_fractal_create(t, "fps", &fc, NULL));
+    strata_fractal_config c3 = fc;
+    c3.retrain_growth = 100;
+    CHECK(strata_fractal_create(t, "fg", &c3, NULL));
     CHECK(strata_commit(t));
 #ifdef HAVE_HNSWLIB
     void *hn = hnsw_new((int)dim, n, 16, 200);
@@ -284,43 +344,31 @@ int main(int argc, char **argv)
     void *fa = faiss_ivfpq_new((int)dim, n >= 40000 ? 256 : 64, (int)dim / 4);
     faiss_ivfpq_set_nprobe(fa, 8);
 #endif
-    double frac_ins = 0;
+    double frac_ins = 0, fps_ins = 0, fg_ins = 0;
     printf("# drift stream: %s, n=%zu dim=%zu queries=%zu, kernel %s\n", label, n, dim, nq, strata_vec_kernel_name());
-    printf("# recall@10 / QPS (single thread) after each tenth; rr = exact rerank of 100\n");
-    printf("%-6s %-16s %-16s %-16s %-16s %-16s %-16s %-16s %-16s\n", "tenth", "fractal_rr", "fractal_pq",
+    printf("# recall@10 / QPS (single thread) after each tenth; rr = exact rerank of 100;\n"
+           "# fractal: shared codebook, never retrained (beam 4, n_probe 8; rr16: n_probe 16, rerank 200);\n"
+           "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n");
+    printf("%-6s %-14s %-14s %-14s %-14s %-18s %-14s %-14s %-14s %-14s %-14s %-14s\n", "tenth",
+           "fractal_rr", "fractal_pq", "fractal_rr16", "fractal_ps_pq", "fractal_g_pq(gen)",
            "ivf_fixed_rr", "ivf_fixed_pq", "ivf_retrain_rr", "ivf_retrain_pq", "faiss_fixed", "hnsw");
     for (int tenth = 1; tenth <= 10; tenth++) {
         size_t lo = (size_t)(tenth - 1) * n / 10, hi = (size_t)tenth * n / 10;
         /* fractal: insert the slice in batches of 1000 in one transaction */
-        CHECK(strata_begin_write(db, &t));
-        CHECK(strata_txn_set_durability(t, STRATA_DURABILITY_NONE));
-        strata_fractal *f;
-        CHECK(strata_fractal_open(t, "f", &f));
-        float *buf = malloc(1000 * dim * sizeof *buf);
-        uint64_t ids[1000], ts[1000];
-        double t0 = now();
-        for (size_t b = lo; b < hi; b += 1000) {
-            size_t m = hi - b < 1000 ? hi - b : 1000;
-            for (size_t j = 0; j < m; j++) {
-                ids[j] = ord[b + j]; ts[j] = b + j;
-                memcpy(buf + j * dim, x + (size_t)ord[b + j] * dim, dim * 4);
-            }
-            CHECK(strata_fractal_add_batch(f, m, ids, buf, dim, ts));
-        }
-        strata_fractal_close(f);
-        CHECK(strata_commit(t));
-        frac_ins += now() - t0;
-        free(buf);
+        frac_ins += frac_insert(db, "f", x, ord, dim, lo, hi);
+        fps_ins += frac_insert(db, "fps", x, ord, dim, lo, hi);
+        fg_ins += frac_insert(db, "fg", x, ord, dim, lo, hi);
         for (size_t i = lo; i < hi; i++) present[ord[i]] = 1;
         ground_truth(x, present, n, dim, qs, nq, gt);
-        CHECK(strata_begin_read(db, &t));
-        fctx fx = { .dim = dim, .p = { .beam = 4, .n_probe = 8, .rerank = 100 } };
-        CHECK(strata_fractal_open(t, "f", &fx.f));
-        result fr = measure(frac_fn, &fx, qs, nq, dim, gt);
-        fx.p.rerank = 0;
-        result fp = measure(frac_fn, &fx, qs, nq, dim, gt);
-        strata_fractal_close(fx.f);
-        strata_abort(t);
+        strata_fractal_params pr = { .beam = 4, .n_probe = 8, .rerank = 100 };
+        strata_fractal_params pp = { .beam = 4, .n_probe = 8 };
+        strata_fractal_params pr16 = { .beam = 4, .n_probe = 16, .rerank = 200 };
+        uint32_t g_gen = 0;
+        result fr = frac_measure(db, "f", pr, dim, qs, nq, gt, NULL);
+        result fp = frac_measure(db, "f", pp, dim, qs, nq, gt, NULL);
+        result fr16 = frac_measure(db, "f", pr16, dim, qs, nq, gt, NULL);
+        result fpsp = frac_measure(db, "fps", pp, dim, qs, nq, gt, NULL);
+        result fgp = frac_measure(db, "fg", pp, dim, qs, nq, gt, &g_gen);
         /* IVF-PQ trained on the first tenth, never retrained */
         ictx ix = { .dim = dim, .p = { .nprobe = 8, .rerank = 100 } };
         ix.ix = ivf_build(db, "fixed", x, ord, dim, n / 10, lo, hi, n, &t);
@@ -360,14 +408,20 @@ int main(int argc, char **argv)
             snprintf(hs, sizeof hs, "%.3f/%.0f", r.recall, r.qps);
         }
 #endif
-        printf("%-6d %.3f/%-10.0f %.3f/%-10.0f %.3f/%-10.0f %.3f/%-10.0f %.3f/%-10.0f %.3f/%-10.0f %-16s %-16s\n",
-               tenth, fr.recall, fr.qps, fp.recall, fp.qps, ir.recall, ir.qps, ip.recall, ip.qps,
-               rr.recall, rr.qps, rp.recall, rp.qps, fs, hs);
+        char gs[40];
+        snprintf(gs, sizeof gs, "%.3f/%.0f(%u)", fgp.recall, fgp.qps, g_gen);
+        printf("%-6d %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-18s %.3f/%-8.0f %.3f/%-8.0f "
+               "%.3f/%-8.0f %.3f/%-8.0f %-14s %-14s\n",
+               tenth, fr.recall, fr.qps, fp.recall, fp.qps, fr16.recall, fr16.qps, fpsp.recall,
+               fpsp.qps, gs, ir.recall, ir.qps, ip.recall, ip.qps, rr.recall, rr.qps, rp.recall,
+               rp.qps, fs, hs);
         fflush(stdout);
     }
-    printf("# insert throughput (vectors/s, whole stream, one thread): fractal %.0f", (double)n / frac_ins);
+    printf("# insert throughput (vectors/s, whole stream, one thread): fractal %.0f, fractal_ps %.0f, "
+           "fractal_g %.0f", (double)n / frac_ins, (double)n / fps_ins, (double)n / fg_ins);
 #ifdef HAVE_HNSWLIB
-    printf(", hnswlib (M=16, efC=200) %.0f", (double)n / hnsw_ins);
+    printf(", hnswlib (M=16, efC=200) %.0f; fractal/hnswlib %.2fx", (double)n / hnsw_ins,
+           hnsw_ins / frac_ins);
     hnsw_free(hn);
 #endif
     printf("\n");

@@ -134,6 +134,27 @@ Test(fractal_corrupt, damaged_records)
     strata_abort(x);
 }
 
+/* An index written by format version 2 (80-byte config record, posting lists
+ * without raw vectors) is refused with STRATA_EVERSION by open, check and the
+ * operations, not misread or reported as damaged. */
+Test(fractal_corrupt, old_format_version_is_refused)
+{
+    build();
+    strata_txn *x = tw(&g);
+    uint8_t k0[8] = {0}, old[80];
+    strata_slice v;
+    cr_assert_eq(strata_get(itab(x, "config"), (strata_slice){k0, 8}, &v), STRATA_OK);
+    memcpy(old, v.data, 76);
+    frac_le16_put(old + CFG_OFF_VERSION, 2);
+    frac_le32_put(old + 76, frac_check32(old, 76));
+    cr_assert_eq(strata_put(itab(x, "config"), (strata_slice){k0, 8}, (strata_slice){old, 80}), STRATA_OK);
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_open(x, "c", &f), STRATA_EVERSION);
+    cr_assert_null(f);
+    cr_assert_eq(strata_fractal_check(x, "c", NULL, NULL), STRATA_EVERSION);
+    strata_abort(x);
+}
+
 Test(fractal_corrupt, missing_rows_are_reported_not_crashed_on)
 {
     build();
@@ -172,14 +193,21 @@ Test(fractal_corrupt, golden_records)
     frac_config c = { .flags = 1, .dim = 128, .metric = 2, .pq_m = 32, .max_leaf = 256,
                       .min_leaf = 32, .max_fanout = 32, .max_depth = 8, .buffer_cap = 32,
                       .train_size = 1000, .train_iters = 10, .root = 7, .next_node = 9,
-                      .n_vectors = 0x0102030405ull, .seed = 42, .cb_gen = 3 };
+                      .n_vectors = 0x0102030405ull, .seed = 42, .cb_gen = 3,
+                      .retrain_growth = 150, .n_trained = 0x0A0B0C0Dull };
     uint8_t b[CFG_SIZE];
     frac_config_put(b, &c);
     static const uint8_t want_head[] = {
-        0x46, 0x52, 0x43, 0x31, 0x02, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v2 raw dim */
+        0x46, 0x52, 0x43, 0x31, 0x03, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v3 raw dim */
         0x02, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,  /* cosine m leaf */
     };
     cr_assert_eq(memcmp(b, want_head, sizeof want_head), 0);
+    static const uint8_t want_tail[] = {   /* offset 72: cb_gen, retrain_growth, n_trained */
+        0x03, 0x00, 0x00, 0x00, 0x96, 0x00, 0x00, 0x00,
+        0x0D, 0x0C, 0x0B, 0x0A, 0x00, 0x00, 0x00, 0x00,
+    };
+    cr_assert_eq(CFG_SIZE, 92);
+    cr_assert_eq(memcmp(b + CFG_OFF_CB_GEN, want_tail, sizeof want_tail), 0);
     cr_assert_eq(frac_le32_get(b + CFG_OFF_ROOT), 7);
     cr_assert_eq(frac_le64_get(b + CFG_OFF_NVEC), 0x0102030405ull);
     cr_assert_eq(frac_le32_get(b + CFG_OFF_CHECK), frac_check32(b, CFG_OFF_CHECK));
@@ -191,12 +219,23 @@ Test(fractal_corrupt, golden_records)
               d.max_depth == c.max_depth && d.buffer_cap == c.buffer_cap &&
               d.train_size == c.train_size && d.train_iters == c.train_iters && d.root == c.root &&
               d.next_node == c.next_node && d.n_vectors == c.n_vectors && d.seed == c.seed &&
-              d.cb_gen == c.cb_gen);
+              d.cb_gen == c.cb_gen && d.retrain_growth == c.retrain_growth &&
+              d.n_trained == c.n_trained);
+    /* a version-2 record (80 bytes, no retrain policy) is another version */
+    uint8_t old[80];
+    memcpy(old, b, 80);
+    frac_le16_put(old + CFG_OFF_VERSION, 2);
+    frac_le32_put(old + 76, frac_check32(old, 76));
+    cr_assert_eq(frac_config_get(old, sizeof old, &d), STRATA_EVERSION);
+    cr_assert_eq(frac_config_get(b, CFG_SIZE - 1, &d), STRATA_ECORRUPT);
+    b[CFG_OFF_RETRAIN + 3] = 0x7F;   /* retrain_growth out of range, check word fixed */
+    frac_le32_put(b + CFG_OFF_CHECK, frac_check32(b, CFG_OFF_CHECK));
+    cr_assert_eq(frac_config_get(b, CFG_SIZE, &d), STRATA_ECORRUPT);
     frac_node n = { .leaf = 0, .level = 2, .parent = FRAC_NONE, .n_child = 5, .pop = 77,
                     .ts_min = 3, .ts_max = 9 }, m;
     uint8_t r[NODE_SIZE];
     frac_node_put(r, &n);
-    static const uint8_t want_node[] = { 0x02, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
+    static const uint8_t want_node[] = { 0x03, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
                                          0x05, 0x00, 0x00, 0x00 };
     cr_assert_eq(memcmp(r, want_node, sizeof want_node), 0);
     cr_assert_eq(r[NODE_OFF_POP], 77);

@@ -144,6 +144,63 @@ Test(fractal_residual, train_anchors_at_centroids_and_check_sees_bad_terms)
     free(data);
 }
 
+/* With KEEP_RAW a posting list carries its members' raw vectors (rerank
+ * reads them there): they equal the raw rows, rerank distances are exact
+ * for posting members, and a raw vector that differs from its row is found
+ * by the check. */
+Test(fractal_residual, posting_lists_carry_raw_vectors)
+{
+    const size_t n = 600, dim = 8;
+    float *data = ft_mixture(n, dim, 6, 1.0f, 64, NULL);
+    strata_txn *x = tw(&g);
+    strata_fractal *f = build(x, STRATA_METRIC_L2, data, n, dim, STRATA_FRACTAL_KEEP_RAW);
+    strata_fractal_params p = { .beam = 8, .n_probe = 8, .rerank = 50 };
+    strata_hit h[10];
+    size_t got, posted = 0;
+    for (size_t qi = 0; qi < 20; qi++) {
+        const float *q = data + qi * 29 * dim;
+        cr_assert_eq(strata_fractal_search(f, q, dim, 10, &p, h, &got), STRATA_OK);
+        for (size_t i = 0; i < got; i++) {
+            float want;
+            cr_assert_eq(strata_vec_distance(STRATA_METRIC_L2, q, data + h[i].id * dim, dim, &want),
+                         STRATA_OK);
+            cr_assert_eq(h[i].dist, want, "hit %zu: %g vs exact %g", i, h[i].dist, want);
+            uint32_t leaf;
+            uint8_t where;
+            uint64_t ts;
+            cr_assert_eq(frac_assign_lookup(f, h[i].id, &leaf, &where, &ts), STRATA_OK);
+            posted += where == WHERE_POST;
+        }
+    }
+    cr_assert_gt(posted, 100);
+    uint32_t victim = FRAC_NONE;
+    for (uint32_t i = 0; i < f->n_slots && victim == FRAC_NONE; i++) {
+        const frac_node *l = frac_node_at(f, i);
+        if (l && l->leaf && l->n_codes) victim = i;
+    }
+    cr_assert_neq(victim, FRAC_NONE);
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, "r"), STRATA_OK);
+    strata_table *t = NULL;
+    strata_table_spec spec = { .key_type = STRATA_KEY_U64 };
+    cr_assert_eq(db_internal_table_open(x, "__frac:r:post", &spec, 0, &t), STRATA_OK);
+    uint8_t k[8];
+    strata_slice v;
+    frac_le64_put(k, victim);
+    cr_assert_eq(strata_get(t, (strata_slice){k, 8}, &v), STRATA_OK);
+    uint32_t np = frac_le32_get(v.data), m = (uint32_t)dim / 2;
+    cr_assert_eq(v.len, frac_post_size(np, m, (uint32_t)dim, 1));
+    cr_assert_eq(v.len, POST_HDR + 4 * dim + (size_t)np * (20 + m + 4 * dim));
+    uint8_t *copy = malloc(v.len);
+    memcpy(copy, v.data, v.len);
+    copy[v.len - 2] ^= 0x01;   /* the last raw vector's last float */
+    cr_assert_eq(strata_put(t, (strata_slice){k, 8}, (strata_slice){copy, v.len}), STRATA_OK);
+    free(copy);
+    cr_assert_eq(strata_fractal_check(x, "r", NULL, NULL), STRATA_ECORRUPT);
+    strata_abort(x);
+    free(data);
+}
+
 typedef struct lab { uint32_t label, i; } lab;
 static int lab_cmp(const void *a, const void *b)
 {
@@ -151,59 +208,110 @@ static int lab_cmp(const void *a, const void *b)
     return p->label != q->label ? (p->label < q->label ? -1 : 1) : (p->i < q->i ? -1 : p->i > q->i);
 }
 
-/* Drift: regions arrive one after another, codebooks are trained on the first
- * tenth only. PQ-only recall of the probed search must stay within a few
- * points of an exhaustive PQ-only scan, under L2 and IP (0.69 / 0.72 here,
- * pq_m = dim / 4). */
-static void drift(strata_metric m)
+/* Insert a drift stream (regions one after another, N / 10 vectors train the
+ * codebooks) into index `name` with retrain_growth `growth`; when `retrain`,
+ * call strata_fractal_train once at the end. Returns the PQ-only recall@10
+ * of the probed search and (r_all) of a scan of every leaf. */
+enum { DN = 8000, DDIM = 32, DNQ = 100, DK = 10 };
+static double drift_run(strata_metric m, const char *name, uint32_t growth, int retrain,
+                        uint32_t flags, double *r_all_out, uint32_t *gen_out)
 {
-    enum { N = 8000, DIM = 32, NQ = 100, K = 10 };
-    uint32_t *label = malloc((N + NQ) * sizeof *label);
-    float *all = ft_mixture(N + NQ, DIM, 40, 2.0f, 63, label);
-    float *data = all, *qs = all + (size_t)N * DIM;
-    lab *order = malloc(N * sizeof *order);
-    for (uint32_t i = 0; i < N; i++) order[i] = (lab){ label[i], i };
-    qsort(order, N, sizeof *order, lab_cmp);
+    uint32_t *label = malloc((DN + DNQ) * sizeof *label);
+    float *all = ft_mixture(DN + DNQ, DDIM, 40, 2.0f, 63, label);
+    float *data = all, *qs = all + (size_t)DN * DDIM;
+    lab *order = malloc(DN * sizeof *order);
+    for (uint32_t i = 0; i < DN; i++) order[i] = (lab){ label[i], i };
+    qsort(order, DN, sizeof *order, lab_cmp);
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(DIM, m, 8, 128, 16, 16, 6, 16, STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = N / 10;
+    strata_fractal_config c = ft_config(DDIM, m, 8, 128, 16, 16, 6, 16,
+                                        STRATA_FRACTAL_KEEP_RAW | flags);
+    c.train_size = DN / 10;
+    c.retrain_growth = growth;
     strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "d", &c, &f), STRATA_OK);
-    for (size_t b = 0; b < N; b += 500) {
+    cr_assert_eq(strata_fractal_create(x, name, &c, &f), STRATA_OK);
+    for (size_t b = 0; b < DN; b += 500) {
         uint64_t ids[500];
-        float *vs = malloc(500 * DIM * sizeof *vs);
+        float *vs = malloc(500 * DDIM * sizeof *vs);
         for (size_t j = 0; j < 500; j++) {
             ids[j] = order[b + j].i;
-            memcpy(vs + j * DIM, data + (size_t)ids[j] * DIM, DIM * sizeof *vs);
+            memcpy(vs + j * DDIM, data + (size_t)ids[j] * DDIM, DDIM * sizeof *vs);
         }
-        cr_assert_eq(strata_fractal_add_batch(f, 500, ids, vs, DIM, ids), STRATA_OK);
+        cr_assert_eq(strata_fractal_add_batch(f, 500, ids, vs, DDIM, ids), STRATA_OK);
         free(vs);
     }
+    if (retrain) cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);
+    strata_fractal_info info;
+    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
+    cr_assert_eq(info.config.retrain_growth, growth);
+    *gen_out = info.codebook_gen;
     strata_fractal_params probed = { .beam = 6, .n_probe = 12 };
     strata_fractal_params all_leaves = { .beam = 100000, .n_probe = 100000 };
     double r_probe = 0, r_all = 0;
-    uint64_t gt[K];
-    strata_hit h[K];
+    uint64_t gt[DK];
+    strata_hit h[DK];
     size_t got;
-    for (size_t i = 0; i < NQ; i++) {
-        ft_exact(m, qs + i * DIM, data, NULL, N, DIM, K, gt);
-        cr_assert_eq(strata_fractal_search(f, qs + i * DIM, DIM, K, &probed, h, &got), STRATA_OK);
-        r_probe += ft_recall(h, got, gt, K);
-        cr_assert_eq(strata_fractal_search(f, qs + i * DIM, DIM, K, &all_leaves, h, &got), STRATA_OK);
-        r_all += ft_recall(h, got, gt, K);
+    for (size_t i = 0; i < DNQ; i++) {
+        ft_exact(m, qs + i * DDIM, data, NULL, DN, DDIM, DK, gt);
+        cr_assert_eq(strata_fractal_search(f, qs + i * DDIM, DDIM, DK, &probed, h, &got), STRATA_OK);
+        r_probe += ft_recall(h, got, gt, DK);
+        cr_assert_eq(strata_fractal_search(f, qs + i * DDIM, DDIM, DK, &all_leaves, h, &got), STRATA_OK);
+        r_all += ft_recall(h, got, gt, DK);
     }
-    r_probe /= NQ; r_all /= NQ;
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, name), STRATA_OK);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
+    free(all); free(label); free(order);
+    *r_all_out = r_all / DNQ;
+    return r_probe / DNQ;
+}
+
+/* Drift: regions arrive one after another, codebooks are trained on the first
+ * tenth only. PQ-only recall of the probed search must stay within a few
+ * points of an exhaustive PQ-only scan, under L2 and IP (pq_m = dim / 4). */
+static void drift(strata_metric m)
+{
+    double r_all;
+    uint32_t gen;
+    double r_probe = drift_run(m, "d", 0, 0, 0, &r_all, &gen);
     fprintf(stderr, "drift %s PQ-only recall@10: probed %.3f, all leaves %.3f\n",
             m == STRATA_METRIC_L2 ? "L2" : "IP", r_probe, r_all);
+    cr_assert_eq(gen, 1, "trained once");
     cr_assert_geq(r_all, 0.62, "exhaustive PQ-only recall %.3f", r_all);
     cr_assert_geq(r_probe, r_all - 0.05, "probed %.3f vs exhaustive %.3f", r_probe, r_all);
-    strata_fractal_close(f);
-    cr_assert_eq(ft_check(x, "d"), STRATA_OK);
-    strata_abort(x);
-    free(all); free(label); free(order);
 }
 Test(fractal_residual, l2_drift_pq_only_recall, .timeout = 300) { drift(STRATA_METRIC_L2); }
 Test(fractal_residual, ip_drift_pq_only_recall, .timeout = 300) { drift(STRATA_METRIC_IP); }
+
+/* The retrain policy (retrain_growth 100: at 800, 1600, 3200 and 6400
+ * vectors) and a manual strata_fractal_train on a trained index both
+ * re-encode every code with codebooks fitted to the data present: PQ-only
+ * recall beats codebooks trained on the first tenth, the invariants hold
+ * (drift_run checks them), and the knob survives a reopen. */
+Test(fractal_residual, retraining_policy_and_manual_retrain, .timeout = 300)
+{
+    double fixed_all, pol_all, man_all;
+    uint32_t g0, g1, g2;
+    double fixed = drift_run(STRATA_METRIC_L2, "fixed", 0, 0, 0, &fixed_all, &g0);
+    double pol = drift_run(STRATA_METRIC_L2, "policy", 100, 0, 0, &pol_all, &g1);
+    double man = drift_run(STRATA_METRIC_L2, "manual", 0, 1, 0, &man_all, &g2);
+    fprintf(stderr, "drift L2 PQ-only recall@10 (probed / all leaves): trained once %.3f / %.3f, "
+            "retrain_growth 100 %.3f / %.3f, manual retrain %.3f / %.3f\n",
+            fixed, fixed_all, pol, pol_all, man, man_all);
+    cr_assert_eq(g0, 1);
+    cr_assert_eq(g1, 4, "policy trainings: %u", g1);   /* at 800, 1600, 3200, 6400 */
+    cr_assert_eq(g2, 2);
+    cr_assert_gt(pol_all, fixed_all + 0.01, "policy %.3f vs fixed %.3f", pol_all, fixed_all);
+    cr_assert_gt(man_all, fixed_all + 0.01, "manual %.3f vs fixed %.3f", man_all, fixed_all);
+    tdb_reopen(&g);
+    strata_txn *x = tr(&g);
+    strata_fractal *f = NULL;
+    strata_fractal_info info;
+    cr_assert_eq(strata_fractal_open(x, "policy", &f), STRATA_OK);
+    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
+    cr_assert(info.config.retrain_growth == 100 && info.codebook_gen == 4);
+    strata_fractal_close(f);
+    strata_abort(x);
+}
 
 /* Leaves thinned by deletes (min_leaf 0: no merges) cover their region with
  * fewer vectors; the search then scans more than n_probe of them (up to
@@ -241,4 +349,116 @@ Test(fractal_residual, thinned_leaves_are_probed_further)
     cr_assert_eq(ft_check(x, "t"), STRATA_OK);
     strata_abort(x);
     free(data);
+}
+
+/* STRATA_FRACTAL_SHARED_CODEBOOK: one codebook (trained on every subspace's
+ * sub-vectors) stored for all subspaces; under drift its PQ-only recall is
+ * at least that of per-subspace codebooks trained on the same first tenth,
+ * and the flag survives a reopen and a retrain. */
+static void shared(strata_metric m)
+{
+    double per_all, sh_all;
+    uint32_t g0, g1;
+    double per = drift_run(m, "per", 0, 0, 0, &per_all, &g0);
+    double sh = drift_run(m, "shared", 0, 0, STRATA_FRACTAL_SHARED_CODEBOOK, &sh_all, &g1);
+    fprintf(stderr, "drift %s PQ-only recall@10 (probed / all): per-subspace %.3f / %.3f, "
+            "shared %.3f / %.3f\n", m == STRATA_METRIC_L2 ? "L2" : "IP", per, per_all, sh, sh_all);
+    cr_assert_geq(sh_all, per_all, "shared %.3f vs per-subspace %.3f", sh_all, per_all);
+    strata_txn *x = tw(&g);
+    strata_fractal *f = NULL;
+    for (int round = 0; round < 2; round++) {   /* as trained, then after a retrain */
+        cr_assert_eq(strata_fractal_open(x, "shared", &f), STRATA_OK);
+        cr_assert(f->cfg.flags & STRATA_FRACTAL_SHARED_CODEBOOK);
+        size_t per_sub = (size_t)FPQ_KSUB * f->pq.dsub;
+        for (uint32_t j = 1; j < f->pq.m; j++)
+            cr_assert_eq(memcmp(f->pq.cb, f->pq.cb + j * per_sub, per_sub * sizeof(float)), 0,
+                         "subspace %u has its own codebook", j);
+        if (round == 0) cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);
+        strata_fractal_close(f);
+    }
+    cr_assert_eq(strata_fractal_open(x, "per", &f), STRATA_OK);
+    size_t per_sub = (size_t)FPQ_KSUB * f->pq.dsub;
+    cr_assert_neq(memcmp(f->pq.cb, f->pq.cb + per_sub, per_sub * sizeof(float)), 0);
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, "shared"), STRATA_OK);
+    strata_abort(x);
+}
+Test(fractal_residual, l2_shared_codebook, .timeout = 300) { shared(STRATA_METRIC_L2); }
+Test(fractal_residual, ip_shared_codebook, .timeout = 300) { shared(STRATA_METRIC_IP); }
+
+/* The ADC kernel at every level the CPU has equals the scalar reference up to
+ * summation order, for m with and without a tail past a multiple of 16, on
+ * random codes and an unaligned code array. */
+Test(fractal_residual, adc_kernels_match_the_reference)
+{
+    const uint32_t ms[] = { 1, 4, 16, 20, 32, 48, 64 };
+    uint64_t s = 99;
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+        uint32_t m = ms[mi];
+        size_t n = 37;
+        float *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
+        uint8_t *codes = malloc(n * m + 1);
+        float want[37], got[37];
+        for (size_t i = 0; i < (size_t)m * FPQ_KSUB; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            lut[i] = (float)((int64_t)(s >> 33) % 20000) / 100.0f - 100.0f;
+        }
+        for (size_t i = 0; i < n * m + 1; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            codes[i] = (uint8_t)(s >> 56);
+        }
+        const vec_kernels *ref = vec_kernels_for(VEC_LEVEL_SCALAR);
+        cr_assert_not_null(ref);
+        frac_adc_batch(ref, lut, codes + 1, n, m, want);
+        for (size_t i = 0; i < n; i++) {   /* the reference is the plain sum */
+            double d = 0;
+            for (uint32_t j = 0; j < m; j++) d += lut[(size_t)j * FPQ_KSUB + codes[1 + i * m + j]];
+            cr_assert_leq(fabs(want[i] - d), 1e-3 * (1 + fabs(d)), "m %u i %zu", m, i);
+        }
+        for (int lv = VEC_LEVEL_AVX2; lv < VEC_LEVEL_COUNT; lv++) {
+            const vec_kernels *kt = vec_kernels_for((vec_level)lv);
+            if (!kt) continue;
+            frac_adc_batch(kt, lut, codes + 1, n, m, got);
+            for (size_t i = 0; i < n; i++)
+                cr_assert_leq(fabsf(got[i] - want[i]), 1e-3f * (1 + fabsf(want[i])),
+                              "level %d m %u i %zu: %g vs %g", lv, m, i, got[i], want[i]);
+        }
+        free(lut); free(codes);
+    }
+}
+
+/* fpq_encode encodes small batches with its own loop and large ones with
+ * ivfpq's ivf_pq_encode: both pick a nearest codeword in every subspace (the
+ * same one but for ties or rounding: equal distances), for pooled and
+ * per-subspace codebooks. */
+Test(fractal_residual, small_and_large_batch_encoders_agree)
+{
+    enum { DIM = 32, N = 600 };
+    for (int shared = 0; shared < 2; shared++) {
+        uint32_t m = shared ? 8 : 16, dsub = DIM / m;
+        float *x = ft_mixture(N, DIM, 12, 3.0f, 17 + shared, NULL);
+        frac_pq pq = {0};
+        cr_assert_eq(fpq_train(&pq, x, 300, DIM, m, 5, 7, shared), STRATA_OK);
+        uint8_t *big = malloc((size_t)N * m), *small = malloc((size_t)N * m);
+        cr_assert_eq(fpq_encode(&pq, x, N, big), STRATA_OK);            /* ivf_pq_encode */
+        for (size_t i = 0; i < N; i += 50)                                 /* 50 at a time */
+            cr_assert_eq(fpq_encode(&pq, x + i * DIM, 50, small + i * m), STRATA_OK);
+        size_t same = 0;
+        for (size_t i = 0; i < N; i++)
+            for (uint32_t j = 0; j < m; j++) {
+                const float *xj = x + i * DIM + j * dsub;
+                const float *a = pq.cb + ((size_t)j * FPQ_KSUB + big[i * m + j]) * dsub;
+                const float *b = pq.cb + ((size_t)j * FPQ_KSUB + small[i * m + j]) * dsub;
+                double da = 0, db = 0;
+                for (uint32_t t = 0; t < dsub; t++) {
+                    da += (double)(xj[t] - a[t]) * (xj[t] - a[t]);
+                    db += (double)(xj[t] - b[t]) * (xj[t] - b[t]);
+                }
+                cr_assert_leq(fabs(da - db), 1e-4 * (1 + da), "i %zu j %u: %g vs %g", i, j, da, db);
+                same += big[i * m + j] == small[i * m + j];
+            }
+        cr_assert_geq(same, (size_t)N * m * 99 / 100);
+        fpq_free(&pq);
+        free(x); free(big); free(small);
+    }
 }

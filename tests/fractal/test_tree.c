@@ -42,6 +42,8 @@ Test(fractal_tree, create_open_and_bad_config)
     cr_assert_eq(strata_fractal_create(x, "t", &bad, NULL), STRATA_EINVAL);
     bad = c; bad.flags = 0x80;
     cr_assert_eq(strata_fractal_create(x, "t", &bad, NULL), STRATA_EINVAL);
+    bad = c; bad.retrain_growth = 100001;
+    cr_assert_eq(strata_fractal_create(x, "t", &bad, NULL), STRATA_EINVAL);
     cr_assert_eq(strata_fractal_create(x, "a:b", &c, NULL), STRATA_EINVAL);
     cr_assert_eq(strata_fractal_create(x, "", &c, NULL), STRATA_EINVAL);
     cr_assert_eq(strata_fractal_create(x, "t", &c, NULL), STRATA_OK);
@@ -261,6 +263,22 @@ Test(fractal_tree, min_leaf_knob_controls_merging)
     free(data);
 }
 
+/* Count catalog tables whose name starts with ctx's prefix. */
+typedef struct prefix_count { const char *prefix; int n; } prefix_count;
+static int count_prefix(void *ctx, const strata_table_info *info)
+{
+    prefix_count *p = ctx;
+    if (!strncmp(info->name, p->prefix, strlen(p->prefix))) p->n++;
+    return 0;
+}
+
+static int frac_tables(strata_txn *x, const char *prefix)
+{
+    prefix_count pc = { prefix, 0 };
+    cr_assert_eq(strata_table_list(x, 1, count_prefix, &pc), STRATA_OK);
+    return pc.n;
+}
+
 Test(fractal_tree, abort_leaves_index_unchanged_and_drop)
 {
     const size_t dim = 4;
@@ -283,9 +301,26 @@ Test(fractal_tree, abort_leaves_index_unchanged_and_drop)
     cr_assert_eq(info.n_vectors, 50);
     strata_fractal_close(f);
     cr_assert_eq(ft_check(x, "t"), STRATA_OK);
+    cr_assert_eq(frac_tables(x, "__frac:t:"), 10);
     cr_assert_eq(strata_fractal_drop(x, "t"), STRATA_OK);
+    cr_assert_eq(frac_tables(x, "__frac:t:"), 0);   /* tables gone, not just emptied */
     cr_assert_eq(strata_fractal_open(x, "t", &f), STRATA_NOTFOUND);
     cr_assert_eq(strata_fractal_drop(x, "t"), STRATA_NOTFOUND);
     cr_assert_eq(strata_commit(x), STRATA_OK);
+    x = tw(&g);   /* still gone after the commit; the name is free again */
+    cr_assert_eq(frac_tables(x, "__frac:t:"), 0);
+    cr_assert_eq(strata_fractal_open(x, "t", &f), STRATA_NOTFOUND);
+    strata_fractal_config c2 = ft_config(8, STRATA_METRIC_IP, 4, 16, 2, 4, 6, 4, 0);
+    cr_assert_eq(strata_fractal_create(x, "t", &c2, &f), STRATA_OK);
+    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
+    cr_assert(info.n_vectors == 0 && info.config.dim == 8 && info.n_leaves == 1);
+    strata_fractal_close(f);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
+    x = tw(&g);
+    cr_assert_eq(strata_fractal_open(x, "t", &f), STRATA_OK);
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, "t"), STRATA_OK);
+    cr_assert_eq(frac_tables(x, "__frac:t:"), 10);
+    strata_abort(x);
     free(data);
 }
