@@ -446,7 +446,7 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
             branch_remove(parent, ps, pi);
             continue;
         }
-        if (node_used(buf) >= (ps - PG_HDR) / 4 || pg_n(parent) < 2) break;
+        if (node_used_bound(buf, ps) >= (ps - PG_HDR) / 4 || pg_n(parent) < 2) break;
         int merged;
         int rc = try_merge(cx, parent, pi > 0 ? pi - 1 : pi, &merged);
         if (rc) return rc;
