@@ -75,6 +75,25 @@ out:
     return rc;
 }
 
+int pager_write_run(pager *p, pgno_t pg, size_t n, const void *data, size_t len,
+                    uint64_t page_count) {
+    if (p->panic) return STRATA_EPANIC;
+    if (p->rdonly) return STRATA_EREADONLY;
+    size_t bytes = n << p->ps_shift;
+    if (pg == 0 || len == 0 || len > bytes || bytes - len >= p->ps || pg + n > page_count)
+        return STRATA_EINVAL;
+    int rc = ensure_len(p, page_count);
+    if (rc) return rc;
+    static const uint8_t zeros[65536];
+    struct iovec iov[2] = { { (void *)data, len }, { (void *)zeros, bytes - len } };
+    if ((rc = p->io->ops->pwritev(p->io, iov, bytes > len ? 2 : 1, (uint64_t)pg << p->ps_shift)))
+        return rc;
+    for (size_t i = 0; i < n; i++) mark_verified(p, pg + i);
+    if (p->io->ops->start_writeback)   /* the device works while the caller goes on */
+        p->io->ops->start_writeback(p->io, (uint64_t)pg << p->ps_shift, bytes);
+    return STRATA_OK;
+}
+
 int pager_write_header(pager *p, const pg_state *st) {
     if (p->panic) return STRATA_EPANIC;
     if (p->rdonly) return STRATA_EREADONLY;

@@ -155,6 +155,14 @@ void   dirty_clear(dirty_map *m);   /* frees every buffer */
 /* Write every dirty page (growing the file as needed). Failure here leaves the
  * durable state untouched: the commit fails cleanly. */
 int  pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count);
+/* Write-through of one large value during a write transaction: the n pages at
+ * pg (free in every live snapshot and in the durable commit, as for dirty
+ * pages) get data[0, len) and zeros up to the page end, now, straight from the
+ * caller's buffer; the file first grows to page_count pages. The commit's
+ * fdatasync makes them durable with the rest; a crash or abort before it
+ * leaves only garbage in free pages. The pages count as verified. */
+int  pager_write_run(pager *p, pgno_t pg, size_t n, const void *data, size_t len,
+                     uint64_t page_count);
 /* Make st the durable commit: (2PC: sync,) write the non-primary slot and flip
  * the god byte, sync. A failure sets panic. */
 int  pager_write_header(pager *p, const pg_state *st);
