@@ -60,7 +60,7 @@ enum { BT_APPEND = 0x1 };
 /* Values of at least this many bytes are written to their overflow pages at
  * put time, from the caller's buffer (pager_write_run), instead of being
  * copied into a dirty buffer that the commit writes. */
-enum { BT_DIRECT_MIN = 65536 };   /* key must sort after every key: fill pages completely */
+enum { BT_DIRECT_MIN = 16384 };   /* key must sort after every key: fill pages completely */
 /* Insert or overwrite. *existed (may be NULL) says whether the key was present. */
 int bt_put(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, const void *val, size_t vlen,
            unsigned flags, int *existed);

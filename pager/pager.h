@@ -90,6 +90,8 @@ typedef struct pager {
     int            recovered;    /* open used the older slot                     */
     int            need_verify;  /* the chosen slot is not the god byte's: verify it */
     int            panic;        /* a header write or sync failed               */
+    uint64_t       wb_lo, wb_hi; /* byte range of write-through runs not yet
+                                    handed to start_writeback (wb_hi 0: none)  */
     _Atomic(uint8_t) *vbits;     /* one bit per page: verified since open       */
     size_t         vbits_len;
     void         (*log_fn)(void *ctx, const char *msg);
