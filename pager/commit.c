@@ -91,6 +91,7 @@ int pager_write_run(pager *p, pgno_t pg, size_t n, const void *data, size_t len,
     if ((rc = p->io->ops->pwritev(p->io, iov, bytes > len ? 2 : 1, (uint64_t)pg << p->ps_shift)))
         return rc;
     for (size_t i = 0; i < n; i++) mark_verified(p, pg + i);
+    pager_populate(p, pg, n);          /* written in small folios: map them now */
     /* let the device work while the caller goes on, in batches of at least
      * WB_BATCH bytes (many small writeback requests cost more than they hide) */
     uint64_t lo = (uint64_t)pg << p->ps_shift, hi = lo + bytes;

@@ -115,6 +115,12 @@ int  pager_corrupt_at(const pager *p, pgno_t pg, const char *file, int line);
  * summed; expect may be NULL to skip the check). */
 int  pager_read(pager *p, uint64_t page_count, pgno_t pg, size_t npages, size_t len,
                 const ck128 *expect, const uint8_t **out);
+/* Enter npages at pg into the page tables in one call (MADV_POPULATE_READ)
+ * before a large run is read: the map is MADV_RANDOM (no fault-around), so
+ * otherwise every page or small folio costs a fault. A hint, for runs of at
+ * least POPULATE_MIN pages; a no-op where unsupported. */
+enum { POPULATE_MIN = 4 };
+void pager_populate(const pager *p, pgno_t pg, size_t npages);
 static inline const uint8_t *pager_ptr(const pager *p, pgno_t pg) {
     return p->map + ((size_t)pg << p->ps_shift);
 }
