@@ -45,12 +45,14 @@ int bt_cell_overflow(bt_ctx *cx, const uint8_t *c, bt_val *val) {
     pgno_t pg = le64_get(lc_val(c));
     ck128 ck = ck_get(lc_val(c) + 8);
     size_t len = lc_vlen(c);
+    uint64_t page_count = cx->page_count;
     if (cx->w) {
         dpage *d = dirty_get(bt_wtx_dirty(cx->w), pg);
         if (d) { val->data = d->buf; val->len = len; return STRATA_OK; }
+        page_count = bt_wtx_page_count(cx->w);   /* a run written through (BT_DIRECT_MIN) */
     }
     const uint8_t *ptr;
-    int rc = pager_read(cx->p, cx->page_count, pg, pager_npages(cx->p, len), len, &ck, &ptr);
+    int rc = pager_read(cx->p, page_count, pg, pager_npages(cx->p, len), len, &ck, &ptr);
     if (rc) return rc;
     val->data = ptr;
     val->len = len;
@@ -309,14 +311,21 @@ static int make_leaf_cell(bt_ctx *cx, uint8_t *out, size_t *len, const void *key
     }
     out[LC_OFF_FLAGS] = LF_OVERFLOW;
     pgno_t pg;
-    uint8_t *buf;
     size_t np = pager_npages(cx->p, vlen);
-    int rc = bt_alloc(cx->w, (uint32_t)np, &pg, &buf);
-    if (rc) return rc;
-    memcpy(buf, val, vlen);
-    memset(buf + vlen, 0, (np << cx->p->ps_shift) - vlen);   /* the unused tail is zero */
+    int rc;
+    if (vlen >= BT_DIRECT_MIN) {
+        /* large: written to its free pages now, from the caller's buffer (no
+         * copy, no buffer held until commit; the commit's sync covers it) */
+        if ((rc = bt_alloc_direct(cx->w, (uint32_t)np, &pg))) return rc;
+        if ((rc = pager_write_run(cx->p, pg, np, val, vlen, bt_wtx_page_count(cx->w)))) return rc;
+    } else {
+        uint8_t *buf;
+        if ((rc = bt_alloc(cx->w, (uint32_t)np, &pg, &buf))) return rc;
+        memcpy(buf, val, vlen);
+        memset(buf + vlen, 0, (np << cx->p->ps_shift) - vlen);   /* the unused tail is zero */
+    }
     le64_put(out + LC_HDR + klen, pg);
-    ck_put(out + LC_HDR + klen + 8, ck_compute(buf, vlen));
+    ck_put(out + LC_HDR + klen + 8, ck_compute(val, vlen));
     *len = LC_HDR + klen + OVREF_SIZE;
     return STRATA_OK;
 }
@@ -446,7 +455,7 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
             branch_remove(parent, ps, pi);
             continue;
         }
-        if (node_used(buf) >= (ps - PG_HDR) / 4 || pg_n(parent) < 2) break;
+        if (node_used_bound(buf, ps) >= (ps - PG_HDR) / 4 || pg_n(parent) < 2) break;
         int merged;
         int rc = try_merge(cx, parent, pi > 0 ? pi - 1 : pi, &merged);
         if (rc) return rc;

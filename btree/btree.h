@@ -56,7 +56,11 @@ static inline int bt_cell_value(bt_ctx *cx, const uint8_t *cell, bt_val *val) {
 }
 
 /* ---- writes ---- */
-enum { BT_APPEND = 0x1 };   /* key must sort after every key: fill pages completely */
+enum { BT_APPEND = 0x1 };
+/* Values of at least this many bytes are written to their overflow pages at
+ * put time, from the caller's buffer (pager_write_run), instead of being
+ * copied into a dirty buffer that the commit writes. */
+enum { BT_DIRECT_MIN = 16384 };   /* key must sort after every key: fill pages completely */
 /* Insert or overwrite. *existed (may be NULL) says whether the key was present. */
 int bt_put(bt_ctx *cx, bt_tree *t, const void *key, size_t klen, const void *val, size_t vlen,
            unsigned flags, int *existed);
@@ -118,6 +122,10 @@ uint64_t bt_wtx_txnid(const bt_wtx *w);
 /* Allocate n contiguous pages; *buf is an uninitialized dirty buffer for them:
  * the caller writes every byte (pages are checksummed and written whole). */
 int  bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf);
+/* Allocate n pages that the caller writes through the pager at once
+ * (pager_write_run): no buffer, no dirty-map entry. Freeing them later in the
+ * same transaction defers their reuse to after the commit, like any page. */
+int  bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg);
 /* Free n pages at pg: reused at once if allocated by this transaction,
  * otherwise recorded as freed by it. */
 int  bt_free(bt_wtx *w, pgno_t pg, uint32_t n);

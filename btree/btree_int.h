@@ -9,6 +9,10 @@ typedef struct cellref { const uint8_t *p; uint32_t len; } cellref;
 /* node.c */
 void   node_init(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps);
 size_t node_used(const uint8_t *pg);                 /* cell bytes + slots */
+/* The same from the header alone: exact on pages this code wrote (removal
+ * closes holes), an over-estimate on a page with holes left by an older
+ * writer. Used where over-estimating only skips an optional merge. */
+size_t node_used_bound(const uint8_t *pg, uint32_t ps);
 /* Insert a cell at slot idx; 0 on success, 1 when the page has no room. */
 int    node_insert(uint8_t *pg, uint32_t ps, unsigned idx, const uint8_t *cell, size_t len);
 void   node_remove(uint8_t *pg, uint32_t ps, unsigned idx);

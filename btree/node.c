@@ -3,7 +3,10 @@
  * Invariants: (1) slots stay in key order (callers pass the right index);
  * (2) cells live in [upper, ps); the slot array ends at PG_HDR + 2n <= upper;
  * (3) node_validate accepts only pages whose every offset and length stays
- * inside the page, so readers may then index it without further checks. */
+ * inside the page, so readers may then index it without further checks;
+ * (4) removing a cell closes its hole, so a page written here has its cells
+ * packed in [upper, ps) (pages of older writers may have holes: insert
+ * compacts them when it needs the room). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +19,10 @@ void node_init(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps) {
     le16_put(pg + PG_OFF_N, 0);
     le32_put(pg + PG_OFF_UPPER, ps);
     le64_put(pg + PG_OFF_TXNID, txnid);
+}
+
+size_t node_used_bound(const uint8_t *pg, uint32_t ps) {
+    return (size_t)(ps - pg_upper(pg)) + 2u * pg_n(pg);
 }
 
 size_t node_used(const uint8_t *pg) {
@@ -65,14 +72,22 @@ int node_insert(uint8_t *pg, uint32_t ps, unsigned idx, const uint8_t *cell, siz
 void node_remove(uint8_t *pg, uint32_t ps, unsigned idx) {
     unsigned n = pg_n(pg);
     uint32_t off = pg_slot(pg, idx);
-    size_t len = cell_size(pg, pg + off);
+    uint32_t len = (uint32_t)cell_size(pg, pg + off);
     uint32_t upper = pg_upper(pg);
-    memset(pg + off, 0, len);
-    if (off == upper) upper += (uint32_t)len;     /* lowest cell: reclaim at once */
     uint8_t *slots = pg + PG_HDR;
     memmove(slots + 2 * idx, slots + 2 * (idx + 1), 2 * (n - idx - 1));
-    le16_put(slots + 2 * (n - 1), 0);
-    le16_put(pg + PG_OFF_N, (uint16_t)(n - 1));
+    n--;
+    if (off > upper) {           /* close the hole: shift the lower cells up by len */
+        memmove(pg + upper + len, pg + upper, off - upper);
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t o = le16_get(slots + 2 * i);
+            if (o < off) le16_put(slots + 2 * i, (uint16_t)(o + len));
+        }
+    }
+    memset(pg + upper, 0, len);  /* no deleted bytes stay in the page */
+    upper += len;
+    le16_put(slots + 2 * n, 0);
+    le16_put(pg + PG_OFF_N, (uint16_t)n);
     le32_put(pg + PG_OFF_UPPER, upper);
     (void)ps;
 }

@@ -194,7 +194,7 @@ static int pool_take(ext_vec *pool, uint32_t n, pgno_t *pg) {
     return 0;
 }
 
-int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
+int bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg) {
     pgno_t at = 0;
     int found = 0;
     while (!w->eof_only && !(found = w->low_first ? pool_take_low(&w->pool, n, &at)
@@ -207,10 +207,17 @@ int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
         at = w->page_count;
         w->page_count += n;
     }
+    *pg = at;
+    return STRATA_OK;
+}
+
+int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
+    pgno_t at;
+    int rc = bt_alloc_direct(w, n, &at);
+    if (rc) return rc;
     uint8_t *b = malloc((size_t)n * w->p->ps);   /* callers write every byte */
     if (!b) return STRATA_ENOMEM;
-    int rc = dirty_put(&w->dm, at, n, b);
-    if (rc) { free(b); return rc; }
+    if ((rc = dirty_put(&w->dm, at, n, b))) { free(b); return rc; }
     dirty_get(&w->dm, at)->epoch = w->epoch;
     *pg = at;
     *buf = b;

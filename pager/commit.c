@@ -14,6 +14,7 @@
 #include "pager.h"
 
 enum { MAX_IOV = 1024 };
+#define WB_BATCH (4u << 20)
 
 static int cmp_dpage(const void *a, const void *b) {
     pgno_t x = (*(const dpage *const *)a)->pg, y = (*(const dpage *const *)b)->pg;
@@ -45,6 +46,7 @@ static void mark_verified(pager *p, pgno_t pg) {
 int pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count) {
     if (p->panic) return STRATA_EPANIC;
     if (p->rdonly) return STRATA_EREADONLY;
+    p->wb_hi = 0;                      /* the commit's sync takes it from here */
     int rc = ensure_len(p, page_count);
     if (rc || m->n == 0) return rc;
     dpage **v = malloc(m->n * sizeof *v);
@@ -73,6 +75,34 @@ out:
     free(v);
     free(iov);
     return rc;
+}
+
+int pager_write_run(pager *p, pgno_t pg, size_t n, const void *data, size_t len,
+                    uint64_t page_count) {
+    if (p->panic) return STRATA_EPANIC;
+    if (p->rdonly) return STRATA_EREADONLY;
+    size_t bytes = n << p->ps_shift;
+    if (pg == 0 || len == 0 || len > bytes || bytes - len >= p->ps || pg + n > page_count)
+        return STRATA_EINVAL;
+    int rc = ensure_len(p, page_count);
+    if (rc) return rc;
+    static const uint8_t zeros[65536];
+    struct iovec iov[2] = { { (void *)data, len }, { (void *)zeros, bytes - len } };
+    if ((rc = p->io->ops->pwritev(p->io, iov, bytes > len ? 2 : 1, (uint64_t)pg << p->ps_shift)))
+        return rc;
+    for (size_t i = 0; i < n; i++) mark_verified(p, pg + i);
+    pager_populate(p, pg, n);          /* written in small folios: map them now */
+    /* let the device work while the caller goes on, in batches of at least
+     * WB_BATCH bytes (many small writeback requests cost more than they hide) */
+    uint64_t lo = (uint64_t)pg << p->ps_shift, hi = lo + bytes;
+    if (p->wb_hi == 0) p->wb_lo = lo, p->wb_hi = hi;
+    if (lo < p->wb_lo) p->wb_lo = lo;
+    if (hi > p->wb_hi) p->wb_hi = hi;
+    if (p->wb_hi - p->wb_lo >= WB_BATCH) {
+        if (p->io->ops->start_writeback) p->io->ops->start_writeback(p->io, p->wb_lo, p->wb_hi - p->wb_lo);
+        p->wb_hi = 0;
+    }
+    return STRATA_OK;
 }
 
 int pager_write_header(pager *p, const pg_state *st) {

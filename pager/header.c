@@ -174,6 +174,15 @@ void pager_close(pager *p) {
     free(p);
 }
 
+void pager_populate(const pager *p, pgno_t pg, size_t npages) {
+#ifdef MADV_POPULATE_READ
+    if (npages >= POPULATE_MIN)
+        (void)madvise((void *)pager_ptr(p, pg), npages << p->ps_shift, MADV_POPULATE_READ);
+#else
+    (void)p; (void)pg; (void)npages;
+#endif
+}
+
 int pager_read(pager *p, uint64_t page_count, pgno_t pg, size_t npages, size_t len,
                const ck128 *expect, const uint8_t **out) {
     if (pg == 0 || pg >= page_count || npages > page_count - pg) return CORRUPT(p, pg);
@@ -183,6 +192,7 @@ int pager_read(pager *p, uint64_t page_count, pgno_t pg, size_t npages, size_t l
         uint8_t bit = (uint8_t)(1u << (pg & 7));
         if (p->verify == STRATA_VERIFY_FULL ||
             !(atomic_load_explicit(b, memory_order_acquire) & bit)) {
+            pager_populate(p, pg, npages);
             if (!ck_eq(ck_compute(ptr, len), *expect)) return CORRUPT(p, pg);
             atomic_fetch_or_explicit(b, bit, memory_order_release);
         }

@@ -24,6 +24,10 @@ typedef struct io_ops {
     int  (*map)(io_backend *io, size_t len, const uint8_t **out);
     void (*unmap)(io_backend *io, const uint8_t *base, size_t len);
     void (*close)(io_backend *io);
+    /* Optional (may be NULL): start writing [off, off + len) back to the device
+     * without waiting, so a later sync has less to do. A hint: no error, no
+     * durability promise. */
+    void (*start_writeback)(io_backend *io, uint64_t off, uint64_t len);
 } io_ops;
 
 struct io_backend {

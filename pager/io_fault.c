@@ -132,6 +132,7 @@ static void ft_close(io_backend *io) {
 
 static const io_ops fault_ops = {
     ft_pwritev, ft_pread, ft_sync, ft_set_len, ft_get_len, ft_map, ft_unmap, ft_close,
+    NULL,                        /* no writeback hint: every write stays undoable until sync */
 };
 
 int io_fault_wrap(io_backend *inner, io_backend **out) {

@@ -109,8 +109,17 @@ static void fd_close(io_backend *io) {
     free(f);
 }
 
+static void fd_start_writeback(io_backend *io, uint64_t off, uint64_t len) {
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(((io_fd *)io)->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)io; (void)off; (void)len;
+#endif
+}
+
 static const io_ops fd_ops = {
     fd_pwritev, fd_pread, fd_sync, fd_set_len, fd_get_len, fd_map, fd_unmap, fd_close,
+    fd_start_writeback,
 };
 
 int io_file_open(const char *path, int flags, io_backend **out) {

@@ -90,6 +90,8 @@ typedef struct pager {
     int            recovered;    /* open used the older slot                     */
     int            need_verify;  /* the chosen slot is not the god byte's: verify it */
     int            panic;        /* a header write or sync failed               */
+    uint64_t       wb_lo, wb_hi; /* byte range of write-through runs not yet
+                                    handed to start_writeback (wb_hi 0: none)  */
     _Atomic(uint8_t) *vbits;     /* one bit per page: verified since open       */
     size_t         vbits_len;
     void         (*log_fn)(void *ctx, const char *msg);
@@ -113,6 +115,12 @@ int  pager_corrupt_at(const pager *p, pgno_t pg, const char *file, int line);
  * summed; expect may be NULL to skip the check). */
 int  pager_read(pager *p, uint64_t page_count, pgno_t pg, size_t npages, size_t len,
                 const ck128 *expect, const uint8_t **out);
+/* Enter npages at pg into the page tables in one call (MADV_POPULATE_READ)
+ * before a large run is read: the map is MADV_RANDOM (no fault-around), so
+ * otherwise every page or small folio costs a fault. A hint, for runs of at
+ * least POPULATE_MIN pages; a no-op where unsupported. */
+enum { POPULATE_MIN = 4 };
+void pager_populate(const pager *p, pgno_t pg, size_t npages);
 static inline const uint8_t *pager_ptr(const pager *p, pgno_t pg) {
     return p->map + ((size_t)pg << p->ps_shift);
 }
@@ -155,6 +163,14 @@ void   dirty_clear(dirty_map *m);   /* frees every buffer */
 /* Write every dirty page (growing the file as needed). Failure here leaves the
  * durable state untouched: the commit fails cleanly. */
 int  pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count);
+/* Write-through of one large value during a write transaction: the n pages at
+ * pg (free in every live snapshot and in the durable commit, as for dirty
+ * pages) get data[0, len) and zeros up to the page end, now, straight from the
+ * caller's buffer; the file first grows to page_count pages. The commit's
+ * fdatasync makes them durable with the rest; a crash or abort before it
+ * leaves only garbage in free pages. The pages count as verified. */
+int  pager_write_run(pager *p, pgno_t pg, size_t n, const void *data, size_t len,
+                     uint64_t page_count);
 /* Make st the durable commit: (2PC: sync,) write the non-primary slot and flip
  * the god byte, sync. A failure sets panic. */
 int  pager_write_header(pager *p, const pg_state *st);

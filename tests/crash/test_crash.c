@@ -75,6 +75,7 @@ static size_t make_key(uint8_t *k, int table, uint64_t id) {
 
 static uint32_t pick_vlen(uint64_t *s) {
     uint64_t r = kv_below(s, 100);
+    if (r < 2) return 65536 + (uint32_t)kv_below(s, 70000);   /* written through at put time */
     if (r < 12) return 1100 + (uint32_t)kv_below(s, 7000);    /* overflow: > 1 KiB */
     if (r < 15) return 0;
     return (uint32_t)kv_below(s, 300);
@@ -85,7 +86,8 @@ static uint32_t pick_vlen(uint64_t *s) {
 static int apply_ops(int i, strata_table *t[N_TABLES], kv_model m[N_TABLES]) {
     uint64_t s = 0xC0FFEE00ull + (uint64_t)i;
     int nops = 6 + (int)kv_below(&s, 24);
-    uint8_t key[KV_KEY_MAX], buf[8200];
+    static uint8_t buf[65536 + 70000];
+    uint8_t key[KV_KEY_MAX];
     for (int op = 0; op < nops; op++) {
         int tb = (t[1] && kv_below(&s, 3) == 0) ? 1 : 0;
         uint64_t id = kv_below(&s, tb ? 40 : 90);
