@@ -183,6 +183,24 @@ Test(direct, overwrite_and_delete_in_the_writing_txn) {
     strata_close(db);
 }
 
+/* A database on the fault-injecting backend with key 1 = a vlen-byte value
+ * (seed 1) committed, and a write transaction open on table "big". */
+static strata_db *faulty_with_one_commit(io_backend **io, size_t vlen, strata_txn **w,
+                                         strata_table **t) {
+    io_backend *inner;
+    strata_db *db;
+    OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
+    OK(io_fault_wrap(inner, io));
+    OK(db_open_backend(*io, STRATA_CREATE, NULL, &db));
+    OK(strata_begin_write(db, w));
+    OK(strata_table_open(*w, "big", STRATA_KEY_U64, STRATA_CREATE, t));
+    put_val(*t, 1, vlen, 1);
+    OK(strata_commit(*w));
+    OK(strata_begin_write(db, w));
+    OK(strata_table_open(*w, "big", STRATA_KEY_U64, 0, t));
+    return db;
+}
+
 /* Power loss after the value's pages were written but before the commit: the
  * reopened database is the previous commit, checked clean; power loss after
  * the commit returned: the value is there. */
@@ -190,19 +208,10 @@ Test(direct, power_loss_before_and_after_commit) {
     for (int committed = 0; committed < 2; committed++) {
         for (int mode = 0; mode < 3; mode++) {
             unlink(g_path);
-            io_backend *inner, *io;
-            OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
-            OK(io_fault_wrap(inner, &io));
-            strata_db *db;
-            OK(db_open_backend(io, STRATA_CREATE, NULL, &db));
+            io_backend *io;
             strata_txn *w;
             strata_table *t;
-            OK(strata_begin_write(db, &w));
-            OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
-            put_val(t, 1, 250000, 1);
-            OK(strata_commit(w));
-            OK(strata_begin_write(db, &w));
-            OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+            strata_db *db = faulty_with_one_commit(&io, 250000, &w, &t);
             put_val(t, 1, 600000, 2);
             put_val(t, 2, 3u << 20, 3);
             if (committed) OK(strata_commit(w));
@@ -233,19 +242,10 @@ Test(direct, power_loss_before_and_after_commit) {
 /* A failed write-through fails the put with the I/O error; the transaction
  * can only abort, and the database keeps its last commit. */
 Test(direct, failed_write_fails_the_put_cleanly) {
-    io_backend *inner, *io;
-    OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
-    OK(io_fault_wrap(inner, &io));
-    strata_db *db;
-    OK(db_open_backend(io, STRATA_CREATE, NULL, &db));
+    io_backend *io;
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
-    put_val(t, 1, 100000, 1);
-    OK(strata_commit(w));
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+    strata_db *db = faulty_with_one_commit(&io, 100000, &w, &t);
     io_fault_arm(io, FAULT_WRITE, 0, STRATA_EIO, 0);
     uint64_t kb;
     uint8_t *v = make_val(200000, 5);
