@@ -8,12 +8,17 @@
  * reader never sees a half-trained index.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "ivfpq_int.h"
 
-enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192 };
+/* Default block capacity: as many entries as fit in BLOCK_TARGET bytes of
+ * the scanned part (ids, attributes, terms, codes) and, with raw vectors, in
+ * BLOCK_TARGET_RAW bytes in all (bounds the rewrite of one insert). */
+enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192, BLOCK_TARGET_RAW = 65536 };
 
 int ivf_handle_check(const strata_ivf *ix)
 {
@@ -71,9 +76,14 @@ static int cfg_from_user(const strata_ivf_config *u, ivf_config *c)
     c->seed = u->seed;
     c->state = IVF_STATE_EMPTY;
     c->block_cap = u->block_cap;
-    if (c->block_cap == 0 && c->m > 0) {
-        uint32_t per = 8 + c->m + ((c->flags & CFG_F_ATTR) ? 8 : 0);
+    if (c->block_cap == 0 && c->m > 0 && c->m <= c->dim) {
+        ivf_blayout l = ivf_layout(c);
+        uint32_t per = 8 + c->m + (l.attr ? 8 : 0) + (l.term ? 4 : 0);
         c->block_cap = (BLOCK_TARGET - BLK_HDR) / per;
+        if (l.raw_dim) {
+            uint64_t all = (BLOCK_TARGET_RAW - BLK_HDR) / (per + 4ull * l.raw_dim);
+            if (all < c->block_cap) c->block_cap = (uint32_t)all;
+        }
         if (c->block_cap == 0) c->block_cap = 1;
         if (c->block_cap > 65535) c->block_cap = 65535;
     }
@@ -107,11 +117,7 @@ int strata_ivf_open(strata_txn *txn, const char *name, strata_ivf **out)
     strata_ivf *ix = NULL;
     int rc = handle_new(txn, name, &ix);
     if (rc != STRATA_OK) return rc;
-    strata_slice v;
-    if ((rc = ivf_tables_open(ix, 0)) == STRATA_ECORRUPT && ix->t_config &&
-        strata_get(ix->t_config, (strata_slice){"config", 6}, &v) == STRATA_NOTFOUND)
-        rc = STRATA_NOTFOUND;                         /* dropped: tables left empty */
-    if (rc != STRATA_OK) goto out;
+    if ((rc = ivf_tables_open(ix, 0)) != STRATA_OK) goto out;
     if ((rc = ivf_model_load(ix)) != STRATA_OK) goto out;
     *out = ix;
     ix = NULL;
@@ -120,19 +126,26 @@ out:
     return rc;
 }
 
-/* db/ offers no drop for internal tables, so a drop empties every table
- * (including the config row): the index no longer exists, and its empty
- * tables cost one catalog entry each until reused by a create. */
+/* Drop every table of the index (pages freed, catalog entries removed). The
+ * index exists if its config table does; the others are dropped when present,
+ * so a damaged index can still be dropped. Open handles of the index in this
+ * transaction must not be used afterwards. */
 int strata_ivf_drop(strata_txn *txn, const char *name)
 {
-    strata_ivf *ix = NULL;
-    int rc = strata_ivf_open(txn, name, &ix);
-    if (rc != STRATA_OK) return rc;
-    strata_table *ts[] = {ix->t_lists, ix->t_assign, ix->t_raw, ix->t_cent, ix->t_cb, ix->t_config};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0] && rc == STRATA_OK; i++)
-        if (ts[i]) rc = strata_del_range(ts[i], NULL, NULL, 0, NULL);
-    strata_ivf_close(ix);
-    return rc;
+    static const char *const suffix[] = {"lists", "assign", "centroids", "codebooks", "config"};
+    if (!txn || !name_ok(name)) return STRATA_EINVAL;
+    char tn[IVF_NAME_MAX + 32];
+    snprintf(tn, sizeof tn, "__ivf:%s:config", name);
+    strata_table *t;
+    strata_table_spec spec = {.key_type = STRATA_KEY_BYTES};
+    int rc = db_internal_table_open(txn, tn, &spec, 0, &t);
+    if (rc != STRATA_OK) return rc;                   /* STRATA_NOTFOUND: no such index */
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(tn, sizeof tn, "__ivf:%s:%s", name, suffix[i]);
+        rc = db_internal_table_drop(txn, tn);
+        if (rc != STRATA_OK && rc != STRATA_NOTFOUND) return rc;
+    }
+    return STRATA_OK;
 }
 
 /* Sample copy (normalized for cosine) after validating every vector. */
@@ -221,9 +234,13 @@ int strata_ivf_info_get(strata_ivf *ix, strata_ivf_info *out)
     if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) return rc;
     for (rc = strata_cursor_first(cur); rc == STRATA_OK; rc = strata_cursor_next(cur)) {
         strata_slice k, v;
+        ivf_block b;
         if ((rc = strata_cursor_get(cur, &k, &v)) != STRATA_OK) break;
+        if (k.len != LIST_KEY_LEN) { rc = STRATA_ECORRUPT; break; }
+        rc = ivf_block_view(v.data, v.len, &ix->lay, c->block_cap, ivf_be32_get(k.data), &b);
+        if (rc != STRATA_OK) break;
         r.n_blocks++;
-        r.code_bytes += v.len;
+        r.code_bytes += ivf_block_raw_off(&ix->lay, b.n);   /* raw vectors not counted */
     }
     strata_cursor_close(cur);
     if (rc != STRATA_NOTFOUND) return rc;

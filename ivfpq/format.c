@@ -1,6 +1,6 @@
 /* ivfpq/format.c - byte codecs of the IVF-PQ tables (normative: docs/IVFPQ.md):
  * the config record, float rows with a check word (centroids, codebooks), list
- * keys and posting blocks. Decoders treat the bytes as untrusted.
+ * keys and posting blocks (ids, attributes, L2 terms, codes, raw vectors). Decoders treat the bytes as untrusted.
  * Invariants: (1) every multi-byte number is fixed width; list keys are big
  * endian (so memcmp order is (cluster, id) order), everything else little
  * endian; (2) a decoder reads only inside [p, p + len).
@@ -81,6 +81,8 @@ int ivf_config_check(const ivf_config *c)
     if (c->flags & ~(uint32_t)CFG_F_KNOWN) return STRATA_EINVAL;
     if (c->state != IVF_STATE_EMPTY && c->state != IVF_STATE_TRAINED) return STRATA_EINVAL;
     if (c->iters == 0 || c->iters > 1000) return STRATA_EINVAL;
+    ivf_blayout l = ivf_layout(c);
+    if (ivf_block_size(&l, c->block_cap) > IVF_BLOCK_MAX_BYTES) return STRATA_EINVAL;
     return STRATA_OK;
 }
 
@@ -149,26 +151,51 @@ void ivf_list_key(uint8_t key[LIST_KEY_LEN], uint32_t cluster, uint64_t id)
     ivf_be64_put(key + 4, id);
 }
 
-size_t ivf_block_size(uint32_t n, uint32_t m, int attr)
+ivf_blayout ivf_layout(const ivf_config *c)
 {
-    return BLK_HDR + (size_t)n * (8 + (attr ? 8 : 0) + m);
+    return (ivf_blayout){.m = c->m, .raw_dim = (c->flags & CFG_F_RAW) ? c->dim : 0,
+                         .attr = (c->flags & CFG_F_ATTR) != 0,
+                         .term = c->metric == STRATA_METRIC_L2};
 }
 
-int ivf_block_view(const uint8_t *p, size_t len, uint32_t m, int attr, uint32_t cap,
+/* ids, attributes and terms are multiples of 4 bytes, so only the codes
+ * (m * n bytes) can leave the raw part unaligned: 0..3 zero pad bytes. */
+size_t ivf_block_raw_off(const ivf_blayout *l, uint32_t n)
+{
+    size_t off = BLK_HDR + (size_t)n * (8 + (l->attr ? 8 : 0) + (l->term ? 4 : 0) + l->m);
+    return l->raw_dim ? (off + 3) & ~(size_t)3 : off;
+}
+
+size_t ivf_block_size(const ivf_blayout *l, uint32_t n)
+{
+    return ivf_block_raw_off(l, n) + 4 * (size_t)n * l->raw_dim;
+}
+
+int ivf_block_view(const uint8_t *p, size_t len, const ivf_blayout *l, uint32_t cap,
                    uint32_t cluster, ivf_block *b)
 {
     if (!p || len < BLK_HDR) return STRATA_ECORRUPT;
     uint32_t n = (uint32_t)p[BLK_OFF_N] | (uint32_t)p[BLK_OFF_N + 1] << 8;
-    if (p[BLK_OFF_VERSION] != IVF_VERSION || p[BLK_OFF_FLAGS] != (attr ? BLK_F_ATTR : 0))
+    unsigned flags = (l->attr ? BLK_F_ATTR : 0) | (l->term ? BLK_F_TERM : 0) |
+                     (l->raw_dim ? BLK_F_RAW : 0);
+    if (p[BLK_OFF_VERSION] != IVF_VERSION || p[BLK_OFF_FLAGS] != flags) return STRATA_ECORRUPT;
+    if (n == 0 || n > cap || len != ivf_block_size(l, n)) return STRATA_ECORRUPT;
+    if (ivf_le32_get(p + BLK_OFF_CLUSTER) != cluster || ivf_le32_get(p + BLK_OFF_M) != l->m)
         return STRATA_ECORRUPT;
-    if (n == 0 || n > cap || len != ivf_block_size(n, m, attr)) return STRATA_ECORRUPT;
-    if (ivf_le32_get(p + BLK_OFF_CLUSTER) != cluster || ivf_le32_get(p + BLK_OFF_M) != m)
-        return STRATA_ECORRUPT;
-    if (ivf_le32_get(p + BLK_OFF_RESERVED) != 0) return STRATA_ECORRUPT;
+    if (ivf_le32_get(p + BLK_OFF_DIM) != l->raw_dim) return STRATA_ECORRUPT;
     b->n = n;
     b->cluster = cluster;
+    b->raw_dim = l->raw_dim;
     b->ids = p + BLK_HDR;
-    b->attrs = attr ? b->ids + 8 * (size_t)n : NULL;
-    b->codes = b->ids + (attr ? 16 : 8) * (size_t)n;
+    b->attrs = l->attr ? b->ids + 8 * (size_t)n : NULL;
+    b->terms = l->term ? b->ids + (l->attr ? 16 : 8) * (size_t)n : NULL;
+    b->codes = b->ids + (8 + (l->attr ? 8 : 0) + (l->term ? 4 : 0)) * (size_t)n;
+    b->raw = NULL;
+    if (l->raw_dim) {
+        size_t ro = ivf_block_raw_off(l, n);
+        for (size_t i = (size_t)(b->codes - p) + (size_t)l->m * n; i < ro; i++)
+            if (p[i] != 0) return STRATA_ECORRUPT;              /* pad bytes */
+        b->raw = p + ro;
+    }
     return STRATA_OK;
 }

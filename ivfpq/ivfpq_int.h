@@ -10,7 +10,8 @@
  *      id ranges; a block's key is (cluster u32 BE, first id u64 BE), its ids
  *      are strictly increasing and it holds 1..block_cap entries.
  *  (3) Every stored vector id has exactly one assignment row naming the
- *      cluster whose block holds it, and (keep_raw) one raw row.
+ *      cluster whose block holds it; its L2 term and (keep_raw) raw vector
+ *      live in that block next to its code.
  *  (4) Decoders never trust stored bytes: lengths, counts, magic, versions and
  *      checksums are checked and a mismatch is STRATA_ECORRUPT.
  */
@@ -25,7 +26,7 @@
 
 #define IVF_MAGIC        0x31465649u   /* "IVF1" little-endian */
 #define IVF_HANDLE_MAGIC 0x49564648u
-#define IVF_VERSION      1u
+#define IVF_VERSION      2u          /* config record and posting blocks */
 #define IVF_KSUB         256u          /* codewords per subspace */
 #define IVF_NAME_MAX     200u
 
@@ -42,8 +43,10 @@ enum { IVF_STATE_EMPTY = 0, IVF_STATE_TRAINED = 1 };
 
 /* Posting block: docs/IVFPQ.md "Posting block" (normative). */
 enum { BLK_OFF_VERSION = 0, BLK_OFF_FLAGS = 1, BLK_OFF_N = 2, BLK_OFF_CLUSTER = 4,
-       BLK_OFF_M = 8, BLK_OFF_RESERVED = 12, BLK_HDR = 16 };
-enum { BLK_F_ATTR = 0x1 };
+       BLK_OFF_M = 8, BLK_OFF_DIM = 12, BLK_HDR = 16 };
+enum { BLK_F_ATTR = 0x1, BLK_F_TERM = 0x2, BLK_F_RAW = 0x4 };
+/* Largest posting block the config may imply (block_cap full entries). */
+#define IVF_BLOCK_MAX_BYTES (256u << 20)
 enum { LIST_KEY_LEN = 12, ASSIGN_VAL_LEN = 12 };
 
 /* Decoded config. */
@@ -61,14 +64,53 @@ typedef struct ivf_config {
     uint64_t seed;
 } ivf_config;
 
+/* What a posting block of an index holds, from its config. */
+typedef struct ivf_blayout {
+    uint32_t m;
+    uint32_t raw_dim;      /* dim when raw vectors are kept, else 0   */
+    int      attr;         /* u64 attribute per entry                  */
+    int      term;         /* f32 L2 term per entry (metric L2)        */
+} ivf_blayout;
+
 /* A decoded view of a posting block: pointers into the stored value. */
 typedef struct ivf_block {
     uint32_t       n;
     uint32_t       cluster;
-    const uint8_t *ids;    /* n u64 LE                       */
-    const uint8_t *attrs;  /* n u64 LE, or NULL              */
-    const uint8_t *codes;  /* m * n bytes, subspace-major    */
+    uint32_t       raw_dim;   /* floats per raw vector, 0 if none       */
+    const uint8_t *ids;    /* n u64 LE                               */
+    const uint8_t *attrs;  /* n u64 LE, or NULL                      */
+    const uint8_t *terms;  /* n f32 LE, or NULL                      */
+    const uint8_t *codes;  /* m * n bytes, subspace-major            */
+    const uint8_t *raw;    /* n * raw_dim f32 LE (4-byte aligned
+                              within the value), or NULL             */
 } ivf_block;
+
+/* A PQ candidate: its raw vector (inside its posting block, valid while
+ * the transaction reads that snapshot) rides along for the rerank. */
+typedef struct ivf_cand {
+    float          dist;
+    uint64_t       id;
+    const uint8_t *raw;    /* raw_dim f32 LE, or NULL                */
+} ivf_cand;
+
+/* Heap entry: key = order-preserving bits of dist << 32 | slot, and the id
+ * (the tie-break), so a comparison needs no other memory. */
+typedef struct ivf_hkey {
+    uint64_t key;
+    uint64_t id;
+} ivf_hkey;
+
+/* Bounded max-heap of candidates, ordered like vec_topk: (dist, id)
+ * lexicographically, the worst at the root (ties go to the smaller id).
+ * The heap moves 16-byte keys with branch-free comparisons; the candidate
+ * records stay in their slot of `side`. (Measured against a heap of the
+ * 24-byte records and against a select-when-full pool: both slower.) */
+typedef struct ivf_heap {
+    ivf_hkey *key;        /* k entries, heap order                       */
+    ivf_cand *side;       /* k candidate records, by slot               */
+    size_t    k, n;
+    float     thr;        /* the root's dist when n == k, else +inf      */
+} ivf_heap;
 
 /* Per-handle search scratch, allocated on the first search and reused (sizes
  * follow the config, which is fixed once the handle is open; probe and cand
@@ -81,9 +123,11 @@ typedef struct ivf_scratch {
     float      *smin;     /* m+1: suffix sums of the table minima       */
     float      *lo, *hi;  /* m: per-table minimum and maximum           */
     uint8_t    *qlut;     /* m*256: quantized table                     */
-    float      *raw;      /* dim: one raw vector (rerank)               */
+    float      *raw;      /* dim: one raw vector (rerank, unaligned)    */
     strata_hit *probe;    /* probe_cap: chosen clusters                 */
-    strata_hit *cand;     /* cand_cap: PQ candidates                    */
+    ivf_cand   *cand;     /* cand_cap: PQ candidates (heap slots)       */
+    ivf_hkey   *ckey;     /* cand_cap: their heap keys                  */
+    ivf_cand   *sorted;   /* cand_cap: the candidates, nearest first    */
     size_t      probe_cap, cand_cap;
 } ivf_scratch;
 
@@ -91,13 +135,12 @@ typedef struct ivf_scratch {
 struct strata_ivf {
     uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
     strata_txn   *txn;
-    strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign, *t_raw;
+    strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign;
     ivf_config    cfg;
+    ivf_blayout   lay;             /* block layout, from cfg              */
     float        *centroids;       /* nlist * dim, when trained           */
     float        *cnorm;           /* nlist squared norms                 */
     float        *codebooks;       /* m * 256 * dsub, when trained        */
-    float        *l2_term;         /* L2: nlist * m * 256 precomputed
-                                      |cb|^2 + 2 c.cb, built lazily       */
     float        *cb_t;            /* m * dsub * 256: codebooks transposed
                                       per subspace (cb_t[j][t][w] = w_t),
                                       built lazily for the query tables   */
@@ -128,9 +171,12 @@ size_t ivf_row_size(size_t n);
 void   ivf_row_put(uint8_t *out, const float *x, size_t n);
 int    ivf_row_get(const uint8_t *p, size_t len, float *x, size_t n);
 void ivf_list_key(uint8_t key[LIST_KEY_LEN], uint32_t cluster, uint64_t id);
-size_t ivf_block_size(uint32_t n, uint32_t m, int attr);
+ivf_blayout ivf_layout(const ivf_config *c);
+/* Bytes of a block of n entries; offset of its raw vectors (4-aligned). */
+size_t ivf_block_size(const ivf_blayout *l, uint32_t n);
+size_t ivf_block_raw_off(const ivf_blayout *l, uint32_t n);
 /* Decode a block stored under a key of cluster `cluster`. */
-int  ivf_block_view(const uint8_t *p, size_t len, uint32_t m, int attr, uint32_t cap,
+int  ivf_block_view(const uint8_t *p, size_t len, const ivf_blayout *l, uint32_t cap,
                     uint32_t cluster, ivf_block *b);
 
 /* ---- k-means (kmeans.c) ---- */
@@ -163,11 +209,25 @@ void ivf_pq_dot_lut(const float *cb, size_t dim, size_t m, const float *q, float
 /* Transpose codebooks (m * 256 * dsub) into cbt[j][t][w] (m * dsub * 256). */
 void ivf_pq_transpose(const float *cb, size_t dim, size_t m, float *cbt);
 
+/* ---- candidate heap (scan.c) ---- */
+void   ivf_heap_init(ivf_heap *h, ivf_hkey *key, ivf_cand *side, size_t k);
+static inline int ivf_heap_accepts(const ivf_heap *h, float dist, uint64_t id)
+{
+    if (dist < h->thr || h->n < h->k) return 1;
+    return dist == h->thr && id < h->key[0].id;
+}
+void   ivf_heap_push(ivf_heap *h, uint64_t id, float dist, const uint8_t *raw);
+/* Write the held candidates to out, nearest first; returns their count.
+ * Push no more afterwards. */
+size_t ivf_heap_finish(ivf_heap *h, ivf_cand *out);
+
 /* ---- scan kernels (scan.c) ----
- * Scan one posting block with a float table lut[m][256]: distance of entry i
- * = base + sum_j lut[j][code_j(i)]. Entries that could enter h (and pass the
- * filter) are pushed. suffix_min[j] = sum of the minimum of tables j..m-1
- * (suffix_min[m] = 0), for early termination. */
+ * Scan one posting block with a float table lut[m][256] (one per query):
+ * distance of entry i = base + term_i + sum_j lut[j][code_j(i)] (term_i = 0
+ * without terms). Entries that could enter h (and pass the filter) are
+ * pushed; a non-finite distance that would be offered sets `bad` instead.
+ * suffix_min[j] = sum of the minimum of tables j..m-1 (suffix_min[m] = 0),
+ * for early termination. */
 typedef int (*ivf_keep_fn)(void *ctx, uint64_t id, uint64_t attr);
 typedef struct ivf_scan_ctx {
     const float *lut;
@@ -175,14 +235,31 @@ typedef struct ivf_scan_ctx {
     const uint8_t *qlut;       /* quantized u8 tables, or NULL               */
     float        qscale;       /* u8 table unit                              */
     float        qbias;        /* sum of per-table minima                    */
-    float        qslack;       /* rounding bound: m * qscale / 2             */
+    float        qslack;       /* bound of |float sum - quantized sum|
+                                  without base and term: m * qscale plus
+                                  qeps * sum_j max |table j|               */
+    float        qeps;         /* float rounding per unit of magnitude      */
     uint32_t     m;
     float        base;
     ivf_keep_fn  keep;
     void        *keep_ctx;
     uint64_t     n_scanned;    /* statistics                                 */
+    int          bad;          /* a non-finite distance reached the heap     */
 } ivf_scan_ctx;
-void ivf_scan_block(ivf_scan_ctx *s, const ivf_block *b, vec_topk *h);
+void ivf_scan_block(ivf_scan_ctx *s, const ivf_block *b, ivf_heap *h);
+/* Non-zero if scans with m subspaces use the AVX-512 VBMI byte-shuffle
+ * pre-filter (u8 tables looked up 64 entries per shuffle, exact float sums
+ * only for entries whose quantized bound can enter the heap): then the
+ * search builds the u8 tables for every query, since the results equal the
+ * float path's. Follows vec_kernels_get() (STRATA_SIMD) and the CPU. */
+int  ivf_scan_fast(uint32_t m);
+/* u8 tables: q[j][w] = min(255, round((lut[j][w] - lo[j]) * inv)). */
+void ivf_qlut_build(const float *lut, const float *lo, uint32_t m, float inv, uint8_t *q);
+/* Quantize the tables lut (per-table minima lo, maxima hi, largest range
+ * qmax) into q and set sc's qlut, qscale, qbias, qslack and qeps.
+ * Returns STRATA_OK, or STRATA_ECORRUPT if the slack is not finite. */
+int  ivf_qlut_setup(ivf_scan_ctx *sc, const float *lut, const float *lo, const float *hi,
+                    uint32_t m, float qmax, uint8_t *q);
 /* The same tables as ivf_pq_dot_lut (bit for bit: the same products summed in
  * the same order) from transposed codebooks, vectorized over codewords. */
 void ivf_dot_lut_t(const float *cbt, size_t dim, size_t m, const float *q, float *lut);
@@ -200,11 +277,13 @@ int ivf_config_save(strata_ivf *ix);
 int ivf_model_load(strata_ivf *ix);
 int ivf_model_save(strata_ivf *ix);
 void ivf_model_free(strata_ivf *ix);
-/* Build the derived search tables of the model (transposed codebooks; L2: the
- * term table, STRATA_ECORRUPT if an entry is not finite) unless present. */
+/* Build the derived search tables of the model (transposed codebooks)
+ * unless present. */
 int ivf_search_tables_build(strata_ivf *ix);
-/* Read the stored raw vector of id into out (dim floats). */
-int ivf_raw_get(strata_ivf *ix, uint64_t id, float *out);
+/* L2 term of one entry of cluster c with row-major code (m bytes):
+ * sum_j |w_j|^2 + 2 c_j . w_j, so that |q - (c + w)|^2 = |q - c|^2 + term -
+ * 2 sum_j q_j . w_j. */
+float ivf_l2_term(const strata_ivf *ix, uint32_t c, const uint8_t *code);
 
 /* ---- search (search.c) ---- */
 void ivf_scratch_free(ivf_scratch *b);   /* NULL-safe */

@@ -11,6 +11,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define IVF_X86 1
+#endif
 
 #include "ivfpq_int.h"
 
@@ -36,6 +40,90 @@ static void row_norms(const float *x, size_t n, size_t dim, float *out)
     }
 }
 
+/* The first j minimising v_j = ip ? -d[j] : cn[j] - 2 d[j] (0 if none is
+ * below +inf); *best = v_j. The reference, and the AVX-512 version below
+ * (same v_j bits: 2 d[j] is exact, then one rounding; per lane the first
+ * minimum, then the smallest index among lanes holding the minimum), so
+ * the choice is the same at every level. This loop, not the sgemm, was
+ * most of the training time. */
+static uint32_t argmin_scalar(const float *d, const float *cn, size_t k, int ip, float *best)
+{
+    float b = INFINITY;
+    uint32_t bj = 0;
+    for (size_t j = 0; j < k; j++) {
+        float v = ip ? -d[j] : cn[j] - 2.0f * d[j];
+        if (v < b) { b = v; bj = (uint32_t)j; }
+    }
+    *best = b;
+    return bj;
+}
+
+#ifdef IVF_X86
+/* Keep in (vb, vi) the lanes of (v, ix) that are smaller, or equal with a
+ * smaller index. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static inline void lane_min(__m512 *vb, __m512i *vi, __m512 v, __m512i ix)
+{
+    __mmask16 take = _mm512_cmp_ps_mask(v, *vb, _CMP_LT_OQ) |
+                     (_mm512_cmp_ps_mask(v, *vb, _CMP_EQ_OQ) & _mm512_cmplt_epu32_mask(ix, *vi));
+    *vb = _mm512_mask_mov_ps(*vb, take, v);
+    *vi = _mm512_mask_mov_epi32(*vi, take, ix);
+}
+
+/* Four independent (minimum, index) lane sets break the loop-carried
+ * compare/blend chain; lanes start at (+inf, UINT32_MAX) so that a lane
+ * never below +inf loses every tie. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static uint32_t argmin_avx512(const float *d, const float *cn, size_t k, int ip, float *best)
+{
+    __m512 two = _mm512_set1_ps(2.0f), neg = _mm512_set1_ps(-0.0f), vb[4];
+    __m512i vi[4], idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int a = 0; a < 4; a++) {
+        vb[a] = _mm512_set1_ps(INFINITY);
+        vi[a] = _mm512_set1_epi32(-1);
+    }
+    size_t j = 0;
+    for (; j + 64 <= k; j += 64)
+        for (int a = 0; a < 4; a++) {
+            size_t o = j + 16 * (size_t)a;
+            __m512 dv = _mm512_loadu_ps(d + o);
+            __m512 v = ip ? _mm512_xor_ps(dv, neg)
+                          : _mm512_sub_ps(_mm512_loadu_ps(cn + o), _mm512_mul_ps(two, dv));
+            __mmask16 lt = _mm512_cmp_ps_mask(v, vb[a], _CMP_LT_OQ);   /* strict: first */
+            vb[a] = _mm512_mask_mov_ps(vb[a], lt, v);
+            vi[a] = _mm512_mask_mov_epi32(vi[a], lt, _mm512_add_epi32(idx, _mm512_set1_epi32((int)o)));
+        }
+    lane_min(&vb[0], &vi[0], vb[1], vi[1]);
+    lane_min(&vb[2], &vi[2], vb[3], vi[3]);
+    lane_min(&vb[0], &vi[0], vb[2], vi[2]);
+    float lanes[16];
+    uint32_t li[16];
+    _mm512_storeu_ps(lanes, vb[0]);
+    _mm512_storeu_si512(li, vi[0]);
+    float b = INFINITY;
+    uint32_t bj = 0;
+    for (int l = 0; l < 16; l++)
+        if (lanes[l] < b || (lanes[l] == b && lanes[l] < INFINITY && li[l] < bj)) {
+            b = lanes[l];
+            bj = li[l];
+        }
+    for (; j < k; j++) {                      /* tail: later indices, strict < */
+        float v = ip ? -d[j] : cn[j] - 2.0f * d[j];
+        if (v < b) { b = v; bj = (uint32_t)j; }
+    }
+    *best = b;
+    return bj;
+}
+#endif
+
+static uint32_t argmin(const float *d, const float *cn, size_t k, int ip, float *best)
+{
+#ifdef IVF_X86
+    if (vec_kernels_get()->level == VEC_LEVEL_AVX512) return argmin_avx512(d, cn, k, ip, best);
+#endif
+    return argmin_scalar(d, cn, k, ip, best);
+}
+
 int ivf_assign(const float *x, size_t n, size_t dim, const float *c, size_t k, int ip,
                uint32_t *assign, float *dist)
 {
@@ -54,13 +142,8 @@ int ivf_assign(const float *x, size_t n, size_t dim, const float *c, size_t k, i
                     x + i0 * dim, (int)dim, c, (int)dim, 0.0f, dots, (int)k);
         row_norms(x + i0 * dim, nb, dim, xn);
         for (size_t i = 0; i < nb; i++) {
-            const float *d = dots + i * k;
-            float best = INFINITY;
-            uint32_t bj = 0;
-            for (size_t j = 0; j < k; j++) {
-                float v = ip ? -d[j] : cn[j] - 2.0f * d[j];
-                if (v < best) { best = v; bj = (uint32_t)j; }
-            }
+            float best;
+            uint32_t bj = argmin(dots + i * k, cn, k, ip, &best);
             assign[i0 + i] = bj;
             if (dist) dist[i0 + i] = ip ? best : fmaxf(0.0f, best + xn[i]);
         }

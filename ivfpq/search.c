@@ -1,9 +1,12 @@
 /* ivfpq/search.c - k-NN search: choose nprobe clusters (nearest, or by maximal
- * marginal relevance), build the per-query ADC tables, scan the clusters'
- * posting blocks into a top-k heap, optionally rerank the best candidates with
- * exact distances from the raw vectors.
+ * marginal relevance), build the per-query ADC table (one per query for every
+ * metric), scan the clusters' posting blocks into a top-k candidate heap,
+ * optionally rerank the best candidates with exact distances from the raw
+ * vectors stored in the same blocks (no lookup: candidates carry their
+ * address).
  * Distances (smaller is nearer, docs/IVFPQ.md "Search"):
- *   L2      |q-c|^2 + sum_j (|w_j|^2 + 2 c_j.w_j - 2 q_j.w_j)   (precomputed terms)
+ *   L2      |q-c|^2 + term - 2 sum_j q_j.w_j, term = sum_j |w_j|^2 + 2 c_j.w_j
+ *           (stored per entry)
  *   IP      -q.c - sum_j q_j.w_j     (the cluster term q.c is exact, not via L2)
  *   COSINE  1 - q'.c - sum_j q'_j.w_j with q' = q / |q| (vectors stored normalized)
  * where w_j is the codeword of subspace j of a code.
@@ -11,7 +14,9 @@
  * (STRATA_IVF_NPROBE_DEFAULT or params NULL); (2) every distance offered to
  * the heap is finite: tables with a non-finite entry are STRATA_ECORRUPT.
  */
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +39,7 @@ static int params_check(const strata_ivf *ix, const strata_ivf_params *p, uint32
 {
     uint32_t np = p->nprobe == STRATA_IVF_NPROBE_DEFAULT ? ix->cfg.nprobe : p->nprobe;
     if (np == 0) return STRATA_EINVAL;
-    if (p->rerank && !ix->t_raw) return STRATA_EINVAL;
+    if (p->rerank && !ix->lay.raw_dim) return STRATA_EINVAL;
     if (!(p->mmr >= 0.0f && p->mmr <= 1.0f)) return STRATA_EINVAL;   /* also NaN */
     if (p->int_lut > 1) return STRATA_EINVAL;
     *nprobe = np > ix->cfg.nlist ? ix->cfg.nlist : np;
@@ -84,17 +89,15 @@ static int choose_mmr(strata_ivf *ix, qstate *s)
     return STRATA_OK;
 }
 
-/* The table of cluster c (L2) or of the query (IP/cosine) with its per-table
- * minima and maxima in one pass, the suffix minima, and the quantized copy
- * when asked. */
-static int build_lut(strata_ivf *ix, qstate *s, uint32_t c, ivf_scan_ctx *sc)
+/* The query's table (-2 q_j.w for L2, -q_j.w for IP/cosine) with its
+ * per-table minima and maxima in one pass, the suffix minima, and the
+ * quantized copy when asked. */
+static int build_lut(strata_ivf *ix, qstate *s, ivf_scan_ctx *sc)
 {
     uint32_t m = ix->cfg.m;
     ivf_scratch *b = s->b;
-    const float *term = ix->cfg.metric == STRATA_METRIC_L2
-                            ? ix->l2_term + (size_t)c * m * IVF_KSUB : NULL;
-    if (ivf_lut_build(term, b->qdot, term ? -2.0f : -1.0f, m, b->lut, b->lo, b->hi))
-        return STRATA_ECORRUPT;
+    float a = ix->cfg.metric == STRATA_METRIC_L2 ? -2.0f : -1.0f;
+    if (ivf_lut_build(NULL, b->qdot, a, m, b->lut, b->lo, b->hi)) return STRATA_ECORRUPT;
     b->smin[m] = 0;
     float qmax = 0;
     for (uint32_t j = m; j-- > 0;) {
@@ -103,60 +106,66 @@ static int build_lut(strata_ivf *ix, qstate *s, uint32_t c, ivf_scan_ctx *sc)
         b->smin[j] = b->smin[j + 1] + lo;
         if (hi - lo > qmax) qmax = hi - lo;
     }
-    if (!isfinite(b->smin[0]) || !isfinite(sc->base)) return STRATA_ECORRUPT;
+    if (!isfinite(b->smin[0])) return STRATA_ECORRUPT;
     sc->lut = b->lut;
     sc->suffix_min = b->smin;
     sc->qlut = NULL;
-    if (s->p->int_lut) {
-        float unit = qmax > 0 ? qmax / 255.0f : 1.0f, inv = 1.0f / unit, bias = 0;
-        for (uint32_t j = 0; j < m; j++) {
-            const float *l = b->lut + (size_t)j * IVF_KSUB;
-            float lo = b->smin[j] - b->smin[j + 1];
-            bias += lo;
-            for (uint32_t w = 0; w < IVF_KSUB; w++) {
-                float v = rintf((l[w] - lo) * inv);
-                b->qlut[j * IVF_KSUB + w] = (uint8_t)(v > 255 ? 255 : v);
-            }
-        }
-        sc->qlut = b->qlut;
-        sc->qscale = unit;
-        sc->qbias = bias;
-        sc->qslack = (float)m * unit;   /* twice the rounding bound */
-    }
+    if ((s->p->int_lut || ivf_scan_fast(m)) &&
+        ivf_qlut_setup(sc, b->lut, b->lo, b->hi, m, qmax, b->qlut) != STRATA_OK)
+        return STRATA_ECORRUPT;
     return STRATA_OK;
 }
 
 static int scan_cluster(strata_ivf *ix, strata_cursor *cur, uint32_t c, ivf_scan_ctx *sc,
-                        vec_topk *h)
+                        ivf_heap *h)
 {
     uint8_t key[LIST_KEY_LEN];
     ivf_list_key(key, c, 0);
+    if (!isfinite(sc->base)) return STRATA_ECORRUPT;
     int rc = strata_cursor_seek(cur, (strata_slice){key, LIST_KEY_LEN});
-    int attr = (ix->cfg.flags & CFG_F_ATTR) != 0;
     while (rc == STRATA_OK) {
         strata_slice k, v;
         ivf_block b;
         if ((rc = strata_cursor_get(cur, &k, &v)) != STRATA_OK) break;
         if (k.len != LIST_KEY_LEN) return STRATA_ECORRUPT;
         if (ivf_be32_get(k.data) != c) return STRATA_OK;
-        rc = ivf_block_view(v.data, v.len, ix->cfg.m, attr, ix->cfg.block_cap, c, &b);
+        rc = ivf_block_view(v.data, v.len, &ix->lay, ix->cfg.block_cap, c, &b);
         if (rc != STRATA_OK) return rc;
         ivf_scan_block(sc, &b, h);
+        if (sc->bad) return STRATA_ECORRUPT;
         rc = strata_cursor_next(cur);
     }
     return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
 }
 
-/* Exact distances of the candidates from raw vectors into a k-heap. */
-static int rerank(strata_ivf *ix, const float *q, const strata_hit *cand, size_t n,
-                  vec_topk *h)
+/* Rows prefetched ahead of the rerank's distance computations: the rows are
+ * scattered over the probed blocks, and one row ahead does not cover the
+ * memory latency (measured). */
+enum { RERANK_AHEAD = 6 };
+
+static void prefetch_row(const uint8_t *p, uint32_t dim)
 {
-    float *v = ix->scratch->raw;
+    for (size_t o = 0; o < 4 * (size_t)dim; o += 64) __builtin_prefetch(p + o);
+}
+
+/* Exact distances of the candidates from the raw vectors in their blocks
+ * into a k-heap. */
+static int rerank(strata_ivf *ix, const float *q, const ivf_cand *cand, size_t n, vec_topk *h)
+{
+    uint32_t dim = ix->lay.raw_dim;
     vec_dist_fn df = ix->kt->dist[ix->cfg.metric];
+    size_t ahead = n < RERANK_AHEAD ? n : RERANK_AHEAD;
+    for (size_t i = 0; i < ahead; i++) prefetch_row(cand[i].raw, dim);
     for (size_t i = 0; i < n; i++) {
-        int rc = ivf_raw_get(ix, cand[i].id, v);
-        if (rc != STRATA_OK) return rc;
-        float d = df(q, v, ix->cfg.dim);
+        if (i + ahead < n) prefetch_row(cand[i + ahead].raw, dim);
+        const float *v;
+        if (((uintptr_t)cand[i].raw & 3) == 0) {
+            v = (const float *)(const void *)cand[i].raw;    /* LE host: stored f32 as is */
+        } else {                                           /* inline value, unaligned */
+            vec_f32_get(ix->scratch->raw, cand[i].raw, dim);
+            v = ix->scratch->raw;
+        }
+        float d = df(q, v, dim);
         if (!isfinite(d)) return STRATA_ECORRUPT;
         if (vec_topk_accepts(h, d, cand[i].id)) vec_topk_push(h, cand[i].id, d);
     }
@@ -180,27 +189,25 @@ static int search_one(strata_ivf *ix, qstate *s, const float *query, size_t k, s
     if (rc != STRATA_OK) return rc;
     ivf_dot_lut_t(ix->cb_t, cf->dim, cf->m, b->q, b->qdot);
     size_t kk = s->p->rerank && s->p->rerank > k ? s->p->rerank : k;
-    vec_topk h;
-    vec_topk_init(&h, b->cand, kk);
+    ivf_heap h;
+    ivf_heap_init(&h, b->ckey, b->cand, kk);
     ivf_scan_ctx sc = {.m = cf->m, .keep = s->p->filter, .keep_ctx = s->p->filter_ctx};
+    if ((rc = build_lut(ix, s, &sc)) != STRATA_OK) return rc;
     for (uint32_t t = 0; t < s->nprobe && rc == STRATA_OK; t++) {
         uint32_t c = (uint32_t)b->probe[t].id;
         sc.base = b->probe[t].dist + (cf->metric == STRATA_METRIC_COSINE ? 1.0f : 0.0f);
-        if (l2 || t == 0) rc = build_lut(ix, s, c, &sc);
-        if (rc == STRATA_OK) rc = scan_cluster(ix, cur, c, &sc, &h);
+        rc = scan_cluster(ix, cur, c, &sc, &h);
     }
     if (rc != STRATA_OK) return rc;
     size_t n;
+    n = ivf_heap_finish(&h, b->sorted);             /* the best kk, sorted */
     if (s->p->rerank) {
-        /* The candidates' order does not matter (the heap breaks ties by
-         * id), so the PQ heap is not sorted first. */
         vec_topk fin;
         vec_topk_init(&fin, out, k);
-        if ((rc = rerank(ix, query, b->cand, h.n, &fin)) != STRATA_OK) return rc;
+        if ((rc = rerank(ix, query, b->sorted, n, &fin)) != STRATA_OK) return rc;
         n = vec_topk_finish(&fin);
     } else {
-        n = vec_topk_finish(&h);
-        memcpy(out, b->cand, n * sizeof *out);
+        for (size_t i = 0; i < n; i++) out[i] = (strata_hit){.id = b->sorted[i].id, .dist = b->sorted[i].dist};
     }
     *n_out = n;
     return STRATA_OK;
@@ -211,6 +218,7 @@ void ivf_scratch_free(ivf_scratch *b)
     if (!b) return;
     free(b->q); free(b->cd); free(b->qdot); free(b->lut); free(b->smin); free(b->lo);
     free(b->hi); free(b->qlut); free(b->raw); free(b->probe); free(b->cand);
+    free(b->ckey); free(b->sorted);
     free(b);
 }
 
@@ -245,9 +253,13 @@ static int scratch_get(strata_ivf *ix, size_t nprobe, size_t kk, ivf_scratch **o
         b->probe_cap = nprobe;
     }
     if (b->cand_cap < kk) {
-        strata_hit *p = realloc(b->cand, kk * sizeof *p);
-        if (!p) return STRATA_ENOMEM;
-        b->cand = p;
+        ivf_cand *p = realloc(b->cand, kk * sizeof *p);
+        if (p) b->cand = p;
+        ivf_hkey *ky = realloc(b->ckey, kk * sizeof *ky);
+        if (ky) b->ckey = ky;
+        ivf_cand *so = realloc(b->sorted, kk * sizeof *so);
+        if (so) b->sorted = so;
+        if (!p || !ky || !so) return STRATA_ENOMEM;
         b->cand_cap = kk;
     }
     *out = b;

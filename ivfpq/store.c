@@ -1,13 +1,13 @@
 /* ivfpq/store.c - the index's tables: naming and opening them, and loading and
  * saving the config record and the model (centroids, codebooks). Also the
- * derived search tables of the handle (L2 term table, transposed codebooks).
+ * derived search table of the handle (transposed codebooks) and the per-entry
+ * L2 term stored in the posting blocks.
  * Tables (docs/IVFPQ.md "Tables"): __ivf:NAME:config, :centroids, :codebooks,
- * :lists, :assign and, with raw vectors kept, :raw.
+ * :lists, :assign (raw vectors live in the posting blocks).
  * Invariants: (1) a loaded model has exactly nlist centroid rows keyed 0..nlist-1
  * and m codebook rows keyed 0..m-1, else STRATA_ECORRUPT; (2) the cached model
  * is what this handle's transaction sees (train replaces both).
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +36,11 @@ int ivf_tables_open(strata_ivf *ix, int create)
     if (!create) {
         if ((rc = ivf_config_load(ix)) != STRATA_OK) return rc;
     }
+    ix->lay = ivf_layout(&ix->cfg);
     if ((rc = open_one(ix, "centroids", STRATA_KEY_BYTES, 0, f, &ix->t_cent)) != STRATA_OK) return rc;
     if ((rc = open_one(ix, "codebooks", STRATA_KEY_BYTES, 0, f, &ix->t_cb)) != STRATA_OK) return rc;
     if ((rc = open_one(ix, "lists", STRATA_KEY_BYTES, 0, f, &ix->t_lists)) != STRATA_OK) return rc;
-    if ((rc = open_one(ix, "assign", STRATA_KEY_U64, 0, f, &ix->t_assign)) != STRATA_OK) return rc;
-    if (ix->cfg.flags & CFG_F_RAW)
-        rc = open_one(ix, "raw", STRATA_KEY_U64, ix->cfg.dim, f | STRATA_VECTOR, &ix->t_raw);
+    rc = open_one(ix, "assign", STRATA_KEY_U64, 0, f, &ix->t_assign);
     if (rc == STRATA_NOTFOUND && !create) rc = STRATA_ECORRUPT;   /* config without tables */
     return rc;
 }
@@ -65,8 +64,8 @@ int ivf_config_save(strata_ivf *ix)
 
 void ivf_model_free(strata_ivf *ix)
 {
-    free(ix->centroids); free(ix->cnorm); free(ix->codebooks); free(ix->l2_term); free(ix->cb_t);
-    ix->centroids = ix->cnorm = ix->codebooks = ix->l2_term = ix->cb_t = NULL;
+    free(ix->centroids); free(ix->cnorm); free(ix->codebooks); free(ix->cb_t);
+    ix->centroids = ix->cnorm = ix->codebooks = ix->cb_t = NULL;
 }
 
 /* Read rows keyed 0..n-1 (u32 BE) of `len` floats each into dst. */
@@ -137,31 +136,19 @@ int ivf_model_save(strata_ivf *ix)
     return rc;
 }
 
-/* term[(c * m + j) * 256 + w] = |cb_jw|^2 + 2 c_j . cb_jw, so that the L2 table
- * of cluster c for query q is term[c] - 2 q_j . cb_jw, plus |q - c|^2. Every
- * entry must be finite: the scan kernels then only have to catch overflow. */
-static int l2_term_build(strata_ivf *ix)
+/* sum_j |w_j|^2 + 2 c_j . w_j = sum_t w_t (w_t + 2 c_t) over the dim
+ * coordinates of the reconstructed residual w; summed in coordinate order. */
+float ivf_l2_term(const strata_ivf *ix, uint32_t c, const uint8_t *code)
 {
-    if (ix->l2_term) return STRATA_OK;
-    const ivf_config *c = &ix->cfg;
-    size_t dsub = c->dim / c->m, row = (size_t)c->m * IVF_KSUB;
-    float *t = malloc((size_t)c->nlist * row * sizeof *t);
-    if (!t) return STRATA_ENOMEM;
-    for (size_t j = 0; j < c->m; j++) {
-        const float *cb = ix->codebooks + j * IVF_KSUB * dsub;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->nlist, IVF_KSUB, (int)dsub,
-                    2.0f, ix->centroids + j * dsub, (int)c->dim, cb, (int)dsub, 0.0f,
-                    t + j * IVF_KSUB, (int)row);
-        for (size_t w = 0; w < IVF_KSUB; w++) {
-            float s = 0;
-            for (size_t d = 0; d < dsub; d++) s += cb[w * dsub + d] * cb[w * dsub + d];
-            for (size_t ci = 0; ci < c->nlist; ci++) t[ci * row + j * IVF_KSUB + w] += s;
-        }
+    const ivf_config *cf = &ix->cfg;
+    size_t dsub = cf->dim / cf->m;
+    const float *ce = ix->centroids + (size_t)c * cf->dim;
+    float s = 0;
+    for (size_t j = 0; j < cf->m; j++) {
+        const float *w = ix->codebooks + (j * IVF_KSUB + code[j]) * dsub;
+        for (size_t t = 0; t < dsub; t++) s += w[t] * (w[t] + 2.0f * ce[j * dsub + t]);
     }
-    for (size_t i = 0; i < (size_t)c->nlist * row; i++)
-        if (!isfinite(t[i])) { free(t); return STRATA_ECORRUPT; }
-    ix->l2_term = t;
-    return STRATA_OK;
+    return s;
 }
 
 int ivf_search_tables_build(strata_ivf *ix)
@@ -173,18 +160,5 @@ int ivf_search_tables_build(strata_ivf *ix)
         ivf_pq_transpose(ix->codebooks, c->dim, c->m, t);
         ix->cb_t = t;
     }
-    return c->metric == STRATA_METRIC_L2 ? l2_term_build(ix) : STRATA_OK;
-}
-
-int ivf_raw_get(strata_ivf *ix, uint64_t id, float *out)
-{
-    uint8_t key[8];
-    strata_slice v;
-    ivf_le64_put(key, id);
-    int rc = strata_get(ix->t_raw, (strata_slice){key, 8}, &v);
-    if (rc == STRATA_NOTFOUND) return STRATA_ECORRUPT;      /* invariant (3) */
-    if (rc != STRATA_OK) return rc;
-    if (v.len != 4 * (size_t)ix->cfg.dim) return STRATA_ECORRUPT;
-    vec_f32_get(out, v.data, ix->cfg.dim);
     return STRATA_OK;
 }

@@ -2,11 +2,13 @@
  * write transaction. A batch is checked whole (vectors, ids, flags) before
  * anything is written; then old versions of its ids are removed, the new
  * vectors are assigned (sgemm), encoded (residual PQ), sorted by (cluster, id)
- * and merged into the posting blocks cluster by cluster, and the assignment,
- * raw-vector and config rows are written.
+ * and merged into the posting blocks cluster by cluster (each entry with its
+ * L2 term and, kept raw, its raw vector), and the assignment and config rows
+ * are written.
  * Invariants: ivfpq_int.h (2) and (3) after every call returning STRATA_OK;
  * the config's n_vectors equals the number of assignment rows.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,16 +55,35 @@ static int remove_id(strata_ivf *ix, uint64_t id)
     uint8_t key[8];
     ivf_le64_put(key, id);
     if ((rc = strata_del(ix->t_assign, (strata_slice){key, 8})) != STRATA_OK) return rc;
-    if (ix->t_raw && (rc = strata_del(ix->t_raw, (strata_slice){key, 8})) != STRATA_OK)
-        return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
     ix->cfg.n_vectors--;
     return STRATA_OK;
 }
 
-/* Merge the sorted entries e[0..n) (all of cluster c) into its blocks. */
-static int merge_cluster(strata_ivf *ix, uint32_t c, const ent *e, size_t n, const uint8_t *codes)
+/* The new entries of a batch: codes (n * m, by src), L2 terms (by src) and
+ * the caller's vectors (raw rows, by src). */
+typedef struct batch {
+    const uint8_t *codes;
+    const float   *terms;
+    const float   *data;
+} batch;
+
+/* Entry k of dst := new entry e. */
+static void elist_set_new(ivf_elist *dst, uint32_t k, const ent *e, const batch *bt,
+                          const ivf_blayout *lay)
 {
-    uint32_t m = ix->cfg.m;
+    dst->ids[k] = e->id;
+    dst->attrs[k] = e->attr;
+    dst->terms[k] = bt->terms[e->src];
+    memcpy(dst->codes + (size_t)k * lay->m, bt->codes + (size_t)e->src * lay->m, lay->m);
+    if (lay->raw_dim)
+        memcpy(dst->raw + (size_t)k * lay->raw_dim, bt->data + (size_t)e->src * lay->raw_dim,
+               lay->raw_dim * sizeof *dst->raw);
+}
+
+/* Merge the sorted entries e[0..n) (all of cluster c) into its blocks. */
+static int merge_cluster(strata_ivf *ix, uint32_t c, const ent *e, size_t n, const batch *bt)
+{
+    const ivf_blayout *lay = &ix->lay;
     size_t pos = 0;
     int rc = STRATA_OK;
     while (pos < n && rc == STRATA_OK) {
@@ -72,20 +93,13 @@ static int merge_cluster(strata_ivf *ix, uint32_t c, const ent *e, size_t n, con
         rc = ivf_block_find(ix, c, e[pos].id, &old, &found, &first, &has_next, &nf);
         size_t q = pos;
         while (q < n && (!has_next || e[q].id < nf)) q++;
-        if (rc == STRATA_OK) rc = ivf_elist_reserve(&mg, old.n + (uint32_t)(q - pos), m);
+        if (rc == STRATA_OK) rc = ivf_elist_reserve(&mg, old.n + (uint32_t)(q - pos), lay);
         int append = !found || e[pos].id > old.ids[old.n - 1];
         for (uint32_t i = 0; rc == STRATA_OK && (i < old.n || pos < q);) {   /* merge */
             int take_old = pos == q || (i < old.n && old.ids[i] < e[pos].id);
             uint32_t k = mg.n++;
-            if (take_old) {
-                mg.ids[k] = old.ids[i]; mg.attrs[k] = old.attrs[i];
-                memcpy(mg.codes + (size_t)k * m, old.codes + (size_t)i * m, m);
-                i++;
-            } else {
-                mg.ids[k] = e[pos].id; mg.attrs[k] = e[pos].attr;
-                memcpy(mg.codes + (size_t)k * m, codes + (size_t)e[pos].src * m, m);
-                pos++;
-            }
+            if (take_old) ivf_elist_copy(&mg, k, &old, i++, lay);
+            else elist_set_new(&mg, k, &e[pos++], bt, lay);
         }
         if (rc == STRATA_OK && found) rc = ivf_block_del_key(ix, c, first);
         if (rc == STRATA_OK) rc = ivf_blocks_store(ix, c, &mg, append);
@@ -116,8 +130,10 @@ static int batch_check(strata_ivf *ix, size_t n, const uint64_t *ids, const floa
     return STRATA_OK;
 }
 
-/* Assign and encode: clusters into e[].cluster, codes (n * m, by src). */
-static int batch_encode(strata_ivf *ix, size_t n, const float *data, ent *e, uint8_t *codes)
+/* Assign and encode: clusters into e[].cluster, codes (n * m, by src), L2
+ * terms (n, by src; 0 for IP and cosine). */
+static int batch_encode(strata_ivf *ix, size_t n, const float *data, ent *e, uint8_t *codes,
+                        float *terms)
 {
     const ivf_config *c = &ix->cfg;
     float *x = malloc(n * c->dim * sizeof *x);
@@ -134,13 +150,17 @@ static int batch_encode(strata_ivf *ix, size_t n, const float *data, ent *e, uin
         for (uint32_t d = 0; d < c->dim; d++) x[i * c->dim + d] -= ce[d];
     }
     for (size_t i = 0; i < n; i++) e[i].cluster = as[e[i].src];
-    rc = ivf_pq_encode(ix->codebooks, c->dim, c->m, x, n, codes);
+    if ((rc = ivf_pq_encode(ix->codebooks, c->dim, c->m, x, n, codes)) != STRATA_OK) goto out;
+    for (size_t i = 0; i < n; i++) {
+        terms[i] = ix->lay.term ? ivf_l2_term(ix, as[i], codes + i * c->m) : 0.0f;
+        if (!isfinite(terms[i])) { rc = STRATA_EINVAL; goto out; }   /* overflow */
+    }
 out:
     free(x); free(as);
     return rc;
 }
 
-static int rows_put(strata_ivf *ix, const ent *e, size_t n, const float *data)
+static int rows_put(strata_ivf *ix, const ent *e, size_t n)
 {
     int rc = STRATA_OK;
     for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
@@ -149,18 +169,9 @@ static int rows_put(strata_ivf *ix, const ent *e, size_t n, const float *data)
         ivf_le32_put(val, e[i].cluster);
         ivf_le64_put(val + 4, e[i].attr);
         rc = strata_put(ix->t_assign, (strata_slice){key, 8}, (strata_slice){val, sizeof val});
-        if (rc == STRATA_OK && ix->t_raw) {
-            const float *v = data + (size_t)e[i].src * ix->cfg.dim;
-            rc = strata_put(ix->t_raw, (strata_slice){key, 8},
-                            (strata_slice){v, 4 * (size_t)ix->cfg.dim});
-        }
     }
     return rc;
 }
-
-/* Stored f32 are little-endian; this engine targets little-endian hosts only
- * (docs/ARCHITECTURE.md), so raw vectors are written from memory directly. */
-_Static_assert(sizeof(float) == 4, "f32");
 
 int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const float *data,
                             size_t dim, const uint64_t *attrs)
@@ -169,10 +180,12 @@ int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const
     if (rc != STRATA_OK || n == 0) return rc;
     ent *e = NULL;
     uint8_t *codes = NULL;
+    float *terms = NULL;
     if ((rc = batch_check(ix, n, ids, data, dim, attrs, &e)) != STRATA_OK) return rc;
     rc = STRATA_ENOMEM;
-    if (!(codes = malloc(n * ix->cfg.m))) goto out;
-    if ((rc = batch_encode(ix, n, data, e, codes)) != STRATA_OK) goto out;
+    if (!(codes = malloc(n * ix->cfg.m)) || !(terms = malloc(n * sizeof *terms))) goto out;
+    if ((rc = batch_encode(ix, n, data, e, codes, terms)) != STRATA_OK) goto out;
+    batch bt = {codes, terms, data};
     for (size_t i = 0; i < n; i++) {                      /* updates: drop old versions */
         rc = remove_id(ix, e[i].id);
         if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
@@ -181,13 +194,13 @@ int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const
     qsort(e, n, sizeof *e, ent_by_cluster);
     for (size_t a = 0, b; a < n; a = b) {
         for (b = a + 1; b < n && e[b].cluster == e[a].cluster; b++) {}
-        if ((rc = merge_cluster(ix, e[a].cluster, e + a, b - a, codes)) != STRATA_OK) goto out;
+        if ((rc = merge_cluster(ix, e[a].cluster, e + a, b - a, &bt)) != STRATA_OK) goto out;
     }
-    if ((rc = rows_put(ix, e, n, data)) != STRATA_OK) goto out;
+    if ((rc = rows_put(ix, e, n)) != STRATA_OK) goto out;
     ix->cfg.n_vectors += n;
     rc = ivf_config_save(ix);
 out:
-    free(e); free(codes);
+    free(e); free(codes); free(terms);
     return rc;
 }
 
@@ -213,11 +226,11 @@ int strata_ivf_get(strata_ivf *ix, uint64_t id, float *v, uint64_t *attr)
 {
     int rc = ivf_handle_check(ix);
     if (rc != STRATA_OK) return rc;
-    if (v && !ix->t_raw) return STRATA_EINVAL;
+    if (v && !ix->lay.raw_dim) return STRATA_EINVAL;
     uint32_t c;
     uint64_t a;
     if ((rc = assign_get(ix, id, &c, &a)) != STRATA_OK) return rc;
-    if (v && (rc = ivf_raw_get(ix, id, v)) != STRATA_OK) return rc;
+    if (v && (rc = ivf_block_raw_get(ix, c, id, v)) != STRATA_OK) return rc;
     if (attr) *attr = a;
     return STRATA_OK;
 }

@@ -7,7 +7,9 @@
  * QPS for a sweep of nprobe (and rerank depth) / ef, build time and index
  * bytes (codes + centroids + codebooks; hnswlib: vectors + links).
  * Usage: bench_ann [--data DIR] [--gen N] [--only sift|bigann|gen] [--nq N] [--reps N]
- * (--reps: timed passes per row, the fastest reported; default 5)
+ *                  [--engines sfh] [--nprobe LIST] [--rerank LIST] [--ef LIST]
+ * (--reps: timed passes per row, the fastest reported; default 5. --engines:
+ * s strata, f FAISS, h hnswlib. LISTs are comma-separated sweeps.)
  */
 #include <cblas.h>
 #include <libgen.h>
@@ -28,6 +30,23 @@ enum { K = 10 };
 /* Timed passes over the queries per row; the fastest is reported (100-query
  * sets finish in milliseconds, so one pass is mostly noise). */
 static int g_reps = 5;
+/* Engines to run (--engines: any of s, f, h) and the sweeps (--nprobe,
+ * --rerank, --ef: comma lists). */
+static const char *g_engines = "sfh";
+static size_t g_np[16] = {1, 2, 4, 6, 8, 10, 12, 16, 32, 64}, g_nnp = 10;
+static size_t g_rr[16] = {0, 16, 24, 32, 40, 48, 64, 128}, g_nrr = 8;
+static size_t g_ef[16] = {10, 12, 16, 24, 32, 64, 128}, g_nef = 7;
+
+static size_t parse_list(const char *s, size_t *out)
+{
+    size_t n = 0;
+    while (*s && n < 16) {
+        char *e;
+        out[n++] = strtoull(s, &e, 10);
+        s = *e == ',' ? e + 1 : e + strlen(e);
+    }
+    return n;
+}
 
 typedef struct dset {
     const char *name;
@@ -197,13 +216,12 @@ static void run_strata(const dset *s, const size_t *np, size_t nnp)
     strata_ivf_open(r, "ann", &ix);
     strata_hit *hits = malloc(s->nq * K * sizeof *hits);
     int64_t *lab = malloc(s->nq * K * sizeof *lab);
-    uint32_t rr[] = {0, 32, 64, 128};
     for (size_t a = 0; a < nnp; a++)
-        for (size_t b = 0; b < sizeof rr / sizeof rr[0]; b++) {
+        for (size_t b = 0; b < g_nrr; b++) {
             strata_ivf_params p;
             strata_ivf_params_default(&p);
             p.nprobe = (uint32_t)np[a];
-            p.rerank = rr[b];
+            p.rerank = (uint32_t)g_rr[b];
             double best = INFINITY;
             for (int rep = 0; rep < g_reps; rep++) {
                 double t = now();
@@ -218,7 +236,7 @@ static void run_strata(const dset *s, const size_t *np, size_t nnp)
             double qps = (double)s->nq / best, r1, r10;
             recall(s, lab, &r1, &r10);
             char par[64];
-            snprintf(par, sizeof par, "nprobe=%zu rerank=%u", np[a], rr[b]);
+            snprintf(par, sizeof par, "nprobe=%zu rerank=%zu", np[a], g_rr[b]);
             row("strata", par, r1, r10, qps);
         }
     strata_ivf_close(ix);
@@ -256,8 +274,8 @@ static void run_hnsw(const dset *s)
     void *h = hnsw_build(s->d, s->n, s->x, 16, 200);
     printf("hnswlib build (M=16, efC=200): %.2f s; index %.2f MB\n", now() - t0, (double)hnsw_bytes(h) / 1e6);
     int64_t *lab = malloc(s->nq * K * sizeof *lab);
-    size_t efs[] = {10, 16, 32, 64, 128, 256};
-    for (size_t a = 0; a < sizeof efs / sizeof efs[0]; a++) {
+    const size_t *efs = g_ef;
+    for (size_t a = 0; a < g_nef; a++) {
         double best = INFINITY;
         for (int rep = 0; rep < g_reps; rep++) {
             double t = now();
@@ -278,12 +296,12 @@ static void run_all(const dset *s)
 {
     printf("\n## %s: n=%zu nq=%zu d=%zu nlist=%zu M=%zu (single thread, k=%d)\n", s->name, s->n, s->nq,
            s->d, s->nlist, s->m, K);
-    size_t np[] = {1, 2, 4, 8, 16, 32, 64};
-    size_t nnp = 0;
-    while (nnp < sizeof np / sizeof np[0] && np[nnp] <= s->nlist) nnp++;
-    run_strata(s, np, nnp);
-    run_faiss(s, np, nnp);
-    run_hnsw(s);
+    size_t np[16], nnp = 0;
+    for (size_t i = 0; i < g_nnp; i++)
+        if (g_np[i] <= s->nlist) np[nnp++] = g_np[i];
+    if (strchr(g_engines, 's')) run_strata(s, np, nnp);
+    if (strchr(g_engines, 'f')) run_faiss(s, np, nnp);
+    if (strchr(g_engines, 'h')) run_hnsw(s);
     printf("| engine   | params                 | R@1    | R@10   | QPS       |\n");
 }
 
@@ -320,7 +338,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--nq") && i + 1 < argc) gen_nq = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
-        else { fprintf(stderr, "usage: %s [--data DIR] [--gen N] [--nq N] [--reps N] [--only sift|bigann|gen]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--engines") && i + 1 < argc) g_engines = argv[++i];
+        else if (!strcmp(argv[i], "--nprobe") && i + 1 < argc) g_nnp = parse_list(argv[++i], g_np);
+        else if (!strcmp(argv[i], "--rerank") && i + 1 < argc) g_nrr = parse_list(argv[++i], g_rr);
+        else if (!strcmp(argv[i], "--ef") && i + 1 < argc) g_nef = parse_list(argv[++i], g_ef);
+        else {
+            fprintf(stderr, "usage: %s [--data DIR] [--gen N] [--nq N] [--reps N] [--only sift|bigann|gen]\n"
+                            "          [--engines sfh] [--nprobe a,b,..] [--rerank a,b,..] [--ef a,b,..]\n", argv[0]);
+            return 2;
+        }
     }
     openblas_set_num_threads(1);
     printf("strata %s, kernels %s\n", "bench_ann", strata_vec_kernel_name());

@@ -2,8 +2,9 @@
  * mismatch, search or insert before training, nprobe 0, NaN and overflowing
  * vectors, rerank without raw vectors, too small or degenerate training
  * samples (warnings), damaged config / centroid / codebook rows and posting
- * blocks (STRATA_ECORRUPT), plus a fuzz-style loop feeding mutated records to
- * the decoders (only STRATA_OK or STRATA_ECORRUPT, never a crash). */
+ * blocks and NaN stored terms (STRATA_ECORRUPT), drop removing every table,
+ * plus a fuzz-style loop feeding mutated records to the decoders (only
+ * STRATA_OK or STRATA_ECORRUPT, never a crash). */
 #include <float.h>
 
 #include "itest.h"
@@ -201,6 +202,84 @@ Test(ivfpq_errors, damaged_rows)
     strata_abort(r);
     damage(d.db, "__ivf:c:lists", key, LIST_KEY_LEN, BLK_OFF_N, 0);   /* count */
     cr_assert_eq(open_rc(d.db), STRATA_ECORRUPT);
+    it_db_close(&d);
+    /* stored L2 terms made NaN: the scan reports them (a NaN passes every
+     * bound check, so it always reaches the heap's finiteness check) */
+    it_db_open(&d);
+    it_build(d.db, "c", &CFG, x, 2000, 2000, NULL);
+    {
+        strata_txn *w;
+        cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+        cr_assert_eq(db_internal_table_open(w, "__ivf:c:lists", &spec, 0, &t), STRATA_OK);
+        cr_assert_eq(strata_get(t, (strata_slice){key, LIST_KEY_LEN}, &v), STRATA_OK);
+        uint8_t *buf = malloc(v.len);
+        memcpy(buf, v.data, v.len);
+        uint32_t n = (uint32_t)buf[BLK_OFF_N] | (uint32_t)buf[BLK_OFF_N + 1] << 8;
+        cr_assert_eq(buf[BLK_OFF_FLAGS], BLK_F_TERM | BLK_F_RAW);
+        float nan = NAN;
+        for (uint32_t i = 0; i < n; i++) memcpy(buf + BLK_HDR + 8 * (size_t)n + 4 * (size_t)i, &nan, 4);
+        cr_assert_eq(strata_put(t, (strata_slice){key, LIST_KEY_LEN}, (strata_slice){buf, v.len}),
+                     STRATA_OK);
+        free(buf);
+        cr_assert_eq(strata_commit(w), STRATA_OK);
+    }
+    cr_assert_eq(open_rc(d.db), STRATA_ECORRUPT);
+    free(x);
+    it_db_close(&d);
+}
+
+/* Drop removes every table of the index from the catalog; the name can be
+ * created again, empty, and other indexes are untouched. */
+Test(ivfpq_errors, drop_removes_tables)
+{
+    it_db d;
+    it_db_open(&d);
+    float *x = it_mixture(N, DIM, 20, it_seed());
+    it_build(d.db, "c", &CFG, x, 2000, 2000, NULL);
+    it_build(d.db, "keep", &CFG, x, 1000, 1000, NULL);
+    static const char *const tabs[] = {"__ivf:c:config", "__ivf:c:centroids", "__ivf:c:codebooks",
+                                       "__ivf:c:lists", "__ivf:c:assign"};
+    strata_table_spec spec = {.key_type = STRATA_KEY_BYTES};
+    strata_txn *w;
+    strata_table *t;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_drop(w, "nope"), STRATA_NOTFOUND);
+    cr_assert_eq(strata_ivf_drop(w, ""), STRATA_EINVAL);
+    cr_assert_eq(strata_ivf_drop(w, "c"), STRATA_OK);
+    cr_assert_eq(strata_ivf_drop(w, "c"), STRATA_NOTFOUND);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    it_db_reopen(&d);
+    strata_txn *r;
+    cr_assert_eq(strata_begin_read(d.db, &r), STRATA_OK);
+    for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
+        spec.key_type = strstr(tabs[i], "assign") ? STRATA_KEY_U64 : STRATA_KEY_BYTES;
+        cr_assert_eq(db_internal_table_open(r, tabs[i], &spec, 0, &t), STRATA_NOTFOUND, "%s", tabs[i]);
+    }
+    cr_assert_eq(strata_ivf_open(r, "c", &ix), STRATA_NOTFOUND);
+    cr_assert_eq(strata_ivf_open(r, "keep", &ix), STRATA_OK);
+    strata_ivf_info info;
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, 1000);
+    strata_ivf_close(ix);
+    strata_abort(r);
+    /* re-create under the same name: a fresh, empty index */
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "c", &CFG, &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, 0);
+    cr_assert_eq(info.n_blocks, 0);
+    cr_assert_eq(info.trained, 0);
+    strata_ivf_close(ix);
+    /* drop in a transaction that aborts: the index survives */
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_drop(w, "keep"), STRATA_OK);
+    strata_abort(w);
+    cr_assert_eq(strata_begin_read(d.db, &r), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(r, "keep", &ix), STRATA_OK);
+    strata_ivf_close(ix);
+    strata_abort(r);
     free(x);
     it_db_close(&d);
 }
@@ -238,8 +317,10 @@ Test(ivfpq_errors, decoder_fuzz)
         rm[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         cr_assert_eq(ivf_row_get(rm, sizeof rm, back, 40), STRATA_ECORRUPT, "bit %zu", bit);
     }
-    /* random multi-byte damage of configs, rows and blocks */
-    uint8_t blk[BLK_HDR + 10 * (8 + 8)];
+    /* random multi-byte damage of configs, rows and blocks (layout: m 8,
+     * L2 terms, raw vectors of dim 3, so pad bytes precede the raw part) */
+    ivf_blayout lay = {.m = 8, .raw_dim = 3, .attr = 0, .term = 1};
+    uint8_t blk[BLK_HDR + 10 * (8 + 4 + 8) + 3 + 10 * 12];
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, rec, CFG_SIZE);
         int nflip = 1 + (int)(it_next(&s) % 4);
@@ -248,11 +329,49 @@ Test(ivfpq_errors, decoder_fuzz)
         cr_assert(rc == STRATA_OK || rc == STRATA_ECORRUPT);
         if (rc == STRATA_OK) cr_assert_eq(ivf_config_check(&o), STRATA_OK);
         for (size_t i = 0; i < sizeof blk; i++) blk[i] = (uint8_t)it_next(&s);
-        blk[0] = 1;
-        if (it % 2) { blk[1] = 0; blk[2] = 10; blk[3] = 0; }
+        blk[0] = IVF_VERSION;
+        uint32_t bn = 1 + (uint32_t)(it_next(&s) % 10);
+        if (it % 2) {                               /* a plausible header */
+            memset(blk, 0, BLK_HDR);
+            blk[0] = IVF_VERSION; blk[1] = BLK_F_TERM | BLK_F_RAW; blk[2] = (uint8_t)bn;
+            ivf_le32_put(blk + BLK_OFF_M, 8);
+            ivf_le32_put(blk + BLK_OFF_DIM, 3);
+            size_t pad = ivf_block_raw_off(&lay, bn) - (BLK_HDR + (size_t)bn * 20);
+            if (it % 4 == 1) memset(blk + BLK_HDR + (size_t)bn * 20, 0, pad);
+        }
         ivf_block b;
-        rc = ivf_block_view(blk, (size_t)(it_next(&s) % (sizeof blk + 1)), 8, 0, 16, 0, &b);
+        size_t len = it % 3 == 0 ? ivf_block_size(&lay, bn) : (size_t)(it_next(&s) % (sizeof blk + 1));
+        rc = ivf_block_view(blk, len, &lay, 16, 0, &b);
         cr_assert(rc == STRATA_OK || rc == STRATA_ECORRUPT);
-        if (rc == STRATA_OK) cr_assert(b.n >= 1 && b.n <= 16);
+        if (rc == STRATA_OK) {
+            cr_assert(b.n >= 1 && b.n <= 16 && ivf_block_size(&lay, b.n) == len);
+            cr_assert(b.raw + 12 * (size_t)b.n == blk + len);      /* inside the value */
+            cr_assert(((size_t)(b.raw - blk) & 3) == 0);
+        }
     }
+    /* a valid block decodes; each header byte and each pad byte is checked */
+    memset(blk, 0, sizeof blk);
+    blk[0] = IVF_VERSION; blk[1] = BLK_F_TERM | BLK_F_RAW; blk[2] = 5;
+    ivf_le32_put(blk + BLK_OFF_M, 8);
+    ivf_le32_put(blk + BLK_OFF_DIM, 3);
+    size_t len5 = ivf_block_size(&lay, 5), raw5 = ivf_block_raw_off(&lay, 5);
+    cr_assert_eq(raw5, BLK_HDR + 5 * 20 + 0);         /* 5 * 8 code bytes: no pad */
+    ivf_block b;
+    cr_assert_eq(ivf_block_view(blk, len5, &lay, 16, 0, &b), STRATA_OK);
+    cr_assert_eq(b.n, 5);
+    for (size_t i = 0; i < BLK_HDR; i++) {
+        if (i == BLK_OFF_N) continue;               /* n is a size: its own checks */
+        blk[i] ^= 0x40;
+        cr_assert_eq(ivf_block_view(blk, len5, &lay, 16, 0, &b), STRATA_ECORRUPT, "byte %zu", i);
+        blk[i] ^= 0x40;
+    }
+    ivf_blayout odd = {.m = 3, .raw_dim = 2, .attr = 1, .term = 0};
+    blk[1] = BLK_F_ATTR | BLK_F_RAW; blk[2] = 5;      /* 15 code bytes: one pad byte */
+    ivf_le32_put(blk + BLK_OFF_M, 3);
+    ivf_le32_put(blk + BLK_OFF_DIM, 2);
+    size_t ro = ivf_block_raw_off(&odd, 5);
+    cr_assert_eq(ro, BLK_HDR + 5 * 16 + 15 + 1);
+    cr_assert_eq(ivf_block_view(blk, ivf_block_size(&odd, 5), &odd, 16, 0, &b), STRATA_OK);
+    blk[ro - 1] = 1;
+    cr_assert_eq(ivf_block_view(blk, ivf_block_size(&odd, 5), &odd, 16, 0, &b), STRATA_ECORRUPT);
 }

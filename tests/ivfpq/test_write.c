@@ -1,8 +1,11 @@
 /* tests/ivfpq/test_write.c - writes by id inside transactions: insert, update,
  * delete; results identical after delete + re-insert and after reopen; an
  * aborted transaction changes nothing; a reader keeps its snapshot while a
- * writer changes the index; single inserts split blocks correctly. */
+ * writer changes the index; single inserts split blocks correctly; the
+ * golden byte layout of a posting block (format 2). */
 #include "itest.h"
+#include "db.h"
+#include "ivfpq_int.h"
 
 enum { N = 10000, DIM = 16, NQ = 50, K = 10 };
 
@@ -189,6 +192,83 @@ Test(ivfpq_write, small_blocks_split)
     cr_assert_geq(info.n_blocks, 600 / 3);
     strata_ivf_close(ix);
     cr_assert_eq(strata_commit(w), STRATA_OK);
+    free(x);
+    it_db_close(&d);
+}
+
+/* Golden layout of a version-2 posting block (docs/IVFPQ.md "Posting
+ * block"): dim 4, m 2, L2, raw vectors; three entries with ids 5, 6, 7 in
+ * one cluster: header, ids at 16, terms at 40, codes at 52, two zero pad
+ * bytes, raw rows at 60, 108 bytes in all. The terms equal the expansion
+ * |q - (c + w)|^2 = |q - c|^2 + term - 2 q.w, checked through a search. */
+Test(ivfpq_write, golden_block_layout)
+{
+    it_db d;
+    it_db_open(&d);
+    float *x = it_mixture(1000, 4, 3, it_seed());
+    strata_ivf_config cfg = {.dim = 4, .metric = STRATA_METRIC_L2, .nlist = 1, .m = 2, .nprobe = 1,
+                             .flags = STRATA_IVF_RAW, .seed = 5};
+    strata_txn *w;
+    strata_ivf *ix;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "g", &cfg, &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_train(ix, x, 1000, 4, NULL), STRATA_OK);
+    uint64_t ids[3] = {7, 5, 6};
+    cr_assert_eq(strata_ivf_insert_batch(ix, 3, ids, x, 4, NULL), STRATA_OK);
+    strata_ivf_close(ix);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    strata_txn *r;
+    strata_table *t;
+    strata_slice k, v;
+    strata_table_spec spec = {.key_type = STRATA_KEY_BYTES};
+    cr_assert_eq(strata_begin_read(d.db, &r), STRATA_OK);
+    cr_assert_eq(db_internal_table_open(r, "__ivf:g:lists", &spec, 0, &t), STRATA_OK);
+    cr_assert_eq(strata_first(t, &k, &v), STRATA_OK);
+    static const uint8_t key[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5};
+    cr_assert_eq(k.len, 12);
+    cr_assert_eq(memcmp(k.data, key, 12), 0);
+    static const uint8_t hdr[16] = {2, 6, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0};
+    const uint8_t *p = v.data;
+    cr_assert_eq(v.len, 108);
+    cr_assert_eq(memcmp(p, hdr, 16), 0);
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t id;
+        memcpy(&id, p + 16 + 8 * i, 8);
+        cr_assert_eq(id, 5 + i);
+        float raw[4];
+        memcpy(raw, p + 60 + 16 * i, 16);                   /* id 5+i was row (i+1) % 3 */
+        cr_assert_eq(memcmp(raw, x + 4 * ((i + 1) % 3), 16), 0, "raw row of id %llu",
+                     (unsigned long long)(5 + i));
+    }
+    cr_assert(p[58] == 0 && p[59] == 0, "pad bytes");
+    uint64_t rows;
+    cr_assert_eq(strata_len(t, &rows), STRATA_OK);
+    cr_assert_eq(rows, 1);                                     /* one block */
+    /* each stored term is ivf_l2_term of its code (codes subspace-major at
+     * 52: byte j * 3 + i), and the PQ-only distance equals the exact L2
+     * distance to the reconstruction c + w (up to float rounding) */
+    cr_assert_eq(strata_ivf_open(r, "g", &ix), STRATA_OK);
+    strata_hit h[3];
+    size_t n;
+    float q[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+    cr_assert_eq(strata_ivf_search(ix, q, 4, 3, NULL, h, &n), STRATA_OK);
+    cr_assert_eq(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        size_t e = h[i].id - 5;
+        uint8_t code[2] = {p[52 + e], p[52 + 3 + e]};
+        float term;
+        memcpy(&term, p + 40 + 4 * e, 4);
+        cr_assert_eq(term, ivf_l2_term(ix, 0, code), "entry %zu", e);
+        float exact = 0;
+        for (int j = 0; j < 4; j++) {
+            float rec = ix->centroids[j] + ix->codebooks[((size_t)(j / 2) * 256 + code[j / 2]) * 2 + (size_t)(j % 2)];
+            exact += (q[j] - rec) * (q[j] - rec);
+        }
+        cr_assert(fabsf(h[i].dist - exact) <= 1e-4f * (1.0f + exact), "dist %g exact %g",
+                  (double)h[i].dist, (double)exact);
+    }
+    strata_ivf_close(ix);
+    strata_abort(r);
     free(x);
     it_db_close(&d);
 }
