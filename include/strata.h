@@ -820,7 +820,8 @@ typedef struct strata_ivf_info {
     strata_ivf_config config;
     int      trained;
     uint64_t n_vectors;
-    uint64_t code_bytes;     /* posting-block bytes (ids, codes, attributes)  */
+    uint64_t code_bytes;     /* posting-block bytes: ids, codes, attributes and
+                                L2 terms; raw vectors not counted          */
     uint64_t model_bytes;    /* centroids and codebooks                       */
     uint64_t n_blocks;
 } strata_ivf_info;
