@@ -79,6 +79,7 @@ int bt_wtx_begin(pager *p, const pg_state *base, uint64_t txnid, uint64_t horizo
     bt_wtx *w = calloc(1, sizeof *w);
     if (!w) return STRATA_ENOMEM;
     w->p = p;
+    w->dm.arena = &p->arena;
     w->base = *base;
     w->txnid = txnid;
     w->page_count = base->page_count;
@@ -215,9 +216,9 @@ int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
     pgno_t at;
     int rc = bt_alloc_direct(w, n, &at);
     if (rc) return rc;
-    uint8_t *b = malloc((size_t)n * w->p->ps);   /* callers write every byte */
+    uint8_t *b = arena_alloc(&w->p->arena, n);   /* callers write every byte */
     if (!b) return STRATA_ENOMEM;
-    if ((rc = dirty_put(&w->dm, at, n, b))) { free(b); return rc; }
+    if ((rc = dirty_put(&w->dm, at, n, b))) { arena_free(&w->p->arena, b, n); return rc; }
     dirty_get(&w->dm, at)->epoch = w->epoch;
     *pg = at;
     *buf = b;
@@ -237,9 +238,10 @@ int bt_free(bt_wtx *w, pgno_t pg, uint32_t n) {
         w->sup[w->n_sup++] = (struct sup){ pg, n, w->epoch };
         return STRATA_OK;
     }
+    uint32_t np = d ? d->npages : n;
     uint8_t *buf = dirty_take(&w->dm, pg);
     if (buf) {
-        free(buf);
+        arena_free(&w->p->arena, buf, np);
         return vec_push(&w->pool, pg, n);
     }
     return vec_push(&w->freed, pg, n);
@@ -419,7 +421,10 @@ int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
     }
     for (size_t i = 0; i < w->dm.cap; i++)
         if (w->dm.slots[i].pg && w->dm.slots[i].epoch >= s->epoch) drop[n++] = w->dm.slots[i].pg;
-    for (size_t i = 0; i < n; i++) free(dirty_take(&w->dm, drop[i]));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t np = dirty_get(&w->dm, drop[i])->npages;
+        arena_free(&w->p->arena, dirty_take(&w->dm, drop[i]), np);
+    }
     free(drop);
     /* copies superseded after it are live again */
     size_t k = 0;
@@ -444,9 +449,11 @@ int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
 
 int bt_wtx_release_superseded(bt_wtx *w) {
     for (size_t i = 0; i < w->n_sup; i++) {
+        dpage *d = dirty_get(&w->dm, w->sup[i].pg);
+        uint32_t np = d ? d->npages : w->sup[i].n;
         uint8_t *buf = dirty_take(&w->dm, w->sup[i].pg);
         if (!buf) continue;
-        free(buf);
+        arena_free(&w->p->arena, buf, np);
         int rc = vec_push(&w->pool, w->sup[i].pg, w->sup[i].n);
         if (rc) return rc;
     }

@@ -5,6 +5,7 @@
  * set iff pg is a key (pages >= nbits are not), so most misses cost one bit test. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "strata.h"
 #include "pager.h"
@@ -91,11 +92,81 @@ uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
 
 void dirty_clear(dirty_map *m) {
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].pg) free(m->slots[i].buf);
+        if (m->slots[i].pg) arena_free(m->arena, m->slots[i].buf, m->slots[i].npages);
+    if (m->arena) arena_reset(m->arena);
     free(m->slots);
     free(m->bits);
     m->slots = NULL;
     m->bits = NULL;
     m->cap = m->n = 0;
     m->nbits = 0;
+}
+
+/* ---- page arena ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_PLAIN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_PLAIN 1
+#endif
+#endif
+#ifndef ARENA_PLAIN
+#define ARENA_PLAIN 0
+#endif
+
+enum { ARENA_CHUNK = 2u << 20, ARENA_KEEP = 32u << 20 };
+
+static uint8_t *chunk_new(void) {
+    void *c = mmap(NULL, ARENA_CHUNK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    return c == MAP_FAILED ? NULL : c;
+}
+
+uint8_t *arena_alloc(page_arena *a, uint32_t npages) {
+    if (!a) return NULL;
+    if (ARENA_PLAIN || npages != 1 || a->ps > ARENA_CHUNK) return malloc((size_t)npages * a->ps);
+    if (a->free1) {
+        uint8_t *b = a->free1;
+        memcpy(&a->free1, b, sizeof(void *));
+        return b;
+    }
+    if (a->cur < a->n_chunks && a->off + a->ps > ARENA_CHUNK) a->cur++, a->off = 0;
+    if (a->cur == a->n_chunks) {
+        if (a->n_chunks == a->cap_chunks) {
+            size_t nc = a->cap_chunks ? a->cap_chunks * 2 : 16;
+            uint8_t **v = realloc(a->chunks, nc * sizeof *v);
+            if (!v) return NULL;
+            a->chunks = v;
+            a->cap_chunks = nc;
+        }
+        if (!(a->chunks[a->n_chunks] = chunk_new())) return NULL;
+        a->n_chunks++;
+        a->off = 0;
+    }
+    uint8_t *b = a->chunks[a->cur] + a->off;
+    a->off += a->ps;
+    return b;
+}
+
+void arena_free(page_arena *a, uint8_t *buf, uint32_t npages) {
+    if (!buf) return;
+    if (ARENA_PLAIN || npages != 1 || !a || a->ps > ARENA_CHUNK) { free(buf); return; }
+    memcpy(buf, &a->free1, sizeof(void *));
+    a->free1 = buf;
+}
+
+void arena_reset(page_arena *a) {
+    size_t keep = ARENA_KEEP / ARENA_CHUNK;
+    while (a->n_chunks > keep) munmap(a->chunks[--a->n_chunks], ARENA_CHUNK);
+    a->cur = a->off = 0;
+    a->free1 = NULL;
+}
+
+void arena_destroy(page_arena *a) {
+    while (a->n_chunks) munmap(a->chunks[--a->n_chunks], ARENA_CHUNK);
+    free(a->chunks);
+    a->chunks = NULL;
+    a->cap_chunks = a->cur = a->off = 0;
+    a->free1 = NULL;
 }

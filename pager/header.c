@@ -86,6 +86,7 @@ static int load_header(pager *p) {
     uint32_t ps = le32_get(p->hdr + HDR_OFF_PAGE_SIZE);
     if (!valid_page_size(ps) || p->file_len < ps) return CORRUPT(p, 0);
     p->ps = ps;
+    p->arena.ps = ps;
     p->ps_shift = (unsigned)__builtin_ctz(ps);
     pg_state s[2];
     int ok[2];
@@ -170,6 +171,7 @@ void pager_close(pager *p) {
     if (!p) return;
     if (p->vbits) munmap((void *)p->vbits, p->vbits_len);
     if (p->map) p->io->ops->unmap(p->io, p->map, p->map_size);
+    arena_destroy(&p->arena);
     io_close(p->io);
     free(p);
 }

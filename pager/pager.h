@@ -74,6 +74,19 @@ typedef struct pager_opts {
     int      create;         /* initialize a zero-length file */
 } pager_opts;
 
+/* Buffers of dirty pages (pager/dirty.c): single pages are carved from big
+ * pre-faulted chunks that the next write transaction reuses, so a transaction
+ * that dirties many pages takes neither a malloc nor a page fault per page;
+ * runs of several pages use malloc. Writer thread only. Under AddressSanitizer
+ * every buffer is a plain malloc, so its checks still see each page. */
+typedef struct page_arena {
+    uint8_t **chunks;            /* ARENA_CHUNK bytes each                      */
+    size_t    n_chunks, cap_chunks;
+    size_t    cur, off;          /* carving position: chunk cur, byte off       */
+    void     *free1;             /* freed single pages, linked through byte 0   */
+    uint32_t  ps;
+} page_arena;
+
 typedef struct pager {
     io_backend    *io;
     const uint8_t *map;          /* read-only view of the whole reserved range  */
@@ -92,6 +105,7 @@ typedef struct pager {
     int            panic;        /* a header write or sync failed               */
     uint64_t       wb_lo, wb_hi; /* byte range of write-through runs not yet
                                     handed to start_writeback (wb_hi 0: none)  */
+    page_arena     arena;        /* dirty-page buffers (writer thread)          */
     _Atomic(uint8_t) *vbits;     /* one bit per page: verified since open       */
     size_t         vbits_len;
     void         (*log_fn)(void *ctx, const char *msg);
@@ -145,6 +159,7 @@ typedef struct dpage {
 } dpage;
 
 typedef struct dirty_map {
+    page_arena *arena;   /* where buffers come from and go back to */
     dpage   *slots;
     size_t   cap;        /* power of two */
     size_t   n;
@@ -157,7 +172,15 @@ dpage *dirty_get(const dirty_map *m, pgno_t pg);
 int    dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf);
 /* Remove pg; returns its buffer (the caller frees it) or NULL. */
 uint8_t *dirty_take(dirty_map *m, pgno_t pg);
-void   dirty_clear(dirty_map *m);   /* frees every buffer */
+void   dirty_clear(dirty_map *m);   /* frees every buffer; resets the arena */
+
+/* A buffer of npages pages (contents undefined), or NULL. */
+uint8_t *arena_alloc(page_arena *a, uint32_t npages);
+void     arena_free(page_arena *a, uint8_t *buf, uint32_t npages);   /* NULL-safe */
+/* Every single-page buffer is dead: start carving from the first chunk again,
+ * keeping at most ARENA_KEEP bytes of chunks. */
+void     arena_reset(page_arena *a);
+void     arena_destroy(page_arena *a);
 
 /* ---- Commit writer (pager/commit.c) ---- */
 /* Write every dirty page (growing the file as needed). Failure here leaves the
