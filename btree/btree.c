@@ -25,7 +25,7 @@ int bt_cmp_bytes(void *ctx, const void *a, size_t alen, const void *b, size_t bl
 
 int bt_page(bt_ctx *cx, pgno_t pg, const ck128 *ck, const uint8_t **out) {
     if (cx->w) {
-        dpage *d = dirty_get(bt_wtx_dirty(cx->w), pg);
+        dpage *d = dirty_get_buf(bt_wtx_dirty(cx->w), pg);
         if (d) { *out = d->buf; return STRATA_OK; }
     }
     pager *p = cx->p;
@@ -47,7 +47,7 @@ int bt_cell_overflow(bt_ctx *cx, const uint8_t *c, bt_val *val) {
     size_t len = lc_vlen(c);
     uint64_t page_count = cx->page_count;
     if (cx->w) {
-        dpage *d = dirty_get(bt_wtx_dirty(cx->w), pg);
+        dpage *d = dirty_get_buf(bt_wtx_dirty(cx->w), pg);
         if (d) { val->data = d->buf; val->len = len; return STRATA_OK; }
         page_count = bt_wtx_page_count(cx->w);   /* a run written through (BT_DIRECT_MIN) */
     }
@@ -148,7 +148,7 @@ typedef struct path {
 
 int bt_touch(bt_ctx *cx, pgno_t pg, const ck128 *ck, pgno_t *npg, uint8_t **buf) {
     bt_wtx *w = cx->w;
-    dpage *d = dirty_get(bt_wtx_dirty(w), pg);
+    dpage *d = dirty_get_buf(bt_wtx_dirty(w), pg);
     if (d && bt_wtx_writable(w, d)) { *npg = pg; *buf = d->buf; return STRATA_OK; }
     const uint8_t *src;
     int rc = STRATA_OK;
@@ -462,7 +462,9 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
         if (!merged) break;
     }
     for (;;) {                                    /* shrink the root */
-        uint8_t *root = dirty_get(bt_wtx_dirty(cx->w), t->root)->buf;
+        dpage *rd = dirty_get_buf(bt_wtx_dirty(cx->w), t->root);
+        if (!rd) return CORRUPT(cx->p, t->root);
+        uint8_t *root = rd->buf;
         if (pg_n(root) == 0) {
             int rc = bt_free(cx->w, t->root, 1);
             t->root = 0;
@@ -475,7 +477,7 @@ static int rebalance(bt_ctx *cx, bt_tree *t, path *ph) {
         t->root_ck = bc_ck(c);
         int rc = bt_free(cx->w, old, 1);
         if (rc) return rc;
-        if (!dirty_get(bt_wtx_dirty(cx->w), t->root)) return STRATA_OK;
+        if (!dirty_get_buf(bt_wtx_dirty(cx->w), t->root)) return STRATA_OK;
     }
 }
 
@@ -488,7 +490,7 @@ static int descend_find_cow(bt_ctx *cx, bt_tree *t, const void *key, size_t klen
     for (int d = 0;; d++) {
         if (d >= BT_MAX_DEPTH) return CORRUPT(cx->p, pg);
         const uint8_t *page;
-        dpage *dp = dirty_get(bt_wtx_dirty(cx->w), pg);
+        dpage *dp = dirty_get_buf(bt_wtx_dirty(cx->w), pg);
         own[d] = dp && bt_wtx_writable(cx->w, dp) ? dp->buf : NULL;
         if (dp) page = dp->buf;
         else {
@@ -570,7 +572,7 @@ static int fin_rec(bt_ctx *cx, uint8_t *buf, ck128 *out, int depth) {
         unsigned n = pg_n(buf);
         for (unsigned i = 0; i < n; i++) {
             uint8_t *c = buf + pg_slot(buf, i);
-            dpage *d = dirty_get(bt_wtx_dirty(cx->w), bc_child(c));
+            dpage *d = dirty_get_buf(bt_wtx_dirty(cx->w), bc_child(c));
             if (!d) continue;
             ck128 ck;
             int rc = fin_rec(cx, d->buf, &ck, depth + 1);
@@ -584,7 +586,7 @@ static int fin_rec(bt_ctx *cx, uint8_t *buf, ck128 *out, int depth) {
 
 int bt_finalize(bt_ctx *cx, bt_tree *t) {
     if (!t->root) { memset(&t->root_ck, 0, sizeof t->root_ck); return STRATA_OK; }
-    dpage *d = dirty_get(bt_wtx_dirty(cx->w), t->root);
+    dpage *d = dirty_get_buf(bt_wtx_dirty(cx->w), t->root);
     if (!d) return STRATA_OK;
     return fin_rec(cx, d->buf, &t->root_ck, 0);
 }

@@ -123,8 +123,10 @@ uint64_t bt_wtx_txnid(const bt_wtx *w);
  * the caller writes every byte (pages are checksummed and written whole). */
 int  bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf);
 /* Allocate n pages that the caller writes through the pager at once
- * (pager_write_run): no buffer, no dirty-map entry. Freeing them later in the
- * same transaction defers their reuse to after the commit, like any page. */
+ * (pager_write_run): a dirty-map entry without a buffer, so the commit writes
+ * nothing for them and freeing them in the same transaction makes them
+ * reusable at once (a value overwritten many times in one transaction does
+ * not grow the file). */
 int  bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg);
 /* Free n pages at pg: reused at once if allocated by this transaction,
  * otherwise recorded as freed by it. */

@@ -195,7 +195,7 @@ static int pool_take(ext_vec *pool, uint32_t n, pgno_t *pg) {
     return 0;
 }
 
-int bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg) {
+static int alloc_pages(bt_wtx *w, uint32_t n, pgno_t *pg) {
     pgno_t at = 0;
     int found = 0;
     while (!w->eof_only && !(found = w->low_first ? pool_take_low(&w->pool, n, &at)
@@ -212,9 +212,21 @@ int bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg) {
     return STRATA_OK;
 }
 
+int bt_alloc_direct(bt_wtx *w, uint32_t n, pgno_t *pg) {
+    pgno_t at;
+    int rc = alloc_pages(w, n, &at);
+    if (rc) return rc;
+    /* an entry without a buffer: a free in this transaction makes the run
+     * reusable at once, the commit writes nothing for it */
+    if ((rc = dirty_put(&w->dm, at, n, NULL))) return rc;
+    dirty_get(&w->dm, at)->epoch = w->epoch;
+    *pg = at;
+    return STRATA_OK;
+}
+
 int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
     pgno_t at;
-    int rc = bt_alloc_direct(w, n, &at);
+    int rc = alloc_pages(w, n, &at);
     if (rc) return rc;
     uint8_t *b = arena_alloc(&w->p->arena, n);   /* callers write every byte */
     if (!b) return STRATA_ENOMEM;
@@ -238,10 +250,9 @@ int bt_free(bt_wtx *w, pgno_t pg, uint32_t n) {
         w->sup[w->n_sup++] = (struct sup){ pg, n, w->epoch };
         return STRATA_OK;
     }
-    uint32_t np = d ? d->npages : n;
-    uint8_t *buf = dirty_take(&w->dm, pg);
-    if (buf) {
-        arena_free(&w->p->arena, buf, np);
+    if (d) {                                     /* made in this transaction */
+        uint32_t np = d->npages;
+        arena_free(&w->p->arena, dirty_take(&w->dm, pg), np);
         return vec_push(&w->pool, pg, n);
     }
     return vec_push(&w->freed, pg, n);
@@ -450,10 +461,9 @@ int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
 int bt_wtx_release_superseded(bt_wtx *w) {
     for (size_t i = 0; i < w->n_sup; i++) {
         dpage *d = dirty_get(&w->dm, w->sup[i].pg);
-        uint32_t np = d ? d->npages : w->sup[i].n;
-        uint8_t *buf = dirty_take(&w->dm, w->sup[i].pg);
-        if (!buf) continue;
-        arena_free(&w->p->arena, buf, np);
+        if (!d) continue;
+        uint32_t np = d->npages;
+        arena_free(&w->p->arena, dirty_take(&w->dm, w->sup[i].pg), np);
         int rc = vec_push(&w->pool, w->sup[i].pg, w->sup[i].n);
         if (rc) return rc;
     }

@@ -54,8 +54,8 @@ int pager_write_dirty(pager *p, const dirty_map *m, uint64_t page_count) {
     rc = STRATA_ENOMEM;
     if (!v || !iov) goto out;
     size_t n = 0;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].pg) v[n++] = &m->slots[i];
+    for (size_t i = 0; i < m->cap; i++)           /* runs written through: done */
+        if (m->slots[i].pg && m->slots[i].buf) v[n++] = &m->slots[i];
     qsort(v, n, sizeof *v, cmp_dpage);
     rc = STRATA_OK;
     for (size_t i = 0; i < n && rc == STRATA_OK;) {

@@ -155,7 +155,8 @@ typedef struct dpage {
     pgno_t   pg;         /* 0 marks an empty slot */
     uint32_t npages;
     uint32_t epoch;      /* savepoint epoch that created it (btree/wtx.c) */
-    uint8_t *buf;        /* npages * ps bytes, malloc'd */
+    uint8_t *buf;        /* npages * ps bytes (page_arena), or NULL: a run
+                            already written through (pager_write_run) */
 } dpage;
 
 typedef struct dirty_map {
@@ -169,6 +170,12 @@ typedef struct dirty_map {
 } dirty_map;
 
 dpage *dirty_get(const dirty_map *m, pgno_t pg);
+/* As dirty_get, but only an entry with a buffer: entries with buf == NULL are
+ * runs written through at put time (pager_write_run), read through the map. */
+static inline dpage *dirty_get_buf(const dirty_map *m, pgno_t pg) {
+    dpage *d = dirty_get(m, pg);
+    return d && d->buf ? d : NULL;
+}
 int    dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf);
 /* Remove pg; returns its buffer (the caller frees it) or NULL. */
 uint8_t *dirty_take(dirty_map *m, pgno_t pg);

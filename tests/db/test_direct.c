@@ -183,6 +183,34 @@ Test(direct, overwrite_and_delete_in_the_writing_txn) {
     strata_close(db);
 }
 
+/* A value overwritten many times in the transaction that wrote it: each
+ * freed run is reusable at once, so the file holds about two copies, not one
+ * per overwrite. */
+Test(direct, overwrites_in_one_txn_reuse_their_pages) {
+    strata_db *db;
+    OK(strata_open(g_path, STRATA_CREATE, &db));
+    strata_txn *w;
+    strata_table *t;
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    OK(strata_commit(w));
+    strata_info a, b;
+    OK(strata_db_info(db, &a));
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+    enum { VLEN = 200000, ROUNDS = 40 };
+    for (int i = 0; i < ROUNDS; i++) put_val(t, 1, VLEN, 50 + (uint64_t)i);
+    expect_val(t, 1, VLEN, 50 + ROUNDS - 1);
+    OK(strata_commit(w));
+    OK(strata_db_info(db, &b));
+    uint64_t run = (VLEN + 4095) / 4096;
+    cr_assert_leq(b.page_count, a.page_count + 3 * run + 16,
+                  "%d overwrites grew the file by %llu pages (one copy: %llu)", ROUNDS,
+                  (unsigned long long)(b.page_count - a.page_count), (unsigned long long)run);
+    check_db(db);
+    strata_close(db);
+}
+
 /* A database on the fault-injecting backend with key 1 = a vlen-byte value
  * (seed 1) committed, and a write transaction open on table "big". */
 static strata_db *faulty_with_one_commit(io_backend **io, size_t vlen, strata_txn **w,
