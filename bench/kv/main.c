@@ -33,7 +33,8 @@
 #include <unistd.h>
 
 enum { N_INDIVIDUAL = 1000, N_BATCHES = 100, BATCH_SIZE = 1000, N_NOSYNC = 1000,
-       SCAN_LEN = 10, N_READ_THREADS = 2, FSYNC_REPS = 200, MAX_ENGINES = 8 };
+       SCAN_LEN = 10, N_READ_THREADS = 2, FSYNC_REPS = 200, MAX_ENGINES = 8,
+       MAX_ROUNDS = 15 };
 
 /* Result rows, in report order. */
 enum { R_BULK, R_INDIVIDUAL, R_BATCH, R_NOSYNC, R_LEN, R_READ1, R_READ2, R_RANGE1, R_RANGE2,
@@ -89,7 +90,9 @@ typedef struct workload {
 
 typedef struct engine_run {
     const kv_ops *ops;
-    cell cells[N_ROWS];
+    cell cells[N_ROWS];                   /* this round; at the end: medians */
+    double samples[N_ROWS][MAX_ROUNDS];   /* every round's value of each cell  */
+    int n_samples[N_ROWS];
     int failed;
 } engine_run;
 
@@ -720,7 +723,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: bench_kv [-n N] [--engines LIST] [--dir DIR] [--csv PATH] [--seed S]\n"
-            "                [--cache-mib M] [--keep]\n"
+            "                [--cache-mib M] [--rounds R] [--keep]\n"
             "  -n N            elements of the bulk load (default 1000000)\n"
             "  --engines LIST  comma-separated, in run order (default: all built:");
     for (int i = 0; g_all_engines[i]; i++)
@@ -730,6 +733,8 @@ static void usage(FILE *out)
             "  --csv PATH      also write the results as CSV\n"
             "  --seed S        workload seed (default 3, as redb)\n"
             "  --cache-mib M   cache budget for SQLite and RocksDB (default 4096, as redb)\n"
+            "  --rounds R      run the engine sequence R times (1..15, default 1) and\n"
+            "                  report each cell's median; engines alternate within a round\n"
             "  --keep          keep the databases instead of deleting them\n");
 }
 
@@ -769,7 +774,7 @@ static uint64_t parse_u64(const char *s, const char *what)
 }
 
 typedef struct opts {
-    uint64_t n, seed, cache_mib;
+    uint64_t n, seed, cache_mib, rounds;
     const char *engines, *dir, *csv;
 } opts;
 
@@ -800,6 +805,8 @@ static void parse_args(int argc, char **argv, opts *o)
             o->dir = next;
         } else if (!strcmp(a, "--csv")) {
             o->csv = next;
+        } else if (!strcmp(a, "--rounds")) {
+            o->rounds = parse_u64(next, "--rounds");
         } else {
             usage(stderr);
             die("unknown option %s", a);
@@ -808,6 +815,8 @@ static void parse_args(int argc, char **argv, opts *o)
     }
     if (o->n < 2 || o->n > UINT32_MAX - 200000u)
         die("-n must be in [2, %u]", UINT32_MAX - 200000u);
+    if (o->rounds < 1 || o->rounds > MAX_ROUNDS)
+        die("--rounds must be in [1, %d]", MAX_ROUNDS);
 }
 
 static void print_report(const opts *o, const workload *w, const engine_run *runs, int n_runs,
@@ -824,6 +833,9 @@ static void print_report(const opts *o, const workload *w, const engine_run *run
     printf("phases: %d individual writes, %d x %d batch writes, %d nosync writes, "
            "%llu ranges of %d, %d read threads\n", N_INDIVIDUAL, N_BATCHES, BATCH_SIZE, N_NOSYNC,
            (unsigned long long)w->n_ranges, SCAN_LEN, N_READ_THREADS);
+    if (o->rounds > 1)
+        printf("rounds: %llu (engines alternate within each round, each in a fresh directory); "
+               "every cell is the median of its rounds\n", (unsigned long long)o->rounds);
     print_section(runs, n_runs, lmdb, SEC_TIME, "time (ms)");
     print_section(runs, n_runs, lmdb, SEC_SIZE, "file size");
     print_section(runs, n_runs, lmdb, SEC_LAT, "commit latency (ms)");
@@ -839,7 +851,7 @@ static void print_report(const opts *o, const workload *w, const engine_run *run
 
 int main(int argc, char **argv)
 {
-    opts o = {1000000, 3, 4096, NULL, NULL, NULL};
+    opts o = {1000000, 3, 4096, 1, NULL, NULL, NULL};
     engine_run runs[MAX_ENGINES];
     workload w;
     int n_runs = 0, lmdb = -1, failed = 0;
@@ -870,14 +882,28 @@ int main(int argc, char **argv)
     workload_build(&w, o.seed, o.n);
     load_avg(load_start);
 
-    for (int j = 0; j < n_runs; j++) {
-        fprintf(stderr, "bench_kv: running %s in %s/%s\n", runs[j].ops->name, g_rundir,
-                runs[j].ops->name);
-        run_engine(&runs[j], &cfg, &w);
-        failed |= runs[j].failed;
-        if (!strcmp(runs[j].ops->name, "lmdb"))
-            lmdb = j;
+    for (uint64_t r = 0; r < o.rounds; r++) {
+        for (int j = 0; j < n_runs; j++) {
+            if (runs[j].failed)
+                continue;
+            fprintf(stderr, "bench_kv: round %llu of %llu: running %s in %s/%s\n",
+                    (unsigned long long)r + 1, (unsigned long long)o.rounds, runs[j].ops->name,
+                    g_rundir, runs[j].ops->name);
+            for (int i = 0; i < N_ROWS; i++)
+                runs[j].cells[i].state = CELL_NONE;
+            run_engine(&runs[j], &cfg, &w);
+            failed |= runs[j].failed;
+            if (!strcmp(runs[j].ops->name, "lmdb"))
+                lmdb = j;
+            for (int i = 0; i < N_ROWS && !runs[j].failed; i++)
+                if (runs[j].cells[i].state == CELL_OK)
+                    runs[j].samples[i][runs[j].n_samples[i]++] = runs[j].cells[i].v;
+        }
     }
+    for (int j = 0; j < n_runs; j++)      /* every cell: the median of its rounds */
+        for (int i = 0; i < N_ROWS && !runs[j].failed; i++)
+            if (runs[j].cells[i].state == CELL_OK && runs[j].n_samples[i] > 1)
+                runs[j].cells[i].v = kv_quantile(runs[j].samples[i], (size_t)runs[j].n_samples[i], 0.5);
 
     print_report(&o, &w, runs, n_runs, lmdb, load_start);
     if (o.csv && write_csv(o.csv, runs, n_runs, lmdb))
