@@ -145,6 +145,12 @@ int blob_sha_select(int ni);
 /* "sha-ni" or "openssl". */
 const char *blob_sha_kernel(void);
 
+/* ---- writer.c ---- */
+/* Tests: -1 (default) lets each large piece choose between hashing on the
+ * calling thread alone or with a helper thread by the measured speed of
+ * both; 0 never uses a helper, 1 always (if a thread can be started). */
+void blob_writer_helper(int mode);
+
 /* ---- chunker.c ---- */
 extern const uint64_t blob_gear[256];
 typedef struct blob_chunker {
@@ -160,6 +166,33 @@ BLOB_MUST int blob_chunker_init(blob_chunker *c, const strata_blob_opts *opts);
  * n >= max does not depend on n: the cut points are the same however the
  * content is split into writes. */
 size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n);
+/* The same search in steps, so that it can run inside the hashing loop
+ * (blob_sha_update2_scan): begin, any number of windows/advance, finish.
+ * Its cut is exactly blob_chunker_cut's. */
+typedef struct blob_scan {
+    const uint8_t *p;
+    size_t         i;          /* next byte to look at                        */
+    size_t         mid, end;   /* mask_s before mid, mask_l from mid; cut at end */
+    uint64_t       h;          /* gear hash after byte i - 1                  */
+    int            done;       /* cut is known                                */
+    size_t         cut;
+} blob_scan;
+void blob_scan_begin(const blob_chunker *c, blob_scan *s, const uint8_t *p, size_t n);
+/* Whole 64-byte windows left from s->i under one mask (*mask), scanning a
+ * region's last bytes (< 64) itself; 0 when the cut is known. */
+size_t blob_scan_windows(const blob_chunker *c, blob_scan *s, uint64_t *mask);
+/* k windows from s->i were scanned with mask (<= blob_scan_windows): no hit
+ * in any (hit 0, h the state after them), or the first hit is in the k-th
+ * (hit 1, h the state at that window's start; the byte is found here). */
+void blob_scan_advance(const blob_chunker *c, blob_scan *s, size_t k, uint64_t h, int hit, uint64_t mask);
+/* Scan what is left; the cut. */
+size_t blob_scan_finish(const blob_chunker *c, blob_scan *s);
+/* (sha.c) blob_sha_update2, advancing scan s (begun with c) by one 64-byte
+ * window per block pair in the same loop: the gear hash runs on the ports
+ * the SHA instructions leave idle (~65% of its time hidden). The scan may
+ * be left unfinished (blob_scan_finish does the rest). */
+BLOB_MUST int blob_sha_update2_scan(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db,
+                                    size_t nb, const blob_chunker *c, blob_scan *s);
 
 /* ---- chunks.c ---- */
 /* The key of a chunk's data (CK_DATA) or reference row (CK_REFS). */

@@ -7,9 +7,13 @@
  * so a boundary depends only on nearby content: an edit moves the boundaries
  * next to it and the rest of the chunks stay identical.
  * Fixed mode: chunks of exactly avg bytes.
+ * The search can also run in steps (blob_scan_*), so that the writer runs
+ * it inside the loop hashing the previous chunk (blob/sha.c
+ * blob_sha_update2_scan); blob_chunker_cut is those steps done at once.
  * Invariants: (1) the cut depends only on the first max bytes given (see
  * blob_chunker_cut in blob_int.h); (2) min <= every cut <= max except the
- * content's last chunk, which may be shorter than min. */
+ * content's last chunk, which may be shorter than min; (3) a stepped search
+ * gives the same cut however its windows are taken (tests/blob/test_format.c). */
 #include "blob_int.h"
 
 static int log2_exact(uint32_t v) {
@@ -71,15 +75,60 @@ static size_t gear_scan(const uint8_t *p, size_t i, size_t end, uint64_t mask, u
     return end;
 }
 
-size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n) {
-    if (c->fixed) return n < c->avg ? n : c->avg;
-    if (n <= c->min) return n;
-    size_t end = n < c->max ? n : c->max;
-    size_t mid = end < c->avg ? end : c->avg;
-    uint64_t h = 0;
+void blob_scan_begin(const blob_chunker *c, blob_scan *s, const uint8_t *p, size_t n) {
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->done = 1;
+    if (c->fixed) { s->cut = n < c->avg ? n : c->avg; return; }
+    if (n <= c->min) { s->cut = n; return; }
+    s->end = n < c->max ? n : c->max;
+    s->mid = s->end < c->avg ? s->end : c->avg;
+    s->i = c->min;
+    s->done = 0;
+}
+
+/* Scan [s->i, lim) with mask, scalar; lim is mid or end. */
+static void scan_to(const blob_chunker *c, blob_scan *s, size_t lim, uint64_t mask) {
     int hit;
-    size_t i = gear_scan(p, c->min, mid, c->mask_s, &h, &hit);
-    if (hit) return i;
-    i = gear_scan(p, mid, end, c->mask_l, &h, &hit);
-    return i;   /* end when no hit: the forced cut */
+    size_t i = gear_scan(s->p, s->i, lim, mask, &s->h, &hit);
+    s->i = lim;
+    if (hit || lim == s->end) {
+        s->cut = i;   /* s->end when no byte hit: the forced cut */
+        s->done = 1;
+    }
+}
+
+size_t blob_scan_windows(const blob_chunker *c, blob_scan *s, uint64_t *mask) {
+    while (!s->done) {
+        size_t lim = s->i < s->mid ? s->mid : s->end;
+        if (lim - s->i >= 64) {
+            *mask = s->i < s->mid ? c->mask_s : c->mask_l;
+            return (lim - s->i) / 64;
+        }
+        scan_to(c, s, lim, s->i < s->mid ? c->mask_s : c->mask_l);   /* < 64 bytes */
+    }
+    return 0;
+}
+
+void blob_scan_advance(const blob_chunker *c, blob_scan *s, size_t k, uint64_t h, int hit, uint64_t mask) {
+    if (!hit) {
+        s->i += 64 * k;
+        s->h = h;
+        return;
+    }
+    s->i += 64 * (k - 1);   /* the window with the hit, from its start state */
+    s->h = h;
+    scan_to(c, s, s->i + 64, mask);   /* finds the byte (if it did not, the scan goes on) */
+}
+
+size_t blob_scan_finish(const blob_chunker *c, blob_scan *s) {
+    if (!s->done && s->i < s->mid) scan_to(c, s, s->mid, c->mask_s);
+    if (!s->done) scan_to(c, s, s->end, c->mask_l);
+    return s->cut;
+}
+
+size_t blob_chunker_cut(const blob_chunker *c, const uint8_t *p, size_t n) {
+    blob_scan s;
+    blob_scan_begin(c, &s, p, n);
+    return blob_scan_finish(c, &s);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob_int.h"   /* blob_writer_helper: static layer */
 #include "bt_util.h"
 
 Test(blob_errors, reading_past_the_end) {
@@ -117,6 +118,53 @@ Test(blob_errors, chunk_rows_out_of_step) {
         strata_abort(w);
     }
     assert_consistent(&t);   /* every damage was aborted */
+    free(src);
+    tdb_close(&t);
+}
+
+/* A store that fails in the middle of a large piece (the 6th chunk's
+ * reference record is damaged, so referencing it again is
+ * STRATA_ECORRUPT) fails the put with or without the helper thread, and
+ * the call is over when it returns: the content buffer is freed at once
+ * (a helper still reading it would be a use after free under ASan). */
+Test(blob_errors, failed_store_in_a_large_piece) {
+    tdb t;
+    tdb_open(&t);
+    size_t n = 3u << 20;
+    uint8_t *src = random_buf(n, 21);
+    strata_txn *w = tw(&t);
+    uint64_t id;
+    cr_assert_eq(strata_blob_put(w, NULL, src, n, &id), STRATA_OK);
+    tcommit(w);
+    for (int helper = 0; helper < 2; helper++) {
+        strata_table *cl, *ch;
+        strata_cursor *c;
+        strata_slice k, v;
+        uint8_t lo[8], rk[33], rv[16] = { 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0 };
+        w = tw(&t);
+        for (int i = 0; i < 8; i++) lo[i] = (uint8_t)(id >> (56 - 8 * i));
+        cr_assert_eq(strata_table_open(w, "blob:chunklist", STRATA_KEY_BYTES, 0, &cl), STRATA_OK);
+        cr_assert_eq(strata_cursor_open(cl, &c), STRATA_OK);
+        cr_assert_eq(strata_cursor_seek(c, (strata_slice){ lo, 8 }), STRATA_OK);
+        for (int i = 0; i < 5; i++) cr_assert_eq(strata_cursor_next(c), STRATA_OK);
+        cr_assert_eq(strata_cursor_get(c, &k, &v), STRATA_OK);
+        cr_assert(k.len == 16 && memcmp(k.data, lo, 8) == 0 && v.len == 36);
+        memcpy(rk, v.data, 32);
+        strata_cursor_close(c);
+        rk[32] = 1;   /* the reference record: length 1, not the chunk's */
+        cr_assert_eq(strata_table_open(w, "blob:chunks", STRATA_KEY_BYTES, 0, &ch), STRATA_OK);
+        cr_assert_eq(strata_put(ch, (strata_slice){ rk, 33 }, (strata_slice){ rv, 16 }), STRATA_OK);
+        uint8_t *copy = malloc(n);
+        cr_assert_not_null(copy);
+        memcpy(copy, src, n);
+        blob_writer_helper(helper);
+        int rc = strata_blob_put(w, NULL, copy, n, NULL);
+        free(copy);
+        blob_writer_helper(-1);
+        cr_assert_eq(rc, STRATA_ECORRUPT, "helper %d: %d", helper, rc);
+        strata_abort(w);
+    }
+    assert_consistent(&t);   /* the damage was aborted */
     free(src);
     tdb_close(&t);
 }

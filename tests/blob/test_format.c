@@ -128,3 +128,56 @@ Test(blob_format, chunker_cuts_match_the_byte_rule) {
     }
     free(src);
 }
+
+/* The cut searched inside a hashing pass (blob_sha_update2_scan: the scan
+ * of the next chunk runs in the loop hashing this one) is the byte rule's,
+ * and both hashes are OpenSSL's, for hashing passes of any length and
+ * offset (so the scan stops part-way, at region ends and at hits), with
+ * the SHA-NI kernel and with OpenSSL. */
+Test(blob_format, cut_searched_while_hashing) {
+    const strata_blob_opts opts[] = {
+        { 0 },
+        { .min_chunk = 64, .avg_chunk = 128, .max_chunk = 1024 },
+        { .min_chunk = 100, .avg_chunk = 512, .max_chunk = 4099 },
+        { .min_chunk = 1000, .avg_chunk = 4096, .max_chunk = 5003 },
+    };
+    size_t n = 2u << 20;
+    uint8_t *src = random_buf(n, 123);
+    memset(src + 700000, 0, 100000);   /* a long run of one byte value */
+    uint64_t x = 42;
+    for (int ni = 1; ni >= 0; ni--) {
+        blob_sha_select(ni);
+        for (size_t o = 0; o < sizeof opts / sizeof *opts; o++) {
+            blob_chunker c;
+            cr_assert_eq(blob_chunker_init(&c, &opts[o]), STRATA_OK);
+            for (int t = 0; t < 300; t++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                size_t at = (size_t)(x >> 20) % (n - 1), left = n - at;
+                size_t hl = 1 + (size_t)(x >> 5) % (2 * c.max);   /* bytes hashed in the pass */
+                size_t skip = (size_t)(x >> 40) % 64;             /* the other stream's offset */
+                if (hl + skip > at) hl = at > skip + 1 ? at - skip : 0;
+                if (hl == 0) continue;
+                const uint8_t *hp = src + at - hl - skip;
+                blob_scan s;
+                blob_sha a, b;
+                uint8_t ha[32], hb[32], ra[32], rb[32];
+                blob_scan_begin(&c, &s, src + at, left);
+                cr_assert_eq(blob_sha_init(&a), STRATA_OK);
+                cr_assert_eq(blob_sha_init(&b), STRATA_OK);
+                cr_assert_eq(blob_sha_update(&a, hp, skip), STRATA_OK);   /* a partial block */
+                cr_assert_eq(blob_sha_update2_scan(&a, hp + skip, hl, &b, hp + skip, hl, &c, &s), STRATA_OK);
+                cr_assert_eq(blob_sha_final(&a, ha), STRATA_OK);
+                cr_assert_eq(blob_sha_final(&b, hb), STRATA_OK);
+                cr_assert_eq(blob_sha256(hp, skip + hl, ra), STRATA_OK);
+                cr_assert_eq(blob_sha256(hp + skip, hl, rb), STRATA_OK);
+                cr_assert_arr_eq(ha, ra, 32, "ni %d opts %zu try %d", ni, o, t);
+                cr_assert_arr_eq(hb, rb, 32, "ni %d opts %zu try %d", ni, o, t);
+                size_t got = blob_scan_finish(&c, &s), want = ref_cut(&c, src + at, left);
+                cr_assert_eq(got, want, "ni %d opts %zu at %zu hashed %zu: cut %zu, byte rule %zu", ni, o, at,
+                             hl, got, want);
+            }
+        }
+    }
+    blob_sha_select(1);
+    free(src);
+}

@@ -223,8 +223,8 @@ static void first_chunk_sha(strata_txn *txn, uint64_t id, uint8_t out[32]) {
 
 /* Every way the writer hashes (one chunk hashed once, small pieces hashed
  * chunk by chunk, large pieces on two threads with and without buffered
- * bytes), with the SHA-NI kernel and with OpenSSL, gives the SHA-256 of the
- * content and the same chunks as put. */
+ * bytes, or on the calling thread alone), with the SHA-NI kernel and with
+ * OpenSSL, gives the SHA-256 of the content and the same chunks as put. */
 Test(blob_rw, hashing_paths_agree) {
     static const size_t sizes[] = { 1, 100, 16383, 65536, 262143, 262144, 262145, 1048579,
                                     5u << 20 };
@@ -237,8 +237,9 @@ Test(blob_rw, hashing_paths_agree) {
     tdb t;
     tdb_open(&t);
     uint8_t *src = random_buf(5u << 20, 77);
-    for (size_t m = 0; m < 2 * sizeof modes / sizeof *modes; m++) {
+    for (size_t m = 0; m < 4 * sizeof modes / sizeof *modes; m++) {
         blob_sha_select(m % 2 == 0);   /* the kernel (if the CPU has it), then OpenSSL */
+        blob_writer_helper(m / 2 % 2 == 0);   /* large pieces with a helper thread, then without */
         strata_txn *w = tw(&t);
         for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
             size_t n = sizes[i];
@@ -247,16 +248,16 @@ Test(blob_rw, hashing_paths_agree) {
             strata_blob_info info[3];
             strata_blob_stats s0, s1;
             sha256_of(src, n, sha);
-            cr_assert_eq(strata_blob_put(w, &modes[m / 2], src, n, &ids[0]), STRATA_OK);
+            cr_assert_eq(strata_blob_put(w, &modes[m / 4], src, n, &ids[0]), STRATA_OK);
             cr_assert_eq(strata_blob_stats_get(w, &s0), STRATA_OK);
-            ids[1] = stream_sizes(w, &modes[m / 2], src, n, big_first, 3);
-            ids[2] = stream_sizes(w, &modes[m / 2], src, n, small, 2);
+            ids[1] = stream_sizes(w, &modes[m / 4], src, n, big_first, 3);
+            ids[2] = stream_sizes(w, &modes[m / 4], src, n, small, 2);
             cr_assert_eq(strata_blob_stats_get(w, &s1), STRATA_OK);
-            cr_assert_eq(s1.n_chunks, s0.n_chunks, "mode %zu size %zu: copies added chunks", m / 2, n);
+            cr_assert_eq(s1.n_chunks, s0.n_chunks, "mode %zu size %zu: copies added chunks", m, n);
             cr_assert_eq(s1.stored_bytes, s0.stored_bytes);
             for (int k = 0; k < 3; k++) {
                 cr_assert_eq(strata_blob_info_get(w, ids[k], &info[k]), STRATA_OK);
-                cr_assert_arr_eq(info[k].sha256, sha, 32, "mode %zu size %zu writer %d", m / 2, n, k);
+                cr_assert_arr_eq(info[k].sha256, sha, 32, "mode %zu size %zu writer %d", m, n, k);
                 cr_assert_eq(info[k].n_chunks, info[0].n_chunks);
                 cr_assert_eq(strata_blob_verify(w, ids[k]), STRATA_OK);
             }
@@ -273,6 +274,7 @@ Test(blob_rw, hashing_paths_agree) {
         tcommit(w);
         assert_consistent(&t);
     }
+    blob_writer_helper(-1);
     free(src);
     tdb_close(&t);
 }
