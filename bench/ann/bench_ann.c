@@ -8,8 +8,14 @@
  * bytes (codes + centroids + codebooks; hnswlib: vectors + links).
  * Usage: bench_ann [--data DIR] [--gen N] [--only sift|bigann|gen] [--nq N] [--reps N]
  *                  [--engines sfh] [--nprobe LIST] [--rerank LIST] [--ef LIST]
+ *                  [--seed S] [--self N]
  * (--reps: timed passes per row, the fastest reported; default 5. --engines:
- * s strata, f FAISS, h hnswlib. LISTs are comma-separated sweeps.)
+ * s strata, f FAISS, h hnswlib. LISTs are comma-separated sweeps. --seed:
+ * training seed of both IVF engines, default 1234. --self N: the first N
+ * base vectors of SIFT10K / BIGANN10K are the queries, ground truth by
+ * brute force; BIGANN10K's query file is base vectors 0..99, so --self 100
+ * reproduces it and a larger N estimates the same recall with less
+ * query-sampling noise.)
  */
 #include <cblas.h>
 #include <libgen.h>
@@ -36,6 +42,10 @@ static const char *g_engines = "sfh";
 static size_t g_np[16] = {1, 2, 4, 6, 8, 10, 12, 16, 32, 64}, g_nnp = 10;
 static size_t g_rr[16] = {0, 16, 24, 32, 40, 48, 64, 128}, g_nrr = 8;
 static size_t g_ef[16] = {10, 12, 16, 24, 32, 64, 128}, g_nef = 7;
+/* Training seed of Strata and FAISS (--seed); queries from the base (--self,
+ * 0 = the data set's query file). */
+static uint64_t g_seed = 1234;
+static size_t g_self = 0;
 
 static size_t parse_list(const char *s, size_t *out)
 {
@@ -192,7 +202,7 @@ static void run_strata(const dset *s, const size_t *np, size_t nnp)
     strata_ivf *ix;
     if (strata_open("mem", STRATA_INMEMORY | STRATA_CREATE, &db) != STRATA_OK) { puts("open failed"); return; }
     strata_ivf_config cfg = {.dim = (uint32_t)s->d, .metric = STRATA_METRIC_L2, .nlist = (uint32_t)s->nlist,
-                             .m = (uint32_t)s->m, .nprobe = 8, .flags = STRATA_IVF_RAW, .seed = 1234};
+                             .m = (uint32_t)s->m, .nprobe = 8, .flags = STRATA_IVF_RAW, .seed = g_seed};
     uint64_t *ids = malloc(s->n * sizeof *ids);
     for (size_t i = 0; i < s->n; i++) ids[i] = i;
     double t0 = now();
@@ -248,7 +258,7 @@ static void run_strata(const dset *s, const size_t *np, size_t nnp)
 static void run_faiss(const dset *s, const size_t *np, size_t nnp)
 {
     double t0 = now();
-    void *f = faiss_ivfpq_build(s->d, s->nlist, s->m, s->n, s->x, s->n, s->x, 1234);
+    void *f = faiss_ivfpq_build(s->d, s->nlist, s->m, s->n, s->x, s->n, s->x, g_seed);
     printf("faiss build: %.2f s; index %.2f MB\n", now() - t0, (double)faiss_ivfpq_bytes(f) / 1e6);
     int64_t *lab = malloc(s->nq * K * sizeof *lab);
     for (size_t a = 0; a < nnp; a++) {
@@ -294,8 +304,9 @@ static void run_hnsw(const dset *s)
 
 static void run_all(const dset *s)
 {
-    printf("\n## %s: n=%zu nq=%zu d=%zu nlist=%zu M=%zu (single thread, k=%d)\n", s->name, s->n, s->nq,
-           s->d, s->nlist, s->m, K);
+    printf("\n## %s: n=%zu nq=%zu%s d=%zu nlist=%zu M=%zu seed=%llu (single thread, k=%d)\n", s->name,
+           s->n, s->nq, g_self ? " (base rows 0..nq-1)" : "", s->d, s->nlist, s->m,
+           (unsigned long long)g_seed, K);
     size_t np[16], nnp = 0;
     for (size_t i = 0; i < g_nnp; i++)
         if (g_np[i] <= s->nlist) np[nnp++] = g_np[i];
@@ -316,6 +327,15 @@ static int load_texmex(dset *s, const char *dir, const char *base, const char *q
     s->q = read_vecs(p, kind, &nq, &dq);
     if (!s->x || !s->q || d != dq) { fprintf(stderr, "cannot read %s\n", p); return -1; }
     s->n = n; s->nq = nq; s->d = d;
+    if (g_self) {                      /* the first g_self base vectors as queries */
+        if (g_self > n) g_self = n;
+        free(s->q);
+        s->q = malloc(g_self * d * sizeof *s->q);
+        memcpy(s->q, s->x, g_self * d * sizeof *s->q);
+        s->nq = g_self;
+        s->gt = brute_gt(s->x, n, s->q, g_self, d);
+        return 0;
+    }
     snprintf(p, sizeof p, "%s/%s", dir, gtf);
     int32_t *g = read_vecs(p, 'i', &ng, &dg);
     if (g && ng == nq && dg >= K) {
@@ -342,9 +362,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--nprobe") && i + 1 < argc) g_nnp = parse_list(argv[++i], g_np);
         else if (!strcmp(argv[i], "--rerank") && i + 1 < argc) g_nrr = parse_list(argv[++i], g_rr);
         else if (!strcmp(argv[i], "--ef") && i + 1 < argc) g_nef = parse_list(argv[++i], g_ef);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) g_seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--self") && i + 1 < argc) g_self = strtoull(argv[++i], NULL, 0);
         else {
             fprintf(stderr, "usage: %s [--data DIR] [--gen N] [--nq N] [--reps N] [--only sift|bigann|gen]\n"
-                            "          [--engines sfh] [--nprobe a,b,..] [--rerank a,b,..] [--ef a,b,..]\n", argv[0]);
+                            "          [--engines sfh] [--nprobe a,b,..] [--rerank a,b,..] [--ef a,b,..]\n"
+                            "          [--seed S] [--self N]\n", argv[0]);
             return 2;
         }
     }
