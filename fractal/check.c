@@ -99,17 +99,30 @@ static int check_terms(chk *c, const frac_node *leaf)
     if (frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, raw, &post) != STRATA_OK)
         return STRATA_OK;   /* gather reported it */
     float *a = malloc((size_t)f->cfg.dim * sizeof *a);
-    if (!a) return STRATA_ENOMEM;
+    uint8_t *code = malloc(post.m);
+    if (!a || !code) { free(a); free(code); return STRATA_ENOMEM; }
     vec_f32_get(a, post.anchor, f->cfg.dim);
     for (uint32_t i = 0; i < post.n; i++) {
-        float t, want = fpq_term(&f->pq, a, post.codes + (size_t)i * post.m);
+        frac_code_get(post.codes, post.m, i, code);
+        float t, want = fpq_term(&f->pq, a, code);
         vec_f32_get(&t, post.terms + 4 * (size_t)i, 1);
         if (memcmp(&t, &want, sizeof t)) {
             bad(c, "leaf %u: posting term %u is %g, its code gives %g", leaf->id, i, t, want);
             break;
         }
     }
+    /* the lanes of the last block past n are zero (one encoding per list) */
+    uint32_t nb = frac_post_blocks(post.n), tail = post.n - (nb - 1) * FRAC_BLK;
+    const uint8_t *last = post.codes + (size_t)(nb - 1) * post.m * FRAC_BLK;
+    for (uint32_t j = 0; j < post.m; j++)
+        for (uint32_t l = tail; l < FRAC_BLK; l++)
+            if (last[(size_t)j * FRAC_BLK + l]) {
+                bad(c, "leaf %u: padding byte of subspace %u lane %u is not zero", leaf->id, j, l);
+                j = post.m;
+                break;
+            }
     free(a);
+    free(code);
     size_t rl = (size_t)4 * f->cfg.dim;
     for (uint32_t i = 0; post.raw && i < post.n; i++) {
         uint8_t rk[8];

@@ -127,7 +127,8 @@ int frac_config_valid(const frac_config *c)
 int frac_config_get(const uint8_t *p, size_t len, frac_config *c)
 {
     if (len < 8 || frac_le32_get(p + CFG_OFF_MAGIC) != FRAC_MAGIC) return FRAC_CORRUPT();
-    /* another version (2: an 80-byte record without the retrain policy) */
+    /* another version (3: codes vector-major; 2: an 80-byte record without
+     * the retrain policy) */
     if (frac_le16_get(p + CFG_OFF_VERSION) != FRAC_VERSION) return STRATA_EVERSION;
     if (len != CFG_SIZE) return FRAC_CORRUPT();
     if (frac_le32_get(p + CFG_OFF_CHECK) != frac_check32(p, CFG_OFF_CHECK)) return FRAC_CORRUPT();
@@ -222,7 +223,23 @@ int frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *where
 
 size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim, int raw)
 {
-    return POST_HDR + (size_t)4 * dim + (size_t)n * (20 + m + (raw ? (size_t)4 * dim : 0));
+    return POST_HDR + (size_t)4 * dim + (size_t)n * (20 + (raw ? (size_t)4 * dim : 0)) +
+           (size_t)frac_post_blocks(n) * m * FRAC_BLK;
+}
+
+void frac_codes_block(const uint8_t *vm, uint32_t n, uint32_t m, uint8_t *blk)
+{
+    memset(blk, 0, (size_t)frac_post_blocks(n) * m * FRAC_BLK);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *b = blk + (size_t)(i / FRAC_BLK) * m * FRAC_BLK + i % FRAC_BLK;
+        for (uint32_t j = 0; j < m; j++) b[(size_t)j * FRAC_BLK] = vm[(size_t)i * m + j];
+    }
+}
+
+void frac_code_get(const uint8_t *blk, uint32_t m, uint32_t i, uint8_t *out)
+{
+    const uint8_t *b = blk + (size_t)(i / FRAC_BLK) * m * FRAC_BLK + i % FRAC_BLK;
+    for (uint32_t j = 0; j < m; j++) out[j] = b[(size_t)j * FRAC_BLK];
 }
 
 int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, int raw,
@@ -239,6 +256,6 @@ int frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, int r
     out->ts = out->ids + (size_t)8 * n;
     out->terms = out->ts + (size_t)8 * n;
     out->codes = out->terms + (size_t)4 * n;
-    out->raw = raw ? out->codes + (size_t)m * n : NULL;
+    out->raw = raw ? out->codes + (size_t)frac_post_blocks(n) * m * FRAC_BLK : NULL;
     return STRATA_OK;
 }

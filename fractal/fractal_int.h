@@ -39,7 +39,8 @@
 
 #define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
 #define FRAC_HANDLE_MAGIC 0x46524143u
-#define FRAC_VERSION      3u    /* 3: retrain policy in the config; 2: residual
+#define FRAC_VERSION      4u    /* 4: codes in blocks of FRAC_BLK, subspace-major;
+                                   3: retrain policy in the config; 2: residual
                                    codes, anchor in posting lists */
 #define FRAC_NAME_MAX     200u
 #define FRAC_NONE         0xFFFFFFFFu   /* "no node" in parent fields  */
@@ -75,6 +76,11 @@ enum { NODE_LEAF = 0, NODE_INTERNAL = 1 };
 enum { EDGE_KEY_LEN = 8, BUF_KEY_LEN = 12, ASSIGN_LEN = 16, POST_HDR = 8 };
 enum { WHERE_BUF = 0, WHERE_POST = 1 };
 enum { CB_HDR = 16 };
+/* Posting-list codes are stored in blocks of FRAC_BLK vectors, subspace-major
+ * (docs/FRACTAL.md "Posting list"): byte j of vector 64 b + l at
+ * (b * m + j) * 64 + l, so one 64-byte load holds one subspace of 64 codes. */
+enum { FRAC_BLK = 64 };
+static inline uint32_t frac_post_blocks(uint32_t n) { return (n + FRAC_BLK - 1) / FRAC_BLK; }
 
 /* The tables of one index, in the order of frac_table_suffix[]. */
 enum { FT_CONFIG, FT_NODES, FT_CENT, FT_SUMS, FT_EDGES, FT_BUF, FT_POST, FT_ASSIGN, FT_RAW,
@@ -124,7 +130,7 @@ typedef struct frac_post {
     const uint8_t *ids;    /* n u64 LE */
     const uint8_t *ts;     /* n u64 LE */
     const uint8_t *terms;  /* n f32 LE: |r|^2 + 2<anchor, r> of decoded r  */
-    const uint8_t *codes;  /* n * m    */
+    const uint8_t *codes;  /* frac_post_blocks(n) * m * FRAC_BLK, blocked */
     const uint8_t *raw;    /* n * dim f32 LE: the raw vectors (KEEP_RAW), or NULL */
 } frac_post;
 
@@ -173,6 +179,11 @@ int  frac_assign_get(const uint8_t *p, size_t len, uint32_t *leaf, uint8_t *wher
 size_t frac_post_size(uint32_t n, uint32_t m, uint32_t dim, int raw);
 int  frac_post_view(const uint8_t *p, size_t len, uint32_t m, uint32_t dim, int raw,
                     frac_post *out);
+/* Vector-major codes (n * m bytes) into the blocked layout (blk:
+ * frac_post_blocks(n) * m * FRAC_BLK bytes, lanes past n zero), and back:
+ * the m code bytes of vector i of a blocked array. */
+void frac_codes_block(const uint8_t *vm, uint32_t n, uint32_t m, uint8_t *blk);
+void frac_code_get(const uint8_t *blk, uint32_t m, uint32_t i, uint8_t *out);
 /* Report a corruption (the breakpoint spot); returns STRATA_ECORRUPT. */
 int  frac_corrupt_at(const char *file, int line);
 #define FRAC_CORRUPT() frac_corrupt_at(__FILE__, __LINE__)
@@ -262,10 +273,37 @@ int  frac_cascade(strata_fractal *f, frac_node *leaf);
 int  frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
                     uint8_t *side);
 
-/* ---- ADC kernel (adc.c) ---- */
-/* out[i] = sum_j lut[j * 256 + codes[i * m + j]] for n codes, at kt's level. */
-void frac_adc_batch(const vec_kernels *kt, const float *lut, const uint8_t *codes, size_t n,
-                    uint32_t m, float *out);
+/* ---- ADC kernels (adc.c) ---- */
+/* The f32 ADC sums of the FRAC_BLK lanes of one block of codes (blk: m *
+ * FRAC_BLK bytes) against lut (m * 256), at kt's level. Every level sums in
+ * fpq_adc's order (four partial sums by j mod 4, tail into the first,
+ * (s0 + s1) + (s2 + s3)), so out[l] equals frac_adc_lane(.., l) bit for bit. */
+void  frac_adc_block(const vec_kernels *kt, const float *lut, const uint8_t *blk, uint32_t m,
+                     float out[FRAC_BLK]);
+float frac_adc_lane(const float *lut, const uint8_t *blk, uint32_t m, uint32_t lane);
+/* The 8-bit filter of the scan. A quantized table q[j * 256 + c] <=
+ * (lut[j][c] - lo_j) / delta (the floor, or one less at an f32 rounding
+ * edge; at most 255) with delta = the largest per-subspace range / 255 and
+ * *lo_sum = sum_j lo_j, so for every code sum_j lut[j][c_j] >= *lo_sum +
+ * delta * Q (Q = sum_j q[j][c_j]) up to f32 rounding (the search allows for
+ * it); *abs_sum = sum_j max_c |lut[j][c]|. Returns 0 (no filter) when m >
+ * 257 (Q could overflow 16 bits) or the table is not finite. The SIMD and
+ * scalar versions do the same f32 operations: the same bytes (tested). */
+int   frac_lut_quantize(const vec_kernels *kt, const float *lut, uint32_t m, uint8_t *q,
+                        float *lo_sum, float *delta, float *abs_sum);
+/* 1 if frac_adc_u8_block has a fast kernel at kt's level (AVX-512 VBMI). */
+int   frac_adc_u8_fast(const vec_kernels *kt);
+/* Q of the FRAC_BLK lanes of one block against a quantized table (exact
+ * integer sums at every level). */
+void  frac_adc_u8_block(const vec_kernels *kt, const uint8_t *q, const uint8_t *blk, uint32_t m,
+                        uint16_t out[FRAC_BLK]);
+/* Bit l (l < lanes) set when lane l may still enter the candidates: its
+ * lower bound base + qlo + qdelta * qs[l] + terms[l] (terms may be NULL: 0),
+ * less a slack for f32 rounding (1e-5 of |base| + |term| + |qlo|, plus
+ * 3e-5 of qabs; f32 sums of m <= 257 terms err by far less), is <= thr. */
+uint64_t frac_filter_block(const vec_kernels *kt, const uint16_t *qs, const float *terms,
+                           uint32_t lanes, float base, float qlo, float qdelta, float qabs,
+                           float thr);
 
 /* ---- operations (insert.c, delete.c, train.c, search.c, check.c) ---- */
 int  frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts);

@@ -82,7 +82,7 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
         a[i] = frac_le64_get(p.ids + 8 * (size_t)i);
         b[i] = frac_le64_get(p.ts + 8 * (size_t)i);
     }
-    memcpy(c, p.codes, (size_t)p.n * m);
+    for (uint32_t i = 0; i < p.n; i++) frac_code_get(p.codes, m, i, c + (size_t)i * m);
     if (anchor) frac_f32_get(anchor, p.anchor, f->cfg.dim);
     *n = p.n; *ids = a; *ts = b; *codes = c;
     return STRATA_OK;
@@ -150,8 +150,9 @@ int frac_post_write(strata_fractal *f, uint32_t leaf, uint32_t n, const uint64_t
         float t = fpq_term(&f->pq, anchor, codes + (size_t)i * m);
         vec_f32_put(pterm + 4 * (size_t)i, &t, 1);
     }
-    memcpy(pc, codes, (size_t)n * m);
-    int rc = raw ? post_raw_fill(f, leaf, n, ids, pc + (size_t)n * m) : STRATA_OK;
+    frac_codes_block(codes, n, m, pc);
+    int rc = raw ? post_raw_fill(f, leaf, n, ids, pc + (size_t)frac_post_blocks(n) * m * FRAC_BLK)
+                 : STRATA_OK;
     if (rc == STRATA_OK) rc = strata_put(f->t[FT_POST], sl(k, 8), sl(v, len));
     free(v);
     return rc;

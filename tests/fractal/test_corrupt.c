@@ -187,6 +187,30 @@ Test(fractal_corrupt, missing_rows_are_reported_not_crashed_on)
     strata_abort(x);
 }
 
+/* Golden layout of posting-list codes (docs/FRACTAL.md "Posting list"):
+ * byte j of vector 64 b + l at (b * m + j) * 64 + l, lanes past n zero, and
+ * the list's size for n = 65, m = 2, dim = 4 with and without raw vectors. */
+Test(fractal_corrupt, golden_posting_codes)
+{
+    enum { N = 65, M = 2 };
+    uint8_t vm[N * M], blk[2 * M * FRAC_BLK], back[M];
+    for (int i = 0; i < N * M; i++) vm[i] = (uint8_t)(i * 7 + 1);
+    frac_codes_block(vm, N, M, blk);
+    cr_assert_eq(blk[0], vm[0]);                      /* vector 0, subspace 0 */
+    cr_assert_eq(blk[64], vm[1]);                     /* vector 0, subspace 1 */
+    cr_assert_eq(blk[63], vm[63 * M]);                /* vector 63, subspace 0 */
+    cr_assert_eq(blk[2 * 64], vm[64 * M]);            /* vector 64: block 1, lane 0 */
+    cr_assert_eq(blk[3 * 64], vm[64 * M + 1]);
+    for (int l = 1; l < FRAC_BLK; l++) cr_assert_eq(blk[2 * 64 + l] | blk[3 * 64 + l], 0);
+    for (uint32_t i = 0; i < N; i++) {
+        frac_code_get(blk, M, i, back);
+        cr_assert_eq(memcmp(back, vm + i * M, M), 0, "vector %u", i);
+    }
+    cr_assert_eq(frac_post_size(N, M, 4, 0), 8 + 16 + 65 * 20 + 2 * M * 64);
+    cr_assert_eq(frac_post_size(N, M, 4, 1), 8 + 16 + 65 * (20 + 16) + 2 * M * 64);
+    cr_assert_eq(frac_post_size(64, M, 4, 0), 8 + 16 + 64 * 20 + 1 * M * 64);
+}
+
 /* Golden bytes: the config and node records of docs/FRACTAL.md. */
 Test(fractal_corrupt, golden_records)
 {
@@ -198,7 +222,7 @@ Test(fractal_corrupt, golden_records)
     uint8_t b[CFG_SIZE];
     frac_config_put(b, &c);
     static const uint8_t want_head[] = {
-        0x46, 0x52, 0x43, 0x31, 0x03, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v3 raw dim */
+        0x46, 0x52, 0x43, 0x31, 0x04, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v4 raw dim */
         0x02, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,  /* cosine m leaf */
     };
     cr_assert_eq(memcmp(b, want_head, sizeof want_head), 0);
@@ -227,6 +251,12 @@ Test(fractal_corrupt, golden_records)
     frac_le16_put(old + CFG_OFF_VERSION, 2);
     frac_le32_put(old + 76, frac_check32(old, 76));
     cr_assert_eq(frac_config_get(old, sizeof old, &d), STRATA_EVERSION);
+    /* a version-3 record (same layout, codes vector-major) is another version */
+    uint8_t v3[CFG_SIZE];
+    memcpy(v3, b, CFG_SIZE);
+    frac_le16_put(v3 + CFG_OFF_VERSION, 3);
+    frac_le32_put(v3 + CFG_OFF_CHECK, frac_check32(v3, CFG_OFF_CHECK));
+    cr_assert_eq(frac_config_get(v3, CFG_SIZE, &d), STRATA_EVERSION);
     cr_assert_eq(frac_config_get(b, CFG_SIZE - 1, &d), STRATA_ECORRUPT);
     b[CFG_OFF_RETRAIN + 3] = 0x7F;   /* retrain_growth out of range, check word fixed */
     frac_le32_put(b + CFG_OFF_CHECK, frac_check32(b, CFG_OFF_CHECK));
@@ -235,7 +265,7 @@ Test(fractal_corrupt, golden_records)
                     .ts_min = 3, .ts_max = 9 }, m;
     uint8_t r[NODE_SIZE];
     frac_node_put(r, &n);
-    static const uint8_t want_node[] = { 0x03, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
+    static const uint8_t want_node[] = { 0x04, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
                                          0x05, 0x00, 0x00, 0x00 };
     cr_assert_eq(memcmp(r, want_node, sizeof want_node), 0);
     cr_assert_eq(r[NODE_OFF_POP], 77);

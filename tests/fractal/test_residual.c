@@ -5,7 +5,10 @@
  * is reported by the check; and on a drifting stream with codebooks trained
  * on the first tenth only, PQ-only recall of the probed search stays close to
  * an exhaustive PQ-only scan (test_recall.c holds the threshold the direct,
- * non-residual coding failed: 0.535 there, 0.85 with residuals). */
+ * non-residual coding failed: 0.535 there, 0.85 with residuals). Also the
+ * scan kernels over blocked codes: f32 sums equal at every level bit for
+ * bit, the 8-bit table a true lower bound, and searches giving the same hits
+ * with the 8-bit filter and without it. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -190,13 +193,23 @@ Test(fractal_residual, posting_lists_carry_raw_vectors)
     cr_assert_eq(strata_get(t, (strata_slice){k, 8}, &v), STRATA_OK);
     uint32_t np = frac_le32_get(v.data), m = (uint32_t)dim / 2;
     cr_assert_eq(v.len, frac_post_size(np, m, (uint32_t)dim, 1));
-    cr_assert_eq(v.len, POST_HDR + 4 * dim + (size_t)np * (20 + m + 4 * dim));
+    cr_assert_eq(v.len, POST_HDR + 4 * dim + (size_t)np * (20 + 4 * dim) +
+                            (size_t)frac_post_blocks(np) * m * FRAC_BLK);
     uint8_t *copy = malloc(v.len);
     memcpy(copy, v.data, v.len);
     copy[v.len - 2] ^= 0x01;   /* the last raw vector's last float */
     cr_assert_eq(strata_put(t, (strata_slice){k, 8}, (strata_slice){copy, v.len}), STRATA_OK);
-    free(copy);
     cr_assert_eq(strata_fractal_check(x, "r", NULL, NULL), STRATA_ECORRUPT);
+    copy[v.len - 2] ^= 0x01;
+    cr_assert_eq(strata_put(t, (strata_slice){k, 8}, (strata_slice){copy, v.len}), STRATA_OK);
+    cr_assert_eq(ft_check(x, "r"), STRATA_OK);
+    if (np % FRAC_BLK) {   /* a padding lane of the last block (subspace 0) */
+        size_t codes = POST_HDR + 4 * dim + (size_t)np * 20;
+        copy[codes + (size_t)(frac_post_blocks(np) - 1) * m * FRAC_BLK + FRAC_BLK - 1] = 0x5A;
+        cr_assert_eq(strata_put(t, (strata_slice){k, 8}, (strata_slice){copy, v.len}), STRATA_OK);
+        cr_assert_eq(strata_fractal_check(x, "r", NULL, NULL), STRATA_ECORRUPT);
+    }
+    free(copy);
     strata_abort(x);
     free(data);
 }
@@ -386,46 +399,175 @@ static void shared(strata_metric m)
 Test(fractal_residual, l2_shared_codebook, .timeout = 300) { shared(STRATA_METRIC_L2); }
 Test(fractal_residual, ip_shared_codebook, .timeout = 300) { shared(STRATA_METRIC_IP); }
 
-/* The ADC kernel at every level the CPU has equals the scalar reference up to
- * summation order, for m with and without a tail past a multiple of 16, on
- * random codes and an unaligned code array. */
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* The f32 block kernel at every level the CPU has equals frac_adc_lane bit
+ * for bit, and frac_adc_lane equals fpq_adc of the vector-major code bit for
+ * bit (one summation order everywhere), for m with and without a tail past a
+ * multiple of 4 and 16; the 8-bit kernel's sums are exact at every level. */
 Test(fractal_residual, adc_kernels_match_the_reference)
 {
-    const uint32_t ms[] = { 1, 4, 16, 20, 32, 48, 64 };
+    const uint32_t ms[] = { 1, 3, 4, 16, 20, 32, 48, 64 };
     uint64_t s = 99;
     for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
-        uint32_t m = ms[mi];
-        size_t n = 37;
+        uint32_t m = ms[mi], n = 100;   /* two blocks, the second partial */
         float *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
-        uint8_t *codes = malloc(n * m + 1);
-        float want[37], got[37];
+        uint8_t *vm = malloc((size_t)n * m), *blk = malloc((size_t)2 * m * FRAC_BLK);
+        uint8_t *q = malloc((size_t)m * FPQ_KSUB);
+        cr_assert(lut && vm && blk && q);
         for (size_t i = 0; i < (size_t)m * FPQ_KSUB; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            lut[i] = (float)((int64_t)(s >> 33) % 20000) / 100.0f - 100.0f;
+            lut[i] = (float)((int64_t)lcg(&s) % 20000) / 100.0f - 100.0f;
+            q[i] = (uint8_t)lcg(&s);
         }
-        for (size_t i = 0; i < n * m + 1; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            codes[i] = (uint8_t)(s >> 56);
+        for (size_t i = 0; i < (size_t)n * m; i++) vm[i] = (uint8_t)lcg(&s);
+        frac_codes_block(vm, n, m, blk);
+        for (uint32_t b = 0; b < 2; b++) {
+            const uint8_t *bk = blk + (size_t)b * m * FRAC_BLK;
+            for (uint32_t l = 0; l < FRAC_BLK && b * FRAC_BLK + l < n; l++) {
+                float a = frac_adc_lane(lut, bk, m, l), want = fpq_adc(lut, vm + (size_t)(b * FRAC_BLK + l) * m, m);
+                cr_assert_eq(memcmp(&a, &want, sizeof a), 0, "m %u lane %u: %g vs %g", m, l, a, want);
+            }
+            uint16_t qref[FRAC_BLK];
+            for (uint32_t l = 0; l < FRAC_BLK; l++) {
+                uint32_t t = 0;
+                for (uint32_t j = 0; j < m; j++) t += q[(size_t)j * FPQ_KSUB + bk[(size_t)j * FRAC_BLK + l]];
+                qref[l] = (uint16_t)t;
+            }
+            for (int lv = VEC_LEVEL_SCALAR; lv < VEC_LEVEL_COUNT; lv++) {
+                const vec_kernels *kt = vec_kernels_for((vec_level)lv);
+                if (!kt) continue;
+                float got[FRAC_BLK];
+                uint16_t qg[FRAC_BLK];
+                frac_adc_block(kt, lut, bk, m, got);
+                frac_adc_u8_block(kt, q, bk, m, qg);
+                for (uint32_t l = 0; l < FRAC_BLK; l++) {
+                    float want = frac_adc_lane(lut, bk, m, l);
+                    cr_assert_eq(memcmp(&got[l], &want, sizeof want), 0, "level %d m %u lane %u", lv, m, l);
+                    cr_assert_eq(qg[l], qref[l], "level %d m %u lane %u: %u vs %u", lv, m, l, qg[l], qref[l]);
+                }
+            }
         }
-        const vec_kernels *ref = vec_kernels_for(VEC_LEVEL_SCALAR);
-        cr_assert_not_null(ref);
-        frac_adc_batch(ref, lut, codes + 1, n, m, want);
-        for (size_t i = 0; i < n; i++) {   /* the reference is the plain sum */
-            double d = 0;
-            for (uint32_t j = 0; j < m; j++) d += lut[(size_t)j * FPQ_KSUB + codes[1 + i * m + j]];
-            cr_assert_leq(fabs(want[i] - d), 1e-3 * (1 + fabs(d)), "m %u i %zu", m, i);
-        }
-        for (int lv = VEC_LEVEL_AVX2; lv < VEC_LEVEL_COUNT; lv++) {
-            const vec_kernels *kt = vec_kernels_for((vec_level)lv);
-            if (!kt) continue;
-            frac_adc_batch(kt, lut, codes + 1, n, m, got);
-            for (size_t i = 0; i < n; i++)
-                cr_assert_leq(fabsf(got[i] - want[i]), 1e-3f * (1 + fabsf(want[i])),
-                              "level %d m %u i %zu: %g vs %g", lv, m, i, got[i], want[i]);
-        }
-        free(lut); free(codes);
+        free(lut); free(vm); free(blk); free(q);
     }
 }
+
+/* The 8-bit filter is a lower bound: for random tables (wide and narrow
+ * ranges, a constant subspace) and codes, lo_sum + delta * Q never exceeds
+ * the f32 sum by more than the slack the filter allows, every level
+ * quantizes to the same bytes, frac_filter_block keeps every lane whose true
+ * distance is within the threshold, and the filter drops most lanes far
+ * above it (it is not vacuous). */
+Test(fractal_residual, quantized_table_is_a_lower_bound)
+{
+    uint64_t s = 5;
+    const uint32_t m = 32;
+    float *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
+    uint8_t *q = malloc((size_t)m * FPQ_KSUB), *q2 = malloc((size_t)m * FPQ_KSUB);
+    uint8_t *vm = malloc((size_t)FRAC_BLK * m), *blk = malloc((size_t)m * FRAC_BLK);
+    cr_assert(lut && q && q2 && vm && blk);
+    cr_assert_eq(frac_lut_quantize(vec_kernels_for(VEC_LEVEL_SCALAR), lut, 258, q, &(float){0},
+                                   &(float){0}, &(float){0}), 0);   /* Q could overflow */
+    for (int round = 0; round < 40; round++) {
+        float scale = round % 2 ? 1e4f : 0.01f, shift = (float)(round % 7) * 1000.0f - 3000.0f;
+        for (size_t i = 0; i < (size_t)m * FPQ_KSUB; i++)
+            lut[i] = (float)((int64_t)lcg(&s) % 100000) / 100000.0f * scale + shift;
+        for (uint32_t c = 0; c < FPQ_KSUB; c++) lut[5 * FPQ_KSUB + c] = 7.25f;   /* constant */
+        for (size_t i = 0; i < (size_t)FRAC_BLK * m; i++) vm[i] = (uint8_t)lcg(&s);
+        frac_codes_block(vm, FRAC_BLK, m, blk);
+        float lo, d, ab, lo2, d2, ab2;
+        const vec_kernels *ref = vec_kernels_for(VEC_LEVEL_SCALAR), *best = vec_kernels_get();
+        cr_assert_eq(frac_lut_quantize(ref, lut, m, q, &lo, &d, &ab), 1);
+        cr_assert_eq(frac_lut_quantize(best, lut, m, q2, &lo2, &d2, &ab2), 1);
+        cr_assert_eq(memcmp(q, q2, (size_t)m * FPQ_KSUB), 0);
+        cr_assert(lo == lo2 && d == d2 && ab == ab2);
+        uint16_t qs[FRAC_BLK];
+        frac_adc_u8_block(ref, q, blk, m, qs);
+        float base = (float)(round % 3) * 50.0f, terms[FRAC_BLK], dist[FRAC_BLK];
+        for (uint32_t l = 0; l < FRAC_BLK; l++) {
+            terms[l] = (float)((int64_t)lcg(&s) % 1000) / 10.0f;
+            dist[l] = base + frac_adc_lane(lut, blk, m, l) + terms[l];
+            float lb = base + lo + d * (float)qs[l] + terms[l];
+            cr_assert_leq(lb, dist[l] + 1e-5f * (fabsf(base) + fabsf(terms[l]) + fabsf(lo)) + 3e-5f * ab,
+                          "round %d lane %u: bound %g above %g", round, l, lb, dist[l]);
+        }
+        /* threshold at the 8th smallest distance */
+        float sorted[FRAC_BLK];
+        memcpy(sorted, dist, sizeof sorted);
+        for (int i = 1; i < FRAC_BLK; i++)
+            for (int j = i; j > 0 && sorted[j] < sorted[j - 1]; j--) {
+                float t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t;
+            }
+        float thr = sorted[7];
+        for (int lv = VEC_LEVEL_SCALAR; lv < VEC_LEVEL_COUNT; lv++) {
+            const vec_kernels *kt = vec_kernels_for((vec_level)lv);
+            if (!kt) continue;
+            uint64_t keep = frac_filter_block(kt, qs, terms, 60, base, lo, d, ab, thr);
+            cr_assert_eq(keep >> 60, 0, "no lane past `lanes`");
+            for (uint32_t l = 0; l < 60; l++)
+                if (dist[l] <= thr) cr_assert(keep >> l & 1, "level %d lane %u dropped", lv, l);
+            if (scale > 1) cr_assert_lt(__builtin_popcountll(keep), 40, "level %d keeps too much", lv);
+        }
+    }
+    free(lut); free(q); free(q2); free(vm); free(blk);
+}
+
+/* The search returns the same hits, bit for bit, with the scalar ADC kernels
+ * (f32 ADC of every code, no filter) and with the best level the CPU has
+ * (the 8-bit filter where VBMI exists, then f32 ADC of the survivors), for
+ * L2 and IP, PQ only and reranked, k = 1 and 10: the filter only skips codes
+ * that cannot enter the candidates, and every level sums ADC in one order.
+ * (The exact distances of buffers and rerank keep the best level's kernels
+ * in both runs: those differ between levels by summation order.) */
+static void levels_agree(strata_metric metric)
+{
+    enum { N = 3000, DIM = 32, NQ = 40 };
+    float *x = ft_mixture(N + NQ, DIM, 30, 2.0f, 41, NULL);
+    strata_txn *t = tw(&g);
+    strata_fractal *f = NULL;
+    strata_fractal_config c = ft_config(DIM, metric, 16, 200, 20, 8, 4, 16, STRATA_FRACTAL_KEEP_RAW);
+    c.train_size = 1000;
+    cr_assert_eq(strata_fractal_create(t, "lv", &c, &f), STRATA_OK);
+    for (size_t i = 0; i < N; i++) cr_assert_eq(strata_fractal_add(f, i, x + i * DIM, DIM, i), STRATA_OK);
+    const vec_kernels *best = f->kt;
+    vec_kernels scalar_adc = *best;
+    scalar_adc.level = VEC_LEVEL_SCALAR;   /* the ADC kernels follow the level */
+    const vec_kernels *ref = &scalar_adc;
+    cr_assert_eq(frac_adc_u8_fast(ref), 0);
+    const uint32_t reranks[] = { 0, 30 };
+    const size_t ks[] = { 1, 10 };
+    size_t multi = 0;
+    for (uint32_t l = 0; l < f->n_slots; l++) {
+        const frac_node *n = frac_node_at(f, l);
+        multi += n && n->leaf && n->n_codes > FRAC_BLK;
+    }
+    cr_assert_gt(multi, 0, "some posting list spans two blocks");
+    for (size_t qi = 0; qi < NQ; qi++)
+        for (int r = 0; r < 2; r++)
+            for (int ki = 0; ki < 2; ki++) {
+                strata_fractal_params p = { .beam = 3, .n_probe = 4, .rerank = reranks[r] };
+                strata_hit a[10], b2[10];
+                size_t na, nb;
+                f->kt = best;
+                cr_assert_eq(strata_fractal_search(f, x + (N + qi) * DIM, DIM, ks[ki], &p, a, &na), STRATA_OK);
+                f->kt = ref;
+                cr_assert_eq(strata_fractal_search(f, x + (N + qi) * DIM, DIM, ks[ki], &p, b2, &nb), STRATA_OK);
+                cr_assert_eq(na, nb);
+                for (size_t i = 0; i < na; i++) {
+                    cr_assert_eq(a[i].id, b2[i].id, "q %zu rerank %u k %zu hit %zu", qi, reranks[r], ks[ki], i);
+                    cr_assert_eq(memcmp(&a[i].dist, &b2[i].dist, sizeof a[i].dist), 0);
+                }
+            }
+    f->kt = best;
+    strata_fractal_close(f);
+    strata_abort(t);
+    free(x);
+}
+Test(fractal_residual, l2_kernel_levels_give_the_same_hits, .timeout = 300) { levels_agree(STRATA_METRIC_L2); }
+Test(fractal_residual, ip_kernel_levels_give_the_same_hits, .timeout = 300) { levels_agree(STRATA_METRIC_IP); }
 
 /* fpq_encode encodes small batches with its own loop and large ones with
  * ivfpq's ivf_pq_encode: both pick a nearest codeword in every subspace (the

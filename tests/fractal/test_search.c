@@ -1,7 +1,8 @@
 /* tests/fractal/test_search.c - search semantics: bad input, buffer and PQ
  * distances on one scale (cosine, IP, L2), rerank giving exact distances,
  * time windows (including new data in old subtrees), the metadata filter,
- * n_probe having an effect, and searching a committed snapshot. */
+ * n_probe having an effect, searching a committed snapshot, and the k best
+ * hits being exactly the first k of all (ties by smaller id). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -126,6 +127,48 @@ Test(fractal_search, rerank_gives_exact_distances)
         cr_assert_eq(h[i].dist, exact);
         if (i) cr_assert_leq(h[i - 1].dist, h[i].dist);
     }
+    strata_fractal_close(f);
+    strata_abort(x);
+    free(data);
+}
+
+/* The candidate set keeps exactly the k best (distance, id) offered: with
+ * every leaf probed, the PQ-only hits for k are the first k of the hits for
+ * k = all (a total order by distance, ties by smaller id), for k small
+ * enough that the set is cut many times and k large enough that it is
+ * never cut; duplicate vectors (equal distances) included, among them 41
+ * copies of the first query (more equal distances than the select sorts
+ * directly). Also with rerank. */
+Test(fractal_search, k_best_are_a_prefix_of_all)
+{
+    const size_t n = 600, dim = 8;
+    float *data = ft_mixture(n, dim, 6, 1.0f, 29, NULL);
+    for (size_t i = 0; i < 40; i++) memcpy(data + (500 + i) * dim, data + i * dim, dim * sizeof *data);
+    for (size_t i = 560; i < n; i++) memcpy(data + i * dim, data, dim * sizeof *data);   /* 41 ties */
+    strata_txn *x = tw(&g);
+    strata_fractal *f = build(x, STRATA_METRIC_L2, data, n, dim, STRATA_FRACTAL_KEEP_RAW, 1);
+    strata_hit *all = malloc(n * sizeof *all), *part = malloc(n * sizeof *part);
+    const size_t ks[] = { 1, 3, 10, 37, 200 };
+    for (int rr = 0; rr < 2; rr++)
+        for (size_t qi = 0; qi < 20; qi++) {
+            strata_fractal_params p = { .beam = 64, .n_probe = 64, .rerank = rr ? 600 : 0 };
+            const float *q = data + (qi * 29 % n) * dim;
+            size_t n_all, got;
+            cr_assert_eq(strata_fractal_search(f, q, dim, n, &p, all, &n_all), STRATA_OK);
+            cr_assert_eq(n_all, n, "every vector once");
+            for (size_t i = 1; i < n_all; i++)
+                cr_assert(all[i - 1].dist < all[i].dist ||
+                          (all[i - 1].dist == all[i].dist && all[i - 1].id < all[i].id));
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                p.rerank = rr ? (uint32_t)n : 0;
+                cr_assert_eq(strata_fractal_search(f, q, dim, ks[ki], &p, part, &got), STRATA_OK);
+                cr_assert_eq(got, ks[ki]);
+                for (size_t i = 0; i < got; i++)
+                    cr_assert(part[i].id == all[i].id && part[i].dist == all[i].dist,
+                              "rerank %d q %zu k %zu hit %zu", rr, qi, ks[ki], i);
+            }
+        }
+    free(all); free(part);
     strata_fractal_close(f);
     strata_abort(x);
     free(data);
