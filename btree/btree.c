@@ -47,9 +47,11 @@ int bt_cell_overflow(bt_ctx *cx, const uint8_t *c, bt_val *val) {
     size_t len = lc_vlen(c);
     uint64_t page_count = cx->page_count;
     if (cx->w) {
-        dpage *d = dirty_get_buf(bt_wtx_dirty(cx->w), pg);
-        if (d) { val->data = d->buf; val->len = len; return STRATA_OK; }
-        page_count = bt_wtx_page_count(cx->w);   /* a run written through (BT_DIRECT_MIN) */
+        dpage *d = dirty_get(bt_wtx_dirty(cx->w), pg);
+        if (d && d->buf) { val->data = d->buf; val->len = len; return STRATA_OK; }
+        /* only this transaction's own write-through runs may lie past the
+         * snapshot's page count; any other reference there is damage */
+        if (d) page_count = bt_wtx_page_count(cx->w);
     }
     const uint8_t *ptr;
     int rc = pager_read(cx->p, page_count, pg, pager_npages(cx->p, len), len, &ck, &ptr);

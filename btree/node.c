@@ -3,7 +3,8 @@
  * Invariants: (1) slots stay in key order (callers pass the right index);
  * (2) cells live in [upper, ps); the slot array ends at PG_HDR + 2n <= upper;
  * (3) node_validate accepts only pages whose every offset and length stays
- * inside the page, so readers may then index it without further checks;
+ * inside the page and whose cells are disjoint, so readers may then index it
+ * without further checks and removal may shift cells;
  * (4) removing a cell closes its hole, so a page written here has its cells
  * packed in [upper, ps) (pages of older writers may have holes: insert
  * compacts them when it needs the room). */
@@ -106,6 +107,24 @@ void node_build(uint8_t *pg, unsigned type, uint64_t txnid, uint32_t ps,
     le32_put(pg + PG_OFF_UPPER, upper);
 }
 
+/* Whether two cells of a page (each already known to lie inside it) share a
+ * byte: one bit per page byte, 64 at a time. */
+static int cells_overlap(const uint8_t *pg, uint32_t ps, unsigned n) {
+    uint64_t used[65536 / 64];
+    memset(used, 0, ps / 8);
+    for (unsigned i = 0; i < n; i++) {
+        size_t o = pg_slot(pg, i), e = o + cell_size(pg, pg + o);
+        while (o < e) {
+            size_t b = o & 63, take = 64 - b < e - o ? 64 - b : e - o;
+            uint64_t m = (take == 64 ? ~0ull : ((1ull << take) - 1)) << b;
+            if (used[o >> 6] & m) return 1;
+            used[o >> 6] |= m;
+            o += take;
+        }
+    }
+    return 0;
+}
+
 int node_validate(const uint8_t *pg, uint32_t ps) {
     unsigned type = pg_type(pg), n = pg_n(pg);
     uint32_t upper = pg_upper(pg), lower = PG_HDR + 2 * n;
@@ -125,5 +144,7 @@ int node_validate(const uint8_t *pg, uint32_t ps) {
         }
         if (cell_size(pg, c) > room) return 1;
     }
-    return 0;
+    /* no two cells share a byte: removal shifts cells (node_remove), which
+     * is only in bounds on a page whose cells are disjoint */
+    return ps <= 65536 ? cells_overlap(pg, ps, n) : 1;
 }
