@@ -190,7 +190,8 @@ size_t blob_scan_finish(const blob_chunker *c, blob_scan *s);
 /* (sha.c) blob_sha_update2, advancing scan s (begun with c) by one 64-byte
  * window per block pair in the same loop: the gear hash runs on the ports
  * the SHA instructions leave idle (~65% of its time hidden). The scan may
- * be left unfinished (blob_scan_finish does the rest). */
+ * be left unfinished (blob_scan_finish does the rest). c == NULL: no scan
+ * (this is blob_sha_update2). */
 BLOB_MUST int blob_sha_update2_scan(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db,
                                     size_t nb, const blob_chunker *c, blob_scan *s);
 

@@ -309,8 +309,9 @@ int blob_sha_update(blob_sha *s, const void *data, size_t len) {
     return STRATA_OK;
 }
 
-int blob_sha_update2(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db, size_t nb) {
-    if (a->evp || b->evp) {
+int blob_sha_update2_scan(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db, size_t nb,
+                          const blob_chunker *c, blob_scan *s) {
+    if (a->evp || b->evp) {                      /* OpenSSL path; the scan waits */
         int rc = blob_sha_update(a, da, na);
         return rc ? rc : blob_sha_update(b, db, nb);
     }
@@ -319,31 +320,9 @@ int blob_sha_update2(blob_sha *a, const void *da, size_t na, blob_sha *b, const 
     top_up(b, &pb, &nb);
     size_t n = 0;
     if (a->nbuf == 0 && b->nbuf == 0) n = (na < nb ? na : nb) / 64;   /* blocks both have */
-    if (n) {
-        ni_blocks2(a->h, pa, b->h, pb, n);
-        pa += n * 64;
-        pb += n * 64;
-        na -= n * 64;
-        nb -= n * 64;
-        a->total += n * 64;
-        b->total += n * 64;
-    }
-    rest(a, pa, na);
-    rest(b, pb, nb);
-    return STRATA_OK;
-}
-
-int blob_sha_update2_scan(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db, size_t nb,
-                          const blob_chunker *c, blob_scan *s) {
-    if (a->evp || b->evp) return blob_sha_update2(a, da, na, b, db, nb);   /* the scan waits */
-    const uint8_t *pa = da, *pb = db;
-    top_up(a, &pa, &na);
-    top_up(b, &pb, &nb);
-    size_t n = 0;
-    if (a->nbuf == 0 && b->nbuf == 0) n = (na < nb ? na : nb) / 64;   /* blocks both have */
     while (n) {
-        uint64_t mask;
-        size_t k = blob_scan_windows(c, s, &mask), did;
+        uint64_t mask = 0;
+        size_t k = c ? blob_scan_windows(c, s, &mask) : 0, did;
         if (k == 0) {
             ni_blocks2(a->h, pa, b->h, pb, n);
             did = n;
@@ -364,6 +343,10 @@ int blob_sha_update2_scan(blob_sha *a, const void *da, size_t na, blob_sha *b, c
     rest(a, pa, na);
     rest(b, pb, nb);
     return STRATA_OK;
+}
+
+int blob_sha_update2(blob_sha *a, const void *da, size_t na, blob_sha *b, const void *db, size_t nb) {
+    return blob_sha_update2_scan(a, da, na, b, db, nb, NULL, NULL);
 }
 
 int blob_sha_final(blob_sha *s, uint8_t out[SHA_LEN]) {

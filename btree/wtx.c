@@ -228,9 +228,9 @@ int bt_alloc(bt_wtx *w, uint32_t n, pgno_t *pg, uint8_t **buf) {
     pgno_t at;
     int rc = alloc_pages(w, n, &at);
     if (rc) return rc;
-    uint8_t *b = arena_alloc(&w->p->arena, n);   /* callers write every byte */
+    uint8_t *b = arena_alloc(w->dm.arena, n);   /* callers write every byte */
     if (!b) return STRATA_ENOMEM;
-    if ((rc = dirty_put(&w->dm, at, n, b))) { arena_free(&w->p->arena, b, n); return rc; }
+    if ((rc = dirty_put(&w->dm, at, n, b))) { arena_free(w->dm.arena, b, n); return rc; }
     dirty_get(&w->dm, at)->epoch = w->epoch;
     *pg = at;
     *buf = b;
@@ -251,8 +251,7 @@ int bt_free(bt_wtx *w, pgno_t pg, uint32_t n) {
         return STRATA_OK;
     }
     if (d) {                                     /* made in this transaction */
-        uint32_t np = d->npages;
-        arena_free(&w->p->arena, dirty_take(&w->dm, pg), np);
+        dirty_drop(&w->dm, d);
         return vec_push(&w->pool, pg, n);
     }
     return vec_push(&w->freed, pg, n);
@@ -432,10 +431,7 @@ int bt_wtx_restore(bt_wtx *w, const bt_wsave *s) {
     }
     for (size_t i = 0; i < w->dm.cap; i++)
         if (w->dm.slots[i].pg && w->dm.slots[i].epoch >= s->epoch) drop[n++] = w->dm.slots[i].pg;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t np = dirty_get(&w->dm, drop[i])->npages;
-        arena_free(&w->p->arena, dirty_take(&w->dm, drop[i]), np);
-    }
+    for (size_t i = 0; i < n; i++) dirty_drop(&w->dm, dirty_get(&w->dm, drop[i]));
     free(drop);
     /* copies superseded after it are live again */
     size_t k = 0;
@@ -462,8 +458,7 @@ int bt_wtx_release_superseded(bt_wtx *w) {
     for (size_t i = 0; i < w->n_sup; i++) {
         dpage *d = dirty_get(&w->dm, w->sup[i].pg);
         if (!d) continue;
-        uint32_t np = d->npages;
-        arena_free(&w->p->arena, dirty_take(&w->dm, w->sup[i].pg), np);
+        dirty_drop(&w->dm, d);
         int rc = vec_push(&w->pool, w->sup[i].pg, w->sup[i].n);
         if (rc) return rc;
     }

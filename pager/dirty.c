@@ -70,9 +70,9 @@ int dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf) {
     return STRATA_OK;
 }
 
-uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
-    dpage *d = dirty_get(m, pg);
-    if (!d) return NULL;
+/* Unlink entry d (found by dirty_get); returns its buffer. */
+static uint8_t *remove_at(dirty_map *m, dpage *d) {
+    pgno_t pg = d->pg;
     uint8_t *buf = d->buf;
     size_t i = (size_t)(d - m->slots), mask = m->cap - 1;
     m->bits[pg >> 3] &= (uint8_t)~(1u << (pg & 7));
@@ -88,6 +88,16 @@ uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
         }
     }
     return buf;
+}
+
+uint8_t *dirty_take(dirty_map *m, pgno_t pg) {
+    dpage *d = dirty_get(m, pg);
+    return d ? remove_at(m, d) : NULL;
+}
+
+void dirty_drop(dirty_map *m, dpage *d) {
+    uint32_t npages = d->npages;
+    arena_free(m->arena, remove_at(m, d), npages);
 }
 
 void dirty_clear(dirty_map *m) {

@@ -179,6 +179,8 @@ static inline dpage *dirty_get_buf(const dirty_map *m, pgno_t pg) {
 int    dirty_put(dirty_map *m, pgno_t pg, uint32_t npages, uint8_t *buf);
 /* Remove pg; returns its buffer (the caller frees it) or NULL. */
 uint8_t *dirty_take(dirty_map *m, pgno_t pg);
+/* Remove entry d (from dirty_get) and give its buffer back to m->arena. */
+void   dirty_drop(dirty_map *m, dpage *d);
 void   dirty_clear(dirty_map *m);   /* frees every buffer; resets the arena */
 
 /* A buffer of npages pages (contents undefined), or NULL. */

@@ -59,6 +59,14 @@ static void put_val(strata_table *t, uint64_t k, size_t n, uint64_t seed) {
     free(v);
 }
 
+/* A write transaction on table "big" (flags: STRATA_CREATE or 0). */
+static strata_table *begin_big(strata_db *db, strata_txn **w, unsigned flags) {
+    strata_table *t;
+    OK(strata_begin_write(db, w));
+    OK(strata_table_open(*w, "big", STRATA_KEY_U64, flags, &t));
+    return t;
+}
+
 static void check_db(strata_db *db) {
     strata_txn *r;
     OK(strata_begin_read(db, &r));
@@ -75,8 +83,7 @@ Test(direct, read_in_txn_after_commit_and_after_reopen) {
     OK(strata_open(g_path, STRATA_CREATE, &db));
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    t = begin_big(db, &w, STRATA_CREATE);
     for (size_t i = 0; i < N_SIZES; i++) put_val(t, i, g_sizes[i], 100 + i);
     for (size_t i = 0; i < N_SIZES; i++) expect_val(t, i, g_sizes[i], 100 + i);   /* own writes */
     OK(strata_commit(w));
@@ -97,15 +104,13 @@ Test(direct, abort_leaves_nothing_and_space_is_reused) {
     OK(strata_open(g_path, STRATA_CREATE, &db));
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    t = begin_big(db, &w, STRATA_CREATE);
     put_val(t, 1, 300000, 1);
     OK(strata_commit(w));
     strata_info before;
     OK(strata_db_info(db, &before));
     for (int round = 0; round < 3; round++) {
-        OK(strata_begin_write(db, &w));
-        OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+        t = begin_big(db, &w, 0);
         put_val(t, 2, 2u << 20, 7);
         put_val(t, 1, 400000, 8);
         expect_val(t, 2, 2u << 20, 7);
@@ -131,8 +136,7 @@ Test(direct, savepoint_rollback_undoes_only_later_puts) {
     OK(strata_open(g_path, STRATA_CREATE, &db));
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    t = begin_big(db, &w, STRATA_CREATE);
     put_val(t, 1, 200000, 1);
     strata_savepoint *sp;
     OK(strata_savepoint_create(w, &sp));
@@ -156,8 +160,7 @@ Test(direct, overwrite_and_delete_in_the_writing_txn) {
     OK(strata_open(g_path, STRATA_CREATE, &db));
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    t = begin_big(db, &w, STRATA_CREATE);
     for (int i = 0; i < 8; i++) put_val(t, 1, 100000 + (size_t)i * 50000, (uint64_t)i);
     put_val(t, 2, 1u << 20, 20);
     uint64_t kb;
@@ -170,8 +173,7 @@ Test(direct, overwrite_and_delete_in_the_writing_txn) {
     strata_info a, b;
     OK(strata_db_info(db, &a));
     for (int i = 0; i < 4; i++) {
-        OK(strata_begin_write(db, &w));
-        OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+        t = begin_big(db, &w, 0);
         put_val(t, 1, 400000, 40 + (uint64_t)i);
         OK(strata_commit(w));
     }
@@ -191,13 +193,11 @@ Test(direct, overwrites_in_one_txn_reuse_their_pages) {
     OK(strata_open(g_path, STRATA_CREATE, &db));
     strata_txn *w;
     strata_table *t;
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, STRATA_CREATE, &t));
+    t = begin_big(db, &w, STRATA_CREATE);
     OK(strata_commit(w));
     strata_info a, b;
     OK(strata_db_info(db, &a));
-    OK(strata_begin_write(db, &w));
-    OK(strata_table_open(w, "big", STRATA_KEY_U64, 0, &t));
+    t = begin_big(db, &w, 0);
     enum { VLEN = 200000, ROUNDS = 40 };
     for (int i = 0; i < ROUNDS; i++) put_val(t, 1, VLEN, 50 + (uint64_t)i);
     expect_val(t, 1, VLEN, 50 + ROUNDS - 1);
@@ -220,12 +220,10 @@ static strata_db *faulty_with_one_commit(io_backend **io, size_t vlen, strata_tx
     OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
     OK(io_fault_wrap(inner, io));
     OK(db_open_backend(*io, STRATA_CREATE, NULL, &db));
-    OK(strata_begin_write(db, w));
-    OK(strata_table_open(*w, "big", STRATA_KEY_U64, STRATA_CREATE, t));
+    *t = begin_big(db, w, STRATA_CREATE);
     put_val(*t, 1, vlen, 1);
     OK(strata_commit(*w));
-    OK(strata_begin_write(db, w));
-    OK(strata_table_open(*w, "big", STRATA_KEY_U64, 0, t));
+    *t = begin_big(db, w, 0);
     return db;
 }
 
