@@ -32,7 +32,7 @@ void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim, str
     cfg->min_leaf = 32;
     cfg->max_fanout = 32;
     cfg->max_depth = 8;
-    cfg->buffer_cap = 32;
+    cfg->buffer_cap = 8;    /* docs/FRACTAL.md "Knobs": with 32, searches 1.2-1.5x slower */
     cfg->train_iters = 10;
     cfg->flags = STRATA_FRACTAL_KEEP_RAW;
     cfg->seed = 1;

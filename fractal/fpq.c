@@ -14,8 +14,8 @@
 _Static_assert(FPQ_KSUB == IVF_KSUB, "the fractal index uses ivfpq's codebook layout");
 
 /* From this many vectors on, ivf_pq_encode (sgemm per subspace) encodes;
- * below, the direct loop of encode_one: for a cascade of buffer_cap = 32
- * vectors, the sgemm calls and their 1 MiB distance blocks (one per
+ * below, the direct loop of encode_one: for a cascade of buffer_cap (8 by
+ * default) vectors, the sgemm calls and their 1 MiB distance blocks (one per
  * subspace) cost more than the distances themselves. */
 enum { FPQ_ENCODE_BATCH = 256 };
 

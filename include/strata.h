@@ -1401,7 +1401,9 @@ typedef struct strata_fractal_config {
     uint32_t      max_depth;   /* levels, leaves included (2..32); the root does
                                   not split at this depth (its fan-out grows)     */
     uint32_t      buffer_cap;  /* buffered raw vectors per leaf before the cascade
-                                  PQ-encodes them (1..max_leaf)                   */
+                                  PQ-encodes them (1..max_leaf); searches scan
+                                  buffered vectors exactly, one row each, so a
+                                  larger cap inserts faster and searches slower */
     uint32_t      train_size;  /* train the codebooks automatically when this many
                                   vectors are present; 0: only strata_fractal_train */
     uint32_t      train_iters; /* k-means iterations of codebook training (1..1000) */
@@ -1416,7 +1418,7 @@ typedef struct strata_fractal_config {
 } strata_fractal_config;
 
 /* Defaults for dim and metric: pq_m = dim/4 (dim/2, dim when not divisible),
- * max_leaf 256, min_leaf 32, max_fanout 32, max_depth 8, buffer_cap 32,
+ * max_leaf 256, min_leaf 32, max_fanout 32, max_depth 8, buffer_cap 8,
  * train_size 0, train_iters 10, flags KEEP_RAW, seed 1, retrain_growth 0.
  * Any thread. */
 STRATA_API void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim,

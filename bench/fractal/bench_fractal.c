@@ -3,10 +3,11 @@
  * by the cluster of a k-means on it, so new regions appear over time, and
  * inserted in ten slices. After each slice: recall@10 (exact ground truth on
  * the vectors present) and single-thread QPS of
- *   fractal      the fractal index, one shared codebook trained on the first
- *                tenth, never retrained (rerank 100, PQ only, and the
- *                high-recall setting hr = n_probe 16 + rerank 50);
- *                fractal8: the same with buffer_cap 8 (fewer buffered
+ *   fractal      the fractal index, default config (buffer_cap 8), one
+ *                shared codebook trained on the first tenth, never retrained
+ *                (rerank 100, PQ only, and the high-recall setting hr =
+ *                n_probe 16 + rerank 50); fractal32: the same with
+ *                buffer_cap 32 (the default before 2026-11-24: more buffered
  *                vectors to scan exactly), hr only; fractal_ps: per-subspace
  *                codebooks, never retrained (PQ only); fractal_g:
  *                per-subspace codebooks retrained automatically
@@ -341,8 +342,8 @@ int main(int argc, char **argv)
     c3.retrain_growth = 100;
     CHECK(strata_fractal_create(t, "fg", &c3, NULL));
     strata_fractal_config c4 = c1;
-    c4.buffer_cap = 8;
-    CHECK(strata_fractal_create(t, "f8", &c4, NULL));
+    c4.buffer_cap = 32;
+    CHECK(strata_fractal_create(t, "f32", &c4, NULL));
     CHECK(strata_commit(t));
 #ifdef HAVE_HNSWLIB
     void *hn = hnsw_new((int)dim, n, 16, 200);
@@ -352,23 +353,24 @@ int main(int argc, char **argv)
     void *fa = faiss_ivfpq_new((int)dim, n >= 40000 ? 256 : 64, (int)dim / 4);
     faiss_ivfpq_set_nprobe(fa, 8);
 #endif
-    double frac_ins = 0, fps_ins = 0, fg_ins = 0, f8_ins = 0;
+    double frac_ins = 0, fps_ins = 0, fg_ins = 0, f32_ins = 0;
     printf("# drift stream: %s, n=%zu dim=%zu queries=%zu, kernel %s\n", label, n, dim, nq, strata_vec_kernel_name());
     printf("# recall@10 / QPS (single thread) after each tenth; rr = exact rerank of 100;\n"
-           "# fractal: shared codebook, never retrained (beam 4, n_probe 8; hr: n_probe 16, rerank 50);\n"
-           "# fractal8: the same with buffer_cap 8 (hr); hr, fractal8 hr and hnsw: best of 3 paired runs;\n"
-           "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n");
+           "# fractal: default config (buffer_cap %u), shared codebook, never retrained (beam 4, n_probe 8;\n"
+           "# hr: n_probe 16, rerank 50); fractal32: the same with buffer_cap 32 (hr);\n"
+           "# hr, fractal32 hr and hnsw: best of 3 paired runs;\n"
+           "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n", fc.buffer_cap);
     printf("%-6s %-14s %-14s %-14s %-14s %-14s %-18s %-14s %-14s %-14s %-14s %-14s %-14s %s\n", "tenth",
-           "fractal_rr", "fractal_pq", "fractal_hr", "fractal8_hr", "fractal_ps_pq", "fractal_g_pq(gen)",
+           "fractal_rr", "fractal_pq", "fractal_hr", "fractal32_hr", "fractal_ps_pq", "fractal_g_pq(gen)",
            "ivf_fixed_rr", "ivf_fixed_pq", "ivf_retrain_rr", "ivf_retrain_pq", "faiss_fixed", "hnsw",
-           "hr/hnsw hr8/hnsw");
+           "hr/hnsw hr32/hnsw");
     for (int tenth = 1; tenth <= 10; tenth++) {
         size_t lo = (size_t)(tenth - 1) * n / 10, hi = (size_t)tenth * n / 10;
         /* fractal: insert the slice in batches of 1000 in one transaction */
         frac_ins += frac_insert(db, "f", x, ord, dim, lo, hi);
         fps_ins += frac_insert(db, "fps", x, ord, dim, lo, hi);
         fg_ins += frac_insert(db, "fg", x, ord, dim, lo, hi);
-        f8_ins += frac_insert(db, "f8", x, ord, dim, lo, hi);
+        f32_ins += frac_insert(db, "f32", x, ord, dim, lo, hi);
         for (size_t i = lo; i < hi; i++) present[ord[i]] = 1;
         ground_truth(x, present, n, dim, qs, nq, gt);
         strata_fractal_params pr = { .beam = 4, .n_probe = 8, .rerank = 100 };
@@ -416,12 +418,12 @@ int main(int argc, char **argv)
         hnsw_set_ef(hn, 64);
         result hb = { 0, 0 };
 #endif
-        result fhr = { 0, 0 }, f8hr = { 0, 0 };
+        result fhr = { 0, 0 }, f32hr = { 0, 0 };
         for (int rep = 0; rep < 3; rep++) {   /* paired: the load changes by the second */
             result a = frac_measure(db, "f", phr, dim, qs, nq, gt, NULL);
-            result b = frac_measure(db, "f8", phr, dim, qs, nq, gt, NULL);
+            result b = frac_measure(db, "f32", phr, dim, qs, nq, gt, NULL);
             if (a.qps > fhr.qps) fhr = a;
-            if (b.qps > f8hr.qps) f8hr = b;
+            if (b.qps > f32hr.qps) f32hr = b;
 #ifdef HAVE_HNSWLIB
             result r = measure(hnsw_fn, hn, qs, nq, dim, gt);
             if (r.qps > hb.qps) hb = r;
@@ -429,23 +431,23 @@ int main(int argc, char **argv)
         }
 #ifdef HAVE_HNSWLIB
         snprintf(hs, sizeof hs, "%.3f/%.0f", hb.recall, hb.qps);
-        snprintf(ratio, sizeof ratio, "%.2fx %.2fx", fhr.qps / hb.qps, f8hr.qps / hb.qps);
+        snprintf(ratio, sizeof ratio, "%.2fx %.2fx", fhr.qps / hb.qps, f32hr.qps / hb.qps);
 #endif
         char gs[40];
         snprintf(gs, sizeof gs, "%.3f/%.0f(%u)", fgp.recall, fgp.qps, g_gen);
         printf("%-6d %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-18s %.3f/%-8.0f "
                "%.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-14s %-14s %s\n",
-               tenth, fr.recall, fr.qps, fp.recall, fp.qps, fhr.recall, fhr.qps, f8hr.recall,
-               f8hr.qps, fpsp.recall, fpsp.qps, gs, ir.recall, ir.qps, ip.recall, ip.qps, rr.recall,
+               tenth, fr.recall, fr.qps, fp.recall, fp.qps, fhr.recall, fhr.qps, f32hr.recall,
+               f32hr.qps, fpsp.recall, fpsp.qps, gs, ir.recall, ir.qps, ip.recall, ip.qps, rr.recall,
                rr.qps, rp.recall, rp.qps, fs, hs, ratio);
         fflush(stdout);
     }
-    printf("# insert throughput (vectors/s, whole stream, one thread): fractal %.0f, fractal8 %.0f, "
-           "fractal_ps %.0f, fractal_g %.0f", (double)n / frac_ins, (double)n / f8_ins,
+    printf("# insert throughput (vectors/s, whole stream, one thread): fractal %.0f, fractal32 %.0f, "
+           "fractal_ps %.0f, fractal_g %.0f", (double)n / frac_ins, (double)n / f32_ins,
            (double)n / fps_ins, (double)n / fg_ins);
 #ifdef HAVE_HNSWLIB
-    printf(", hnswlib (M=16, efC=200) %.0f; fractal/hnswlib %.2fx, fractal8/hnswlib %.2fx",
-           (double)n / hnsw_ins, hnsw_ins / frac_ins, hnsw_ins / f8_ins);
+    printf(", hnswlib (M=16, efC=200) %.0f; fractal/hnswlib %.2fx, fractal32/hnswlib %.2fx",
+           (double)n / hnsw_ins, hnsw_ins / frac_ins, hnsw_ins / f32_ins);
     hnsw_free(hn);
 #endif
     printf("\n");

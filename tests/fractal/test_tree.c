@@ -27,6 +27,34 @@ static void add_range(strata_fractal *f, const float *data, size_t dim, size_t l
         cr_assert_eq(strata_fractal_add(f, i, data + i * dim, dim, i), STRATA_OK, "i=%zu", i);
 }
 
+/* The documented defaults (include/strata.h), buffer_cap 8 among them: the
+ * search scans buffered vectors exactly, so a small buffer keeps it fast. */
+Test(fractal_tree, config_defaults)
+{
+    strata_fractal_config c;
+    strata_fractal_config_default(&c, 128, STRATA_METRIC_L2);
+    cr_assert_eq(c.dim, 128);
+    cr_assert_eq(c.pq_m, 32);
+    cr_assert_eq(c.max_leaf, 256);
+    cr_assert_eq(c.min_leaf, 32);
+    cr_assert_eq(c.max_fanout, 32);
+    cr_assert_eq(c.max_depth, 8);
+    cr_assert_eq(c.buffer_cap, 8);
+    cr_assert_eq(c.train_size, 0);
+    cr_assert_eq(c.train_iters, 10);
+    cr_assert_eq(c.flags, STRATA_FRACTAL_KEEP_RAW);
+    cr_assert_eq(c.seed, 1);
+    cr_assert_eq(c.retrain_growth, 0);
+    strata_fractal_config_default(&c, 6, STRATA_METRIC_IP);
+    cr_assert_eq(c.pq_m, 3);
+    strata_fractal_config_default(&c, 7, STRATA_METRIC_COSINE);
+    cr_assert_eq(c.pq_m, 7);
+    strata_txn *x = tw(&g);
+    strata_fractal_config_default(&c, 16, STRATA_METRIC_L2);
+    cr_assert_eq(strata_fractal_create(x, "d", &c, NULL), STRATA_OK);   /* the defaults are valid */
+    strata_abort(x);
+}
+
 Test(fractal_tree, create_open_and_bad_config)
 {
     strata_txn *x = tw(&g);
