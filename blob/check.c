@@ -59,7 +59,11 @@ int strata_blob_gc(strata_txn *txn, uint64_t *n_removed) {
     for (size_t i = 0; rc == STRATA_OK && i < s.n; i++) {
         uint8_t k[8];
         le64_put(k, s.v[i]);
-        rc = blob_chunks_release(txn, s.v[i]);
+        /* a pending row of a finished blob is damage: releasing its chunk
+         * list would destroy the finished blob */
+        rc = blob_exists(txn, s.v[i]);
+        rc = rc == STRATA_OK ? STRATA_ECORRUPT : rc == STRATA_NOTFOUND ? STRATA_OK : rc;
+        if (rc == STRATA_OK) rc = blob_chunks_release(txn, s.v[i]);
         if (rc == STRATA_OK) rc = strata_del(t, blob_sl(k, 8));
         if (rc == STRATA_OK) rc = blob_stats_add(txn, ST_N_PENDING, (uint64_t)-1);
     }

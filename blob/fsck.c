@@ -21,6 +21,7 @@ typedef struct ck {
     void         *ctx;
     strata_table *t[BT_COUNT];   /* NULL when the table does not exist */
     shamap        refs;
+    uint64_t      next_id;          /* from the counters: every id is below it */
     uint64_t      clist_rows, logical, n_blobs, n_pending;
     uint64_t      n_data, n_refs;   /* blob:chunks rows of each kind */
     uint64_t      stored;           /* sum of the reference records' lengths */
@@ -117,6 +118,9 @@ static int meta_row(void *ctx, strata_slice k, strata_slice v) {
     uint8_t key[1 + STRATA_BLOB_MAX_META + 8], tk[16];
     if (k.len != 8) { problem(c, "blob:meta: malformed key"); return STRATA_OK; }
     uint64_t id = le64_get(k.data);
+    if (id == 0 || id >= c->next_id)   /* the next writer would take it again */
+        problem(c, "blob %llu: id not below the next id %llu", (unsigned long long)id,
+                (unsigned long long)c->next_id);
     if (blob_meta_decode(v, &m)) { problem(c, "blob %llu: malformed record", (unsigned long long)id); return STRATA_OK; }
     c->n_blobs++;
     c->logical += m.size;
@@ -139,6 +143,9 @@ static int pending_row(void *ctx, strata_slice k, strata_slice v) {
     uint64_t size, n;
     if (k.len != 8 || v.len != 8) { problem(c, "blob:pending: malformed row"); return STRATA_OK; }
     c->n_pending++;
+    if (le64_get(k.data) == 0 || le64_get(k.data) >= c->next_id)
+        problem(c, "pending blob %llu: id not below the next id %llu", (unsigned long long)le64_get(k.data),
+                (unsigned long long)c->next_id);
     if (has_key(c, BT_META, k.data, 8))
         problem(c, "blob %llu: both pending and finished", (unsigned long long)le64_get(k.data));
     return c->err ? c->err : walk_list(c, le64_get(k.data), &size, &n);
@@ -196,11 +203,14 @@ static int tag_row(void *ctx, strata_slice k, strata_slice v) {
 }
 
 static int edge_row(void *ctx, strata_slice k, strata_slice v) {
-    (void)v;
     ck *c = ctx;
     const uint8_t *p = k.data;
     uint8_t mk[EDGE_KEY], ik[8];
     if (k.len != EDGE_KEY) { problem(c, "blob:edges_out: malformed key"); return STRATA_OK; }
+    if (p[16] < STRATA_BLOB_DERIVED_FROM || p[16] > STRATA_BLOB_SUPERSEDES || !memcmp(p, p + 8, 8) ||
+        v.len > STRATA_BLOB_MAX_CTX)
+        problem(c, "edge %llu -> %llu: bad relation %u, self edge or context too long",
+                (unsigned long long)be64_get(p), (unsigned long long)be64_get(p + 8), p[16]);
     memcpy(mk, p + 8, 8);
     memcpy(mk + 8, p, 8);
     mk[16] = p[16];
@@ -214,9 +224,13 @@ static int edge_row(void *ctx, strata_slice k, strata_slice v) {
 }
 
 static int embed_row(void *ctx, strata_slice k, strata_slice v) {
-    (void)v;
     ck *c = ctx;
+    const uint8_t *p = v.data;
     if (k.len != 8 || !has_key(c, BT_META, k.data, 8)) problem(c, "embedding of an unknown blob");
+    /* docs/BLOBS.md "blob:embed": dim u32, reserved u32 = 0, dim x f32 */
+    if (v.len < EMBED_HDR || le32_get(p + 4) != 0 || le32_get(p) == 0 || le32_get(p) > STRATA_VEC_MAX_DIM ||
+        v.len != EMBED_HDR + 4 * (size_t)le32_get(p))
+        problem(c, "malformed embedding");
     return c->err;
 }
 
@@ -269,6 +283,9 @@ int strata_blob_check(strata_txn *txn, int hash, void (*report)(void *ctx, const
     c.hash = hash;
     c.report = report;
     c.ctx = ctx;
+    uint64_t st[ST_COUNT];
+    /* a counters row that does not load is reported by check_counts */
+    c.next_id = blob_stats_load(txn, st) == STRATA_OK ? st[ST_NEXT_ID] : UINT64_MAX;
     int rc = STRATA_OK;
     for (int i = 0; i < BT_COUNT && rc == STRATA_OK; i++) {
         rc = blob_tab(txn, i, 0, &c.t[i]);

@@ -190,7 +190,8 @@ int strata_blob_delete_ns(strata_txn *txn, const char *ns, uint64_t *n_deleted) 
         int rc = strata_blob_list_ns(txn, ns, first_id, &id);
         if (rc != 0 && rc != 1) return rc;
         if (rc == 0) break;
-        if ((rc = strata_blob_delete(txn, id))) return rc;
+        if ((rc = strata_blob_delete(txn, id)))   /* listed but no record: a damaged row */
+            return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
         n++;
     }
     if (n_deleted) *n_deleted = n;

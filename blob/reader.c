@@ -87,8 +87,9 @@ static int locate(strata_blob_reader *r) {
     if (r->have && r->pos == r->c_off + r->c_len) {
         r->have = 0;
         rc = strata_cursor_next(r->cur);
-        if (rc == STRATA_NOTFOUND) return STRATA_ECORRUPT;   /* list shorter than size */
-        return rc ? rc : take_row(r, r->pos);
+        if (rc != STRATA_NOTFOUND) return rc ? rc : take_row(r, r->pos);
+        /* past the last row, or a savepoint rollback unpositioned the cursor:
+         * seek (a list shorter than size fails take_row's range check) */
     }
     r->have = 0;
     be64_put(k, r->id);
@@ -114,6 +115,13 @@ static int chunk_bytes(strata_blob_reader *r, const uint8_t **p) {
     return STRATA_OK;
 }
 
+/* locate found no chunk-list row of the blob at pos: NOTFOUND if the blob
+ * was deleted meanwhile, else its list is damaged. */
+static int gone(const strata_blob_reader *r) {
+    int rc = blob_exists(r->txn, r->id);
+    return rc == STRATA_OK ? STRATA_ECORRUPT : rc;
+}
+
 int strata_blob_read(strata_blob_reader *r, void *buf, size_t len, size_t *n_read) {
     if (!r || r->magic != READER_MAGIC || (!buf && len) || !n_read) return STRATA_EINVAL;
     size_t done = 0;
@@ -121,6 +129,7 @@ int strata_blob_read(strata_blob_reader *r, void *buf, size_t len, size_t *n_rea
         const uint8_t *p;
         int rc = locate(r);
         if (rc == STRATA_OK) rc = chunk_bytes(r, &p);
+        if (rc == STRATA_NOTFOUND) rc = gone(r);
         if (rc) return rc;
         uint64_t in = r->pos - r->c_off, avail = r->c_len - in;
         if (avail > r->size - r->pos) return STRATA_ECORRUPT;   /* chunk runs past the end */

@@ -14,7 +14,15 @@
  * [0, hashed), in order, and emitted <= hashed <= size, except while a
  * one-chunk content's hash is deferred (see emit);
  * (6) counter changes collect in dst and are written (blob_stats_apply)
- * before each public call returns, so blob:stats is exact between calls.
+ * before each public call returns, so blob:stats is exact between calls;
+ * (7) a savepoint rollback undoes rows and counters but not the writer's
+ * memory, so before a streaming writer writes rows again (a write that
+ * cuts a chunk, finish) and before undo it checks that txn still holds its
+ * pending row and a chunk list ending at `emitted` (check_rows): otherwise
+ * the writer fails (STRATA_EINVAL) instead of recording a blob with a hole,
+ * and undo leaves alone what the rollback already removed. (An id handed
+ * out again after a rollback to before begin is told apart only if the new
+ * blob is finished or its chunk list differs.)
  * strata_blob_put is a writer that begins and finishes within one call: no
  * other operation can see it in between, so it writes no blob:pending row
  * (invariant 1 and the pending counter hold at every call boundary) and
@@ -67,6 +75,7 @@ struct strata_blob_writer {
     uint64_t      hashed;           /* content bytes fed to full (inv. 5)      */
     int           single;           /* meta.sha is the only chunk's hash       */
     int           oneshot;          /* strata_blob_put: no pending row         */
+    int           gone;             /* a savepoint rollback undid begin (inv. 7) */
     uint64_t      dst[ST_COUNT];    /* counter changes not yet written (inv. 6) */
     blob_meta     meta;             /* ct, ns, label point into strs           */
     char         *strs;
@@ -106,6 +115,9 @@ static int reserve(strata_blob_writer *w) {
     strata_table *t;
     int rc = blob_txn_hlc(w->txn, &w->hlc);
     if (rc || (rc = blob_stats_load(w->txn, st))) return rc;
+    /* a damaged counter must not hand out a finished blob's id: the new
+     * chunk list would merge into the old one */
+    if ((rc = blob_exists(w->txn, st[ST_NEXT_ID])) != STRATA_NOTFOUND) return rc ? rc : STRATA_ECORRUPT;
     if (w->oneshot) {
         w->id = st[ST_NEXT_ID];
         w->dst[ST_NEXT_ID] = 1;
@@ -143,6 +155,40 @@ out:
 
 int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts, strata_blob_writer **out) {
     return writer_begin(txn, opts, 0, out);
+}
+
+/* Invariant 7: STRATA_OK if txn still holds w's rows as w left them, else
+ * STRATA_EINVAL (or a storage error), with w->gone set when w's pending row
+ * is gone (the rollback undid begin: nothing of w is left to undo). */
+static int check_rows(strata_blob_writer *w) {
+    strata_table *t;
+    strata_cursor *c;
+    strata_slice k, v;
+    uint8_t key[CLIST_KEY];
+    uint64_t end = 0;
+    if (w->oneshot) return STRATA_OK;   /* begins and finishes in one call */
+    if (w->gone) return STRATA_EINVAL;
+    le64_put(key, w->id);
+    int rc = blob_tab(w->txn, BT_PENDING, 0, &t);
+    if (rc == STRATA_OK) rc = strata_get(t, blob_sl(key, 8), &v);
+    if (rc == STRATA_NOTFOUND) w->gone = 1;
+    if (rc) return rc == STRATA_NOTFOUND ? STRATA_EINVAL : rc;
+    if ((rc = blob_exists(w->txn, w->id)) != STRATA_NOTFOUND)   /* finished already: not w's row */
+        return rc ? rc : STRATA_EINVAL;
+    rc = blob_tab(w->txn, BT_CLIST, 0, &t);
+    if (rc == STRATA_OK && (rc = strata_cursor_open(t, &c)) == STRATA_OK) {
+        be64_put(key, w->id);
+        be64_put(key + 8, UINT64_MAX);
+        rc = strata_cursor_seek_le(c, blob_sl(key, sizeof key));
+        if (rc == STRATA_OK) rc = strata_cursor_get(c, &k, &v);
+        if (rc == STRATA_OK && k.len == CLIST_KEY && be64_get(k.data) == w->id) {
+            if (v.len != CLIST_VAL) rc = STRATA_ECORRUPT;
+            else end = be64_get((const uint8_t *)k.data + 8) + le32_get((const uint8_t *)v.data + SHA_LEN);
+        }
+        strata_cursor_close(c);
+    }
+    if (rc && rc != STRATA_NOTFOUND) return rc;
+    return end == w->emitted ? STRATA_OK : STRATA_EINVAL;
 }
 
 /* Write the collected counter changes. */
@@ -587,6 +633,14 @@ static void note_rate(int way, uint64_t ns, size_t len) {
 static int write_any(strata_blob_writer *w, const void *data, size_t len, int final) {
     if (!w || w->magic != WRITER_MAGIC || w->state != W_OPEN || (!data && len)) return STRATA_EINVAL;
     if (len == 0) return STRATA_OK;
+    /* only a write that cuts a chunk writes rows (invariant 7) */
+    if (w->fill - w->start + len >= w->ck.max) {
+        int rc = check_rows(w);
+        if (rc) {
+            w->state = W_FAILED;
+            return rc;
+        }
+    }
     int rc, big = len >= ASYNC_MIN && w->fill == w->start && (final || len >= w->ck.max);
     if (big) {
         int helper = want_helper();
@@ -597,7 +651,10 @@ static int write_any(strata_blob_writer *w, const void *data, size_t len, int fi
         rc = feed(w, data, len, final);
     }
     if (rc == STRATA_OK) w->size += len;
-    if (rc == STRATA_OK && !w->oneshot) rc = flush_stats(w);
+    if (!w->oneshot) {   /* also after a failure: the chunks it stored are counted (inv. 6) */
+        int frc = flush_stats(w);
+        if (rc == STRATA_OK) rc = frc;
+    }
     if (rc) w->state = W_FAILED;
     return rc;
 }
@@ -612,6 +669,8 @@ int strata_blob_write(strata_blob_writer *w, const void *data, size_t len) {
 static int undo(strata_blob_writer *w) {
     strata_table *t;
     uint8_t k[8];
+    (void)check_rows(w);   /* sets gone: then nothing of w is left (inv. 7) */
+    if (w->gone) return STRATA_OK;
     int rc = flush_stats(w);
     if (rc || (rc = blob_chunks_release(w->txn, w->id))) return rc;
     if (w->oneshot) return STRATA_OK;
@@ -655,7 +714,8 @@ out:
 
 int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id) {
     if (!w || w->magic != WRITER_MAGIC) return STRATA_EINVAL;
-    int rc = w->state == W_OPEN ? drain(w, 1) : STRATA_EINVAL;
+    int rc = w->state == W_OPEN ? check_rows(w) : STRATA_EINVAL;
+    if (rc == STRATA_OK) rc = drain(w, 1);
     if (rc == STRATA_OK && w->emitted != w->size) rc = STRATA_EINVAL;   /* cannot happen */
     if (rc == STRATA_OK) rc = record(w);
     if (rc == STRATA_OK && id) *id = w->id;

@@ -898,19 +898,22 @@ typedef struct strata_blob_info {
  * writer leaves a "pending" blob that no query sees and strata_blob_gc
  * removes (free such a handle with strata_blob_writer_free).
  * Returns: STRATA_OK, STRATA_EINVAL (bad opts: lengths, chunk sizes),
- * STRATA_EREADONLY, STRATA_ENOMEM, storage errors. */
+ * STRATA_EREADONLY, STRATA_ENOMEM, STRATA_ECORRUPT (the blob tables are
+ * damaged, e.g. the next id names an existing blob), storage errors. */
 STRATA_API int strata_blob_writer_begin(strata_txn *txn, const strata_blob_opts *opts,
                                         strata_blob_writer **out);
 /* Append len bytes (any size, 0 allowed). On an error the writer is
  * unusable: only strata_blob_writer_abort is legal.
  * Returns: STRATA_OK, STRATA_EINVAL (NULL data with len > 0, writer finished
- * or failed), STRATA_ENOMEM, storage errors. */
+ * or failed, or a savepoint rollback undid part of what w wrote: abort it),
+ * STRATA_ENOMEM, storage errors. */
 STRATA_API int strata_blob_write(strata_blob_writer *w, const void *data, size_t len);
 /* Cut the last chunk, record the blob and its indexes, and free w, also on
  * failure: then everything w wrote is removed again (if that fails too, txn
  * is poisoned by the storage error and can only be aborted).
  * @param[out] id  the new blob's id (may be NULL)
- * Returns: STRATA_OK, STRATA_EINVAL (w failed earlier), storage errors. */
+ * Returns: STRATA_OK, STRATA_EINVAL (w failed earlier, or a savepoint
+ * rollback undid part of what it wrote), storage errors. */
 STRATA_API int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id);
 /* Undo everything w wrote in its transaction (which must still be open) and
  * free it: chunks and reference counts are as before strata_blob_writer_begin.
@@ -985,7 +988,9 @@ STRATA_API int strata_blob_stats_get(strata_txn *txn, strata_blob_stats *out);
  * Returns: as strata_blob_stats_get. */
 STRATA_API int strata_blob_dedup_ratio(strata_txn *txn, double *ratio);
 /* Remove pending blobs left by writers of earlier transactions (never those
- * of writers open in txn). *n_removed may be NULL. Write transaction. */
+ * of writers open in txn). *n_removed may be NULL. Write transaction.
+ * Returns: STRATA_OK, STRATA_EREADONLY, STRATA_ECORRUPT (a pending row names
+ * a finished blob: nothing is removed for it), storage errors. */
 STRATA_API int strata_blob_gc(strata_txn *txn, uint64_t *n_removed);
 /* Consistency check of the blob tables: every reference count equals the
  * number of chunk-list rows naming the chunk, every chunk exists with its
@@ -1016,7 +1021,9 @@ STRATA_API int strata_blob_tags_of(strata_txn *txn, uint64_t id,
 /* Blobs of namespace ns ("" = default) in id order. */
 STRATA_API int strata_blob_list_ns(strata_txn *txn, const char *ns, strata_blob_id_fn fn,
                                    void *ctx);
-/* Delete every blob of namespace ns; *n_deleted may be NULL. Write txn. */
+/* Delete every blob of namespace ns; *n_deleted may be NULL. Write txn.
+ * Returns: STRATA_OK, STRATA_EREADONLY, STRATA_ECORRUPT (a namespace row
+ * without its blob), storage errors. */
 STRATA_API int strata_blob_delete_ns(strata_txn *txn, const char *ns, uint64_t *n_deleted);
 
 /* Blobs created with lo <= HLC <= hi, in (HLC, id) order. */
