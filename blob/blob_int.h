@@ -25,6 +25,11 @@
 
 #include "blob.h"
 
+/* An operation that failed (rc != 0) after some of its writes leaves txn
+ * abort-only (db/db.h db_txn_fail), so nothing half-done can be committed;
+ * returns rc. (tables.c) */
+int blob_fail(strata_txn *txn, int rc);
+
 /* Tables, docs/BLOBS.md "Tables". Indexes into blob_table_names[]. */
 enum {
     BT_META = 0,    /* u64 id -> meta record                          */

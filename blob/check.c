@@ -56,6 +56,7 @@ int strata_blob_gc(strata_txn *txn, uint64_t *n_removed) {
     rc = blob_tab(txn, BT_PENDING, 0, &t);
     if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
     else if (rc == STRATA_OK) rc = blob_scan_prefix(t, NULL, 0, stale_row, &s);
+    int wrote = 0;
     for (size_t i = 0; rc == STRATA_OK && i < s.n; i++) {
         uint8_t k[8];
         le64_put(k, s.v[i]);
@@ -63,11 +64,11 @@ int strata_blob_gc(strata_txn *txn, uint64_t *n_removed) {
          * list would destroy the finished blob */
         rc = blob_exists(txn, s.v[i]);
         rc = rc == STRATA_OK ? STRATA_ECORRUPT : rc == STRATA_NOTFOUND ? STRATA_OK : rc;
-        if (rc == STRATA_OK) rc = blob_chunks_release(txn, s.v[i]);
+        if (rc == STRATA_OK) rc = blob_chunks_release(txn, s.v[i]), wrote = 1;
         if (rc == STRATA_OK) rc = strata_del(t, blob_sl(k, 8));
         if (rc == STRATA_OK) rc = blob_stats_add(txn, ST_N_PENDING, (uint64_t)-1);
     }
     if (rc == STRATA_OK && n_removed) *n_removed = s.n;
     free(s.v);
-    return rc;
+    return wrote ? blob_fail(txn, rc) : rc;
 }

@@ -99,10 +99,10 @@ int strata_blob_tag_add(strata_txn *txn, uint64_t id, const char *tag) {
     if (rc) return rc;
     if ((rc = blob_tab(txn, BT_TAGS, 1, &t))) return rc;
     if ((rc = strata_put(t, blob_sl(k, blob_lkey(k, blob_sl(tag, tl), id)), blob_sl("", 0)))) return rc;
-    if ((rc = blob_tab(txn, BT_BTAGS, 1, &t))) return rc;
+    if ((rc = blob_tab(txn, BT_BTAGS, 1, &t))) return blob_fail(txn, rc);
     be64_put(mk, id);
     memcpy(mk + 8, tag, tl);
-    return strata_put(t, blob_sl(mk, 8 + tl), blob_sl("", 0));
+    return blob_fail(txn, strata_put(t, blob_sl(mk, 8 + tl), blob_sl("", 0)));
 }
 
 int strata_blob_tag_remove(strata_txn *txn, uint64_t id, const char *tag) {
@@ -114,11 +114,11 @@ int strata_blob_tag_remove(strata_txn *txn, uint64_t id, const char *tag) {
     if (rc) return rc;
     if ((rc = blob_tab(txn, BT_TAGS, 0, &t))) return rc;
     if ((rc = strata_del(t, blob_sl(k, blob_lkey(k, blob_sl(tag, tl), id))))) return rc;
-    if ((rc = blob_tab(txn, BT_BTAGS, 1, &t))) return rc;
+    if ((rc = blob_tab(txn, BT_BTAGS, 1, &t))) return blob_fail(txn, rc);
     be64_put(mk, id);
     memcpy(mk + 8, tag, tl);
     rc = strata_del(t, blob_sl(mk, 8 + tl));
-    return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+    return blob_fail(txn, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc);
 }
 
 typedef struct id_ctx { strata_blob_id_fn fn; void *ctx; } id_ctx;
@@ -188,10 +188,11 @@ int strata_blob_delete_ns(strata_txn *txn, const char *ns, uint64_t *n_deleted) 
     for (;;) {
         uint64_t id = 0;
         int rc = strata_blob_list_ns(txn, ns, first_id, &id);
-        if (rc != 0 && rc != 1) return rc;
+        if (rc != 0 && rc != 1) return n ? blob_fail(txn, rc) : rc;
         if (rc == 0) break;
         if ((rc = strata_blob_delete(txn, id)))   /* listed but no record: a damaged row */
-            return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+            return n ? blob_fail(txn, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc)
+                     : rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
         n++;
     }
     if (n_deleted) *n_deleted = n;

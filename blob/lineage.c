@@ -30,7 +30,7 @@ int strata_blob_link(strata_txn *txn, uint64_t from, uint64_t to, strata_blob_re
     edge_key(k, from, to, rel);
     if ((rc = strata_put(out, blob_sl(k, EDGE_KEY), blob_sl(context ? context : "", cl)))) return rc;
     edge_key(k, to, from, rel);
-    return strata_put(in, blob_sl(k, EDGE_KEY), blob_sl("", 0));
+    return blob_fail(txn, strata_put(in, blob_sl(k, EDGE_KEY), blob_sl("", 0)));
 }
 
 int strata_blob_unlink(strata_txn *txn, uint64_t from, uint64_t to, strata_blob_rel rel) {
@@ -43,7 +43,7 @@ int strata_blob_unlink(strata_txn *txn, uint64_t from, uint64_t to, strata_blob_
     if ((rc = strata_del(out, blob_sl(k, EDGE_KEY)))) return rc;
     edge_key(k, to, from, rel);
     rc = strata_del(in, blob_sl(k, EDGE_KEY));
-    return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+    return blob_fail(txn, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc);
 }
 
 typedef struct edge_ctx {

@@ -92,17 +92,17 @@ int strata_blob_delete(strata_txn *txn, uint64_t id) {
     if (rc) return rc;
     /* m's slices point into the map: index removal uses them before any write
      * to blob:meta, and blob_index_remove copies what it needs first. */
-    if ((rc = blob_index_remove(txn, id, &m))) return rc;
-    if ((rc = blob_chunks_release(txn, id))) return rc;
-    if ((rc = blob_embed_remove(txn, id))) return rc;
-    if ((rc = blob_edges_remove(txn, id))) return rc;
-    if ((rc = blob_tab(txn, BT_META, 1, &t))) return rc;
+    if ((rc = blob_index_remove(txn, id, &m))) return blob_fail(txn, rc);
+    if ((rc = blob_chunks_release(txn, id))) return blob_fail(txn, rc);
+    if ((rc = blob_embed_remove(txn, id))) return blob_fail(txn, rc);
+    if ((rc = blob_edges_remove(txn, id))) return blob_fail(txn, rc);
+    if ((rc = blob_tab(txn, BT_META, 1, &t))) return blob_fail(txn, rc);
     le64_put(k, id);
-    if ((rc = strata_del(t, blob_sl(k, 8)))) return rc;
+    if ((rc = strata_del(t, blob_sl(k, 8)))) return blob_fail(txn, rc);
     uint64_t st[ST_COUNT];
-    if ((rc = blob_stats_load(txn, st))) return rc;
-    if (st[ST_N_BLOBS] == 0 || st[ST_LOGICAL] < m.size) return STRATA_ECORRUPT;
+    if ((rc = blob_stats_load(txn, st))) return blob_fail(txn, rc);
+    if (st[ST_N_BLOBS] == 0 || st[ST_LOGICAL] < m.size) return blob_fail(txn, STRATA_ECORRUPT);
     st[ST_N_BLOBS] -= 1;
     st[ST_LOGICAL] -= m.size;
-    return blob_stats_store(txn, st);
+    return blob_fail(txn, blob_stats_store(txn, st));
 }

@@ -3,8 +3,10 @@
  * Invariants: (1) tables are created lazily by the first write that needs
  * them, so a read on a store never written sees STRATA_NOTFOUND, which the
  * callers turn into "nothing there"; (2) the counters row is the only row of
- * blob:stats, key "stats", docs/BLOBS.md "blob:stats". */
+ * blob:stats, key "stats", docs/BLOBS.md "blob:stats"; (3) an operation
+ * that fails half-way leaves its transaction abort-only (blob_fail). */
 #include "blob_int.h"
+#include "db.h"
 
 const char *const blob_table_names[BT_COUNT] = {
     [BT_META] = "blob:meta",         [BT_CLIST] = "blob:chunklist",
@@ -27,6 +29,11 @@ const strata_key_type blob_table_keys[BT_COUNT] = {
 };
 
 static const char stats_key[] = "stats";
+
+int blob_fail(strata_txn *txn, int rc) {
+    if (rc) db_txn_fail(txn);
+    return rc;
+}
 
 int blob_tab(strata_txn *txn, int which, int create, strata_table **out) {
     if (which < 0 || which >= BT_COUNT) return STRATA_EINVAL;

@@ -719,14 +719,15 @@ int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id) {
     if (rc == STRATA_OK && w->emitted != w->size) rc = STRATA_EINVAL;   /* cannot happen */
     if (rc == STRATA_OK) rc = record(w);
     if (rc == STRATA_OK && id) *id = w->id;
-    if (rc) (void)undo(w);   /* if this fails too, the txn is poisoned: it must abort */
+    int urc;
+    if (rc && (urc = undo(w))) (void)blob_fail(w->txn, urc);   /* half-recorded: the txn must abort */
     writer_free(w);
     return rc;
 }
 
 void strata_blob_writer_abort(strata_blob_writer *w) {
     if (!w || w->magic != WRITER_MAGIC) return;
-    (void)undo(w);
+    (void)blob_fail(w->txn, undo(w));   /* chunks half-released: the txn must abort */
     writer_free(w);
 }
 

@@ -18,4 +18,12 @@ int db_internal_table_open(strata_txn *txn, const char *name, const strata_table
  * strata_table_drop. Returns STRATA_OK, STRATA_NOTFOUND, storage errors. */
 int db_internal_table_drop(strata_txn *txn, const char *name);
 
+/* Make write transaction txn abort-only: every later call on it except
+ * strata_abort (and a rollback to a savepoint taken before) returns
+ * STRATA_EBADTXN. For an operation of a layer above that failed after some
+ * of its writes (a blob delete that met a damaged row half-way), so that the
+ * half-done operation can never be committed: what the engine does for its
+ * own multi-page writes. NULL-safe. */
+void db_txn_fail(strata_txn *txn);
+
 #endif

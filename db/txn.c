@@ -13,7 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "db_int.h"
+
+void db_txn_fail(strata_txn *txn) {
+    if (txn && txn->magic == TXN_MAGIC && txn->write) txn->poisoned = 1;
+}
 
 void db_txn_poison(strata_txn *txn, int rc) {
     if (rc != STRATA_OK && rc != STRATA_NOTFOUND && rc != STRATA_EINVAL && rc != STRATA_ETOOBIG &&

@@ -847,7 +847,11 @@ STRATA_API int  strata_ivf_info_get(strata_ivf *ix, strata_ivf_info *out);
  * return STRATA_EINVAL for NULL handles or bad arguments, STRATA_EREADONLY
  * for a write in a read transaction, and pass on the storage errors of the
  * table functions (STRATA_ENOMEM, STRATA_ENOSPC, STRATA_ECORRUPT,
- * STRATA_EBADTXN, ...). Thread-safety: owner thread of the transaction,
+ * STRATA_EBADTXN, ...). A write that fails after some of its rows were
+ * written (a delete that meets a damaged row half-way) leaves the
+ * transaction abort-only, like a failed engine write: later calls return
+ * STRATA_EBADTXN until strata_abort or a rollback to an earlier savepoint.
+ * Thread-safety: owner thread of the transaction,
  * for every function here.                                                  */
 
 #define STRATA_BLOB_MAX_META   255u   /* content type, namespace, tag: bytes  */

@@ -1123,3 +1123,65 @@ Test(blob_review, failed_write_keeps_counters_exact) {
     free(src);
     tdb_close(&t);
 }
+
+/* An operation that meets a damaged row half-way, after some of its writes,
+ * leaves the transaction abort-only (commit: STRATA_EBADTXN), so the
+ * half-done delete, tag removal or unlink is never committed; a savepoint
+ * taken before it brings the transaction back. Fails without blob_fail. */
+Test(blob_review, half_done_operation_cannot_commit) {
+    tdb t;
+    tdb_open(&t);
+    uint8_t *src = random_buf(1000, 95);
+    uint64_t a, b;
+    strata_txn *w = tw(&t);
+    cr_assert_eq(strata_blob_put(w, &g_opts[1], src, 1000, &a), STRATA_OK);
+    cr_assert_eq(strata_blob_put(w, &g_opts[1], src, 600, &b), STRATA_OK);
+    cr_assert_eq(strata_blob_link(w, a, b, STRATA_BLOB_DERIVED_FROM, "x"), STRATA_OK);
+    cr_assert_eq(strata_blob_tag_add(w, a, "t"), STRATA_OK);
+    tcommit(w);
+    /* damage: blob a's edge is gone from edges_in, its tag from blobtags */
+    w = tw(&t);
+    uint8_t ek[17] = { 0 }, tk[9] = { 0 };
+    ek[7] = (uint8_t)b; ek[15] = (uint8_t)a; ek[16] = STRATA_BLOB_DERIVED_FROM;
+    tk[7] = (uint8_t)a; tk[8] = 't';
+    cr_assert_eq(strata_del(tab(w, "blob:edges_in", STRATA_KEY_BYTES), (strata_slice){ ek, 17 }), STRATA_OK);
+    cr_assert_eq(strata_del(tab(w, "blob:blobtags", STRATA_KEY_BYTES), (strata_slice){ tk, 9 }), STRATA_OK);
+    tcommit(w);
+    /* delete: the index rows and chunks go first, then the edge is damage */
+    w = tw(&t);
+    strata_savepoint *sp;
+    cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
+    cr_assert_eq(strata_blob_delete(w, a), STRATA_ECORRUPT);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
+    strata_abort(w);
+    /* the same with a rollback: usable again, and a's content intact */
+    w = tw(&t);
+    cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
+    cr_assert_eq(strata_blob_delete(w, a), STRATA_ECORRUPT);
+    cr_assert_eq(strata_savepoint_rollback(w, sp), STRATA_OK);
+    uint8_t buf[1000];
+    cr_assert_eq(strata_blob_read_at(w, a, 0, buf, 1000, STRATA_BLOB_VERIFY), STRATA_OK);
+    cr_assert(memcmp(buf, src, 1000) == 0);
+    /* tag removal and unlink: the first row goes, the mirror is missing */
+    cr_assert_eq(strata_blob_tag_remove(w, a, "t"), STRATA_ECORRUPT);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
+    strata_abort(w);
+    w = tw(&t);
+    cr_assert_eq(strata_blob_unlink(w, a, b, STRATA_BLOB_DERIVED_FROM), STRATA_ECORRUPT);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
+    strata_abort(w);
+    /* a failure before any write leaves the transaction usable */
+    w = tw(&t);
+    cr_assert_eq(strata_blob_delete(w, 999), STRATA_NOTFOUND);
+    cr_assert_eq(strata_blob_tag_remove(w, b, "nope"), STRATA_NOTFOUND);
+    tcommit(w);
+    /* nothing of the failed operations was committed */
+    strata_txn *r = tr(&t);
+    cr_assert_eq(strata_blob_read_at(r, a, 0, buf, 1000, STRATA_BLOB_VERIFY), STRATA_OK);
+    id_list l = { .n = 0 };
+    cr_assert_eq(strata_blob_list_by_tag(r, "t", id_collect, &l), STRATA_OK);
+    cr_assert(l.n == 1 && l.v[0] == a);
+    strata_abort(r);
+    free(src);
+    tdb_close(&t);
+}
