@@ -26,4 +26,11 @@ int db_internal_table_drop(strata_txn *txn, const char *name);
  * own multi-page writes. NULL-safe. */
 void db_txn_fail(strata_txn *txn);
 
+/* How many savepoint rollbacks txn has seen. A layer above that caches rows
+ * of txn in memory (an index handle's tree or model, a blob writer's
+ * position) compares it with the value it saw when it filled the cache: a
+ * change means the rows may have been undone under it, so it reloads (or
+ * revalidates) before using the cache. 0 for NULL. */
+uint64_t db_txn_rollbacks(const strata_txn *txn);
+
 #endif

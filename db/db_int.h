@@ -67,6 +67,7 @@ struct strata_txn {
     strata_db     *db;
     int            write;
     int            poisoned;     /* a write failed: only abort is legal */
+    uint64_t       rollbacks;    /* savepoint rollbacks so far (db_txn_rollbacks) */
     int            durability;
     pg_state       snap;         /* read: the snapshot; write: the base commit */
     bt_ctx         cx;

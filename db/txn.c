@@ -20,6 +20,10 @@ void db_txn_fail(strata_txn *txn) {
     if (txn && txn->magic == TXN_MAGIC && txn->write) txn->poisoned = 1;
 }
 
+uint64_t db_txn_rollbacks(const strata_txn *txn) {
+    return txn && txn->magic == TXN_MAGIC ? txn->rollbacks : 0;
+}
+
 void db_txn_poison(strata_txn *txn, int rc) {
     if (rc != STRATA_OK && rc != STRATA_NOTFOUND && rc != STRATA_EINVAL && rc != STRATA_ETOOBIG &&
         rc != STRATA_EREADONLY && rc != STRATA_ETYPE && rc != STRATA_EEXIST && rc != STRATA_ENOCMP)

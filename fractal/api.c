@@ -45,6 +45,7 @@ static int handle_new(strata_txn *txn, const char *name, strata_fractal **out)
     if (!f) return STRATA_ENOMEM;
     f->magic = FRAC_HANDLE_MAGIC;
     f->txn = txn;
+    f->rollbacks = db_txn_rollbacks(txn);
     f->kt = vec_kernels_get();
     snprintf(f->name, sizeof f->name, "%s", name);
     *out = f;
@@ -145,9 +146,29 @@ int strata_fractal_drop(strata_txn *txn, const char *name)
     return rc == STRATA_OK && !found ? STRATA_NOTFOUND : rc;
 }
 
-static int handle_ok(const strata_fractal *f)
+/* A savepoint rollback in txn may have undone rows the cache holds (or the
+ * whole index, if it was created after the savepoint): reload the tree and
+ * codebooks from the tables before using the handle again. A handle poisoned
+ * before the rollback is usable again if the reload succeeds (the rollback
+ * undid the half-done write). */
+static int reload(strata_fractal *f)
+{
+    frac_cache_free(f);
+    memset(&f->cfg, 0, sizeof f->cfg);
+    f->rollbacks = db_txn_rollbacks(f->txn);
+    int rc = frac_tables_open(f, 0);
+    if (rc == STRATA_OK) rc = load(f);
+    f->poisoned = rc != STRATA_OK;
+    return rc == STRATA_NOTFOUND ? STRATA_EBADTXN : rc;   /* the index is gone */
+}
+
+static int handle_ok(strata_fractal *f)
 {
     if (!f || f->magic != FRAC_HANDLE_MAGIC) return STRATA_EINVAL;
+    if (f->rollbacks != db_txn_rollbacks(f->txn)) {
+        int rc = reload(f);
+        if (rc != STRATA_OK) return rc;
+    }
     return f->poisoned ? STRATA_EBADTXN : STRATA_OK;
 }
 
@@ -170,8 +191,8 @@ int strata_fractal_add_batch(strata_fractal *f, size_t n, const uint64_t *ids, c
         if (vec_validate(data + i * dim, dim) != STRATA_OK) return STRATA_EINVAL;
     for (size_t i = 0; i < n && rc == STRATA_OK; i++)
         rc = frac_insert_one(f, ids[i], data + i * dim, ts ? ts[i] : 0);
-    /* EREADONLY from the first write: nothing changed; later, the cache did */
-    if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
+    /* EREADONLY comes only from a read transaction, at the first write of
+     * the first vector, before the cache changes: the handle stays usable */
     return finish_write(f, rc);
 }
 
@@ -184,8 +205,7 @@ int strata_fractal_delete(strata_fractal *f, uint64_t id)
 {
     int rc = handle_ok(f);
     if (rc != STRATA_OK) return rc;
-    rc = frac_delete_one(f, id, 1);
-    if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
+    rc = frac_delete_one(f, id, 1);   /* EREADONLY: before the cache changes */
     return finish_write(f, rc);
 }
 
@@ -194,6 +214,7 @@ int strata_fractal_train(strata_fractal *f, size_t max_sample)
     int rc = handle_ok(f);
     if (rc != STRATA_OK) return rc;
     rc = frac_train(f, max_sample);
+    /* EREADONLY after the new codebooks replaced the old ones in the cache */
     if (rc == STRATA_EREADONLY) rc = STRATA_EBADTXN, f->poisoned = 1;
     return finish_write(f, rc);
 }

@@ -5,7 +5,8 @@
  * loaded it (store.c).
  * Checks: (1) every member of a leaf has an assignment row naming that leaf and
  * place, no id is in two places, and the assignment, buffer, posting and raw
- * tables hold no other rows; (2) pop, n_buf, n_codes and the f64 sums of every
+ * tables hold no other rows, and with KEEP_RAW each buffered member's vector
+ * is its raw row's working form; (2) pop, n_buf, n_codes and the f64 sums of every
  * node match its members (leaves) or children (internal nodes), centroids are
  * sums / pop; (3) a leaf's time range covers its members, an internal node's
  * is exactly the union of its children's; (4) no leaf is above max_leaf, and
@@ -44,7 +45,7 @@ static void bad(chk *c, const char *fmt, ...)
 static int sums_match(const double *a, const double *b, const double *mag, uint32_t dim)
 {
     for (uint32_t j = 0; j < dim; j++)
-        if (fabs(a[j] - b[j]) > 1e-9 * mag[j] + 1e-12) return 0;
+        if (!(fabs(a[j] - b[j]) <= 1e-9 * mag[j] + 1e-12)) return 0;   /* NaN: no match */
     return 1;
 }
 
@@ -140,6 +141,36 @@ static int check_terms(chk *c, const frac_node *leaf)
     return STRATA_OK;
 }
 
+/* With KEEP_RAW every member has its raw row, and a buffered member's
+ * working vector is that of its raw row, bit for bit (rerank and splits
+ * trust the raw rows; posting members' raw rows are compared with the copies
+ * in their list by check_terms). */
+static int check_raw(chk *c, const frac_node *leaf, size_t n, const frac_member *mem, const float *w)
+{
+    strata_fractal *f = c->f;
+    uint32_t dim = f->cfg.dim;
+    if (!(f->cfg.flags & CFG_F_RAW)) return STRATA_OK;
+    float *x = malloc((size_t)dim * sizeof *x);
+    if (!x) return STRATA_ENOMEM;
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if (mem[i].where != WHERE_BUF) continue;
+        rc = frac_raw_get(f, mem[i].id, x);
+        if (rc == STRATA_ECORRUPT) {
+            bad(c, "leaf %u: id %llu has no valid raw row", leaf->id, (unsigned long long)mem[i].id);
+            rc = STRATA_OK;
+            continue;
+        }
+        if (rc != STRATA_OK) break;
+        frac_working(f, x, x);
+        if (memcmp(x, w + i * dim, (size_t)dim * sizeof *x))
+            bad(c, "leaf %u: buffered id %llu differs from its raw row", leaf->id,
+                (unsigned long long)mem[i].id);
+    }
+    free(x);
+    return rc;
+}
+
 static int check_leaf(chk *c, const frac_node *leaf)
 {
     strata_fractal *f = c->f;
@@ -167,6 +198,7 @@ static int check_leaf(chk *c, const frac_node *leaf)
         bad(c, "leaf %u: buffer of %u not cascaded", leaf->id, leaf->n_buf);
     c->n_post_rows += n - nb > 0;
     rc = check_members(c, leaf, n, mem);
+    if (rc == STRATA_OK) rc = check_raw(c, leaf, n, mem, w);
     if (rc == STRATA_OK) rc = check_terms(c, leaf);
 out:
     free(mem); free(w); free(codes); free(s);

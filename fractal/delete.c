@@ -6,8 +6,13 @@
  * nearest sibling (merge.c).
  * Invariants: (1) every removal subtracts exactly what was added for the
  * member (population and sums together); (2) an assignment that names a
- * missing leaf, or a leaf that does not hold the id, is STRATA_ECORRUPT.
+ * missing leaf, or a leaf that does not hold the id, is STRATA_ECORRUPT;
+ * (3) a removal that cancels all but a small remainder of a sum on its path
+ * recomputes the leaf's sums from its members and its ancestors' from their
+ * children, so f64 rounding left by large removed members never outgrows
+ * what is left (the check's tolerance is relative to the present members).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +48,49 @@ out:
     return rc;
 }
 
+/* Did removing w cancel all but a small remainder of a sum on leaf's path?
+ * f64 sums of f32 values round when the members' magnitudes differ widely
+ * (1e4 and 1e-4), and once the large members are gone that rounding can
+ * exceed what is left: the check would see sums that do not match the
+ * members. before = after + w, up to that rounding. An exact 0 is taken as
+ * exact (integer-valued data such as SIFT: a dimension no member uses). */
+static int cancelled(strata_fractal *f, const frac_node *n, const float *w)
+{
+    uint32_t dim = f->cfg.dim;
+    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
+        for (uint32_t j = 0; n->pop && j < dim; j++)
+            if (n->sum[j] != 0 && fabs(n->sum[j]) < fabs(n->sum[j] + w[j]) * 0x1p-16) return 1;
+        n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
+    }
+    return 0;
+}
+
+/* Recompute the leaf's sums from its members, in frac_check's order, and its
+ * ancestors' from their children. */
+static int resum(strata_fractal *f, frac_node *leaf)
+{
+    uint32_t dim = f->cfg.dim;
+    size_t n = 0;
+    frac_member *mem = NULL;
+    float *w = NULL;
+    uint8_t *codes = NULL;
+    int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
+    if (rc != STRATA_OK) return rc;
+    memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
+    for (uint32_t j = 0; j < dim; j++)
+        leaf->cent[j] = leaf->pop ? (float)(leaf->sum[j] / (double)leaf->pop) : 0.0f;
+    leaf->dirty = 1;
+    frac_node *a = leaf;
+    for (uint32_t step = 0; a->parent != FRAC_NONE && step <= FRAC_DEPTH_LIMIT; step++) {
+        if (!(a = frac_node_at(f, a->parent))) { rc = FRAC_CORRUPT(); break; }
+        frac_node_from_children(f, a);
+    }
+    free(mem); free(w); free(codes);
+    return rc;
+}
+
 int frac_delete_one(strata_fractal *f, uint64_t id, int allow_merge)
 {
     uint32_t leaf_id;
@@ -71,6 +119,7 @@ int frac_delete_one(strata_fractal *f, uint64_t id, int allow_merge)
         frac_path_add(f, leaf, w, -1, 1);
         if (where == WHERE_BUF) leaf->n_buf--; else leaf->n_codes--;
         f->cfg.n_vectors--;
+        if (cancelled(f, leaf, w)) rc = resum(f, leaf);
     }
     free(w);
     if (rc == STRATA_OK && allow_merge) rc = frac_merge_leaf(f, leaf);

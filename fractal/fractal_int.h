@@ -139,6 +139,8 @@ struct strata_fractal {
     uint32_t      magic;          /* FRAC_HANDLE_MAGIC while open            */
     int           poisoned;       /* a write failed half-way: abort the txn  */
     strata_txn   *txn;
+    uint64_t      rollbacks;      /* db_txn_rollbacks(txn) when the cache was
+                                     loaded: a change means reload first   */
     strata_table *t[FT_COUNT];
     frac_config   cfg;
     uint32_t      n_slots;        /* nodes[] length (>= cfg.next_node)       */

@@ -5,10 +5,11 @@
  * splits (above max_leaf), and the codebooks are trained automatically when
  * train_size vectors are present and none exist yet, or retrained (the
  * retrain policy, retrain_growth > 0) when the index has grown by
- * retrain_growth percent since the last training.
+ * retrain_growth percent since the last training (at least one vector).
  * Invariants: (1) an id already present is first removed completely (buffer
- * row or posting entry, assignment, raw row, sums), so an upsert never leaves
- * a stale copy behind; (2) routing uses centroids that include every earlier
+ * row or posting entry, assignment, raw row, sums), as a delete (its leaf
+ * merges if it falls below min_leaf), so an upsert never leaves a stale copy
+ * or an emptied leaf behind; (2) routing uses centroids that include every earlier
  * insert of the same batch (frac_path_add() updates them at once).
  */
 #include <stdlib.h>
@@ -31,13 +32,22 @@ static int raw_put(strata_fractal *f, uint64_t id, const float *x)
     return rc;
 }
 
+/* The retrain policy's threshold n_trained * (1 + retrain_growth / 100),
+ * rounded up and at least n_trained + 1: without growth (an upsert, a delete
+ * and re-insert at the trained size) there is no retraining. */
+static uint64_t retrain_at(const frac_config *c)
+{
+    uint64_t grow = (c->n_trained * c->retrain_growth + 99) / 100;
+    return c->n_trained + (grow ? grow : 1);
+}
+
 int frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts)
 {
     uint32_t leaf_id;
     uint8_t where;
     uint64_t old_ts;
     int rc = frac_assign_lookup(f, id, &leaf_id, &where, &old_ts);
-    if (rc == STRATA_OK) rc = frac_delete_one(f, id, 0);   /* upsert */
+    if (rc == STRATA_OK) rc = frac_delete_one(f, id, 1);   /* upsert: a removal, merges included */
     else if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
     if (rc != STRATA_OK) return rc;
     float *w = malloc((size_t)f->cfg.dim * sizeof *w);
@@ -61,8 +71,7 @@ int frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts)
     if (leaf->pop > f->cfg.max_leaf && (rc = frac_split_leaf(f, leaf)) != STRATA_OK) return rc;
     if (f->cfg.cb_gen == 0 && f->cfg.train_size && f->cfg.n_vectors >= f->cfg.train_size)
         rc = frac_train(f, 0);
-    else if (f->cfg.cb_gen && f->cfg.retrain_growth &&
-             f->cfg.n_vectors >= f->cfg.n_trained + f->cfg.n_trained * f->cfg.retrain_growth / 100)
+    else if (f->cfg.cb_gen && f->cfg.retrain_growth && f->cfg.n_vectors >= retrain_at(&f->cfg))
         rc = frac_train(f, 0);   /* the retrain policy */
     return rc;
 }

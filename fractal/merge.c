@@ -1,10 +1,12 @@
 /* fractal/merge.c - merging clusters after deletes. A leaf below min_leaf
  * merges into the nearest (by centroid) other child of its parent, buffer
  * rows and posting entries included, and disappears; the sibling then
- * cascades or splits if it went over a limit. An internal node left with one
- * child hands that child to its nearest sibling and disappears; a root left
- * with one child is replaced by it (the tree gets one level lower everywhere,
- * so all leaves keep the same depth).
+ * cascades or splits if it went over a limit. A leaf without a sibling first
+ * collapses its parent (below), then merges if it has siblings now; an empty
+ * one that is still alone is removed with its one-child ancestors. An internal
+ * node left with one child hands that child to its nearest sibling and
+ * disappears; a root left with one child is replaced by it (the tree gets one
+ * level lower everywhere, so all leaves keep the same depth).
  * Invariants: (1) the merge target is always a live child of the same parent,
  * read from the current child list, so it is a leaf at level 0 (never a node
  * that has since split); (2) no member is dropped: each buffer row is re-keyed
@@ -102,11 +104,19 @@ out:
     return rc;
 }
 
-/* Collapse internal nodes left with one child, from p upwards. */
+/* Collapse internal nodes left with one child, from p upwards. A node whose
+ * parent has no other child waits for that parent to collapse first, then
+ * (now with siblings, or the root) collapses itself. */
 static int collapse_up(strata_fractal *f, frac_node *p)
 {
-    for (uint32_t step = 0; p && step <= 2 * FRAC_DEPTH_LIMIT; step++) {
-        if (p->leaf || p->n_child >= 2) return STRATA_OK;
+    uint32_t start = p->id;
+    for (uint32_t step = 0; p && step <= 4 * FRAC_DEPTH_LIMIT; step++) {
+        if (p->leaf || p->n_child >= 2) {
+            frac_node *s0 = frac_node_at(f, start);
+            if (!s0 || s0 == p || s0->leaf || s0->n_child != 1) return STRATA_OK;
+            p = s0;   /* the node that waited */
+            continue;
+        }
         frac_node *only = frac_node_at(f, p->child[0]);
         if (!only) return FRAC_CORRUPT();
         int rc;
@@ -133,15 +143,49 @@ static int collapse_up(strata_fractal *f, frac_node *p)
     return STRATA_OK;
 }
 
+/* Remove an empty leaf that is still an only child (a collapse handed it to
+ * a node that split and left it alone again) together with the chain of
+ * one-child ancestors holding it, up to the first ancestor with other
+ * children, whose time range is then recomputed; that ancestor may collapse
+ * in turn. An empty root leaf stays. */
+static int drop_empty(strata_fractal *f, frac_node *leaf)
+{
+    frac_node *top = leaf, *g = NULL;
+    for (uint32_t step = 0; step <= FRAC_DEPTH_LIMIT; step++) {
+        if (top->parent == FRAC_NONE) return STRATA_OK;
+        if (!(g = frac_node_at(f, top->parent))) return FRAC_CORRUPT();
+        if (g->n_child != 1) break;
+        top = g;
+        g = NULL;
+    }
+    if (!g) return FRAC_CORRUPT();   /* deeper than FRAC_DEPTH_LIMIT */
+    int rc = frac_edge_del(f, g, top);
+    while (rc == STRATA_OK && top) {   /* top down to the leaf: one child each */
+        frac_node *c = top->leaf ? NULL : frac_node_at(f, top->child[0]);
+        if (!top->leaf && !c) return FRAC_CORRUPT();
+        if (c) rc = frac_edge_del(f, top, c);
+        if (rc == STRATA_OK) rc = frac_node_delete(f, top);
+        top = c;
+    }
+    if (rc != STRATA_OK) return rc;
+    frac_node_from_children(f, g);   /* the same members; the range may shrink */
+    frac_ts_refresh_up(f, g);
+    return collapse_up(f, g);
+}
+
 int frac_merge_leaf(strata_fractal *f, frac_node *leaf)
 {
     if (leaf->parent == FRAC_NONE || leaf->pop >= f->cfg.min_leaf) return STRATA_OK;
     frac_node *p = frac_node_at(f, leaf->parent);
     if (!p) return FRAC_CORRUPT();
     frac_node *s = nearest_sibling(f, p, leaf);
-    if (!s) return collapse_up(f, p);
-    int rc = move_members(f, leaf, s);   /* dst absorbs src's statistics */
-    if (rc != STRATA_OK) return rc;
+    int rc;
+    if (!s) {   /* an only child: collapse p first; the leaf may then have siblings */
+        if ((rc = collapse_up(f, p)) != STRATA_OK || leaf->parent == FRAC_NONE) return rc;
+        if (!(p = frac_node_at(f, leaf->parent))) return FRAC_CORRUPT();
+        if (!(s = nearest_sibling(f, p, leaf))) return leaf->pop ? STRATA_OK : drop_empty(f, leaf);
+    }
+    if ((rc = move_members(f, leaf, s)) != STRATA_OK) return rc;   /* dst absorbs src's statistics */
     if ((rc = frac_edge_del(f, p, leaf)) != STRATA_OK) return rc;
     if ((rc = frac_node_delete(f, leaf)) != STRATA_OK) return rc;
     if (f->cfg.cb_gen && s->n_buf >= f->cfg.buffer_cap && (rc = frac_cascade(f, s))) return rc;

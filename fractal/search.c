@@ -421,6 +421,9 @@ int frac_search(strata_fractal *f, const float *q, size_t k,
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
     uint32_t beam = p->beam ? p->beam : 4, n_probe = p->n_probe ? p->n_probe : 8;
     size_t kk = p->rerank && p->rerank > k ? p->rerank : k;
+    /* never more candidates than vectors: "rerank all" (UINT32_MAX) or a k
+     * above the index's size must not size the buffers (4 kk + 64 hits) */
+    if (kk > f->cfg.n_vectors) kk = f->cfg.n_vectors ? (size_t)f->cfg.n_vectors : 1;
     float *qw = malloc((size_t)2 * dim * sizeof *qw), *lut = malloc((size_t)m * FPQ_KSUB * sizeof *lut);
     size_t cap = 4 * kk + 64;
     chit *hits = malloc(cap * sizeof *hits);

@@ -20,9 +20,18 @@
  * BLOCK_TARGET_RAW bytes in all (bounds the rewrite of one insert). */
 enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192, BLOCK_TARGET_RAW = 65536 };
 
-int ivf_handle_check(const strata_ivf *ix)
+int ivf_handle_check(strata_ivf *ix)
 {
-    return ix && ix->magic == IVF_HANDLE_MAGIC ? STRATA_OK : STRATA_EINVAL;
+    if (!ix || ix->magic != IVF_HANDLE_MAGIC) return STRATA_EINVAL;
+    if (ix->rollbacks == db_txn_rollbacks(ix->txn)) return STRATA_OK;
+    /* a savepoint rollback may have undone rows cached here (a training,
+     * the counters): load them again */
+    ix->rollbacks = db_txn_rollbacks(ix->txn);
+    ivf_model_free(ix);
+    int rc = ivf_tables_open(ix, 0);
+    if (rc == STRATA_OK) rc = ivf_model_load(ix);
+    if (rc != STRATA_OK) ix->rollbacks--;   /* retried by the next call */
+    return rc == STRATA_NOTFOUND ? STRATA_EBADTXN : rc;
 }
 
 void ivf_normalize(float *x, size_t dim)
@@ -46,6 +55,7 @@ static int handle_new(strata_txn *txn, const char *name, strata_ivf **out)
     if (!ix) return STRATA_ENOMEM;
     ix->magic = IVF_HANDLE_MAGIC;
     ix->txn = txn;
+    ix->rollbacks = db_txn_rollbacks(txn);
     ix->kt = vec_kernels_get();
     memcpy(ix->name, name, strlen(name) + 1);
     *out = ix;
@@ -54,7 +64,7 @@ static int handle_new(strata_txn *txn, const char *name, strata_ivf **out)
 
 void strata_ivf_close(strata_ivf *ix)
 {
-    if (ivf_handle_check(ix) != STRATA_OK) return;
+    if (!ix || ix->magic != IVF_HANDLE_MAGIC) return;
     ivf_model_free(ix);
     ivf_scratch_free(ix->scratch);
     ix->magic = 0;
@@ -220,7 +230,7 @@ int strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim, un
 int strata_ivf_info_get(strata_ivf *ix, strata_ivf_info *out)
 {
     int rc = ivf_handle_check(ix);
-    if (rc != STRATA_OK || !out) return STRATA_EINVAL;
+    if (rc != STRATA_OK || !out) return rc ? rc : STRATA_EINVAL;
     const ivf_config *c = &ix->cfg;
     strata_ivf_info r;
     memset(&r, 0, sizeof r);

@@ -135,6 +135,7 @@ typedef struct ivf_scratch {
 struct strata_ivf {
     uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
     strata_txn   *txn;
+    uint64_t      rollbacks;       /* db_txn_rollbacks(txn) at the last load */
     strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign;
     ivf_config    cfg;
     ivf_blayout   lay;             /* block layout, from cfg              */
@@ -289,7 +290,10 @@ float ivf_l2_term(const strata_ivf *ix, uint32_t c, const uint8_t *code);
 void ivf_scratch_free(ivf_scratch *b);   /* NULL-safe */
 
 /* ---- helpers ---- */
-int ivf_handle_check(const strata_ivf *ix);
+/* STRATA_OK for an open handle (reloading config and model first when a
+ * savepoint rollback in its transaction may have undone them: EBADTXN if the
+ * index itself was undone), else STRATA_EINVAL. */
+int ivf_handle_check(strata_ivf *ix);
 /* Normalize x (dim) in place; a zero vector stays zero. */
 void ivf_normalize(float *x, size_t dim);
 uint64_t ivf_rng_next(uint64_t *s);

@@ -90,7 +90,7 @@ Test(fractal_tree, create_open_and_bad_config)
     cr_assert_eq(info.n_leaves, 1);
     cr_assert_eq(info.depth, 1);
     float v[8] = {0};
-    cr_assert_eq(strata_fractal_add(f, 1, v, 8, 0), STRATA_EBADTXN);   /* read txn */
+    cr_assert_eq(strata_fractal_add(f, 1, v, 8, 0), STRATA_EREADONLY);   /* read txn: as strata.h says */
     strata_fractal_close(f);
     strata_abort(x);
 }

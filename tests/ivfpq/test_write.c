@@ -272,3 +272,62 @@ Test(ivfpq_write, golden_block_layout)
     free(x);
     it_db_close(&d);
 }
+
+/* A savepoint rollback under an open handle: the handle reloads its config
+ * and model, so a training and inserts undone by the rollback are gone from
+ * it too (inserting after a rolled-back training must not encode with the
+ * undone centroids: NOTTRAINED-style EINVAL until trained again), and an
+ * index created after the savepoint is gone (EBADTXN). */
+static void report_line(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "check: %s\n", msg);
+}
+
+Test(ivfpq_write, savepoint_rollback_with_open_handle)
+{
+    it_db d;
+    it_db_open(&d);
+    enum { M = 2000 };
+    float *x = it_mixture(M, DIM, 40, it_seed());
+    strata_txn *w;
+    strata_ivf *ix, *late;
+    strata_ivf_info info;
+    strata_savepoint *sp;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "s", &CFG, &ix), STRATA_OK);
+    cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
+    cr_assert_eq(strata_ivf_train(ix, x, M, DIM, NULL), STRATA_OK);
+    for (uint64_t id = 0; id < 100; id++) cr_assert_eq(strata_ivf_insert(ix, id, x + id * DIM, DIM, 0), STRATA_OK);
+    cr_assert_eq(strata_savepoint_rollback(w, sp), STRATA_OK);
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.trained, 0);
+    cr_assert_eq(info.n_vectors, 0);
+    cr_assert_neq(strata_ivf_insert(ix, 1, x, DIM, 0), STRATA_OK);   /* not trained any more */
+    cr_assert_eq(strata_ivf_train(ix, x, M, DIM, NULL), STRATA_OK);
+    for (uint64_t id = 0; id < 50; id++) cr_assert_eq(strata_ivf_insert(ix, id, x + id * DIM, DIM, 0), STRATA_OK);
+    strata_savepoint_release(sp);
+    cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
+    for (uint64_t id = 50; id < 80; id++) cr_assert_eq(strata_ivf_insert(ix, id, x + id * DIM, DIM, 0), STRATA_OK);
+    cr_assert_eq(strata_ivf_delete(ix, 7), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "late", &CFG, &late), STRATA_OK);
+    cr_assert_eq(strata_savepoint_rollback(w, sp), STRATA_OK);
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, 50);
+    cr_assert_eq(strata_ivf_get(ix, 7, NULL, NULL), STRATA_OK);
+    cr_assert_eq(strata_ivf_get(ix, 60, NULL, NULL), STRATA_NOTFOUND);
+    { int lrc = strata_ivf_info_get(late, &info); cr_assert_eq(lrc, STRATA_EBADTXN, "rc %d", lrc); }
+    strata_ivf_close(late);
+    strata_savepoint_release(sp);
+    strata_ivf_close(ix);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    cr_assert_eq(strata_begin_read(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_check(w, report_line, NULL), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(w, "s", &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_info_get(ix, &info), STRATA_OK);
+    cr_assert_eq(info.n_vectors, 50);
+    strata_ivf_close(ix);
+    strata_abort(w);
+    free(x);
+    it_db_close(&d);
+}
