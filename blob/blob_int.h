@@ -15,7 +15,10 @@
  *      those three (strata_blob_put, never observable half-written, has
  *      neither until it finishes);
  *  (5) lineage edges are stored twice (out and in) and only between finished
- *      blobs; deleting a blob removes both copies of each of its edges. */
+ *      blobs; deleting a blob removes both copies of each of its edges;
+ *  (6) a blob's embedding is one index row (blob:embed, id -> dim) and one
+ *      row of the vector table of that dimension (blob:vec:<dim>, id ->
+ *      dim x f32), both or neither, and only for a finished blob. */
 #ifndef STRATA_BLOB_INT_H
 #define STRATA_BLOB_INT_H
 
@@ -41,7 +44,7 @@ enum {
     BT_BTAGS,       /* (id BE, tag) -> empty                          */
     BT_NS,          /* (u8 len, ns, id BE) -> empty                   */
     BT_TIME,        /* (hlc BE, id BE) -> empty                       */
-    BT_EMBED,       /* u64 id -> (dim, f32 * dim)                     */
+    BT_EMBED,       /* u64 id -> dim u32 (the vector: blob:vec:<dim>) */
     BT_EOUT,        /* (from BE, to BE, rel) -> context               */
     BT_EIN,         /* (to BE, from BE, rel) -> empty                 */
     BT_COUNT
@@ -63,7 +66,12 @@ enum { CLIST_KEY = 16, CLIST_VAL = 36, REFS_VAL = 16, SHA_LEN = 32, CHUNK_KEY = 
 enum { CK_DATA = 0, CK_REFS = 1 };
 /* docs/BLOBS.md "blob:stats": six u64 LE counters. */
 enum { ST_NEXT_ID = 0, ST_N_BLOBS, ST_LOGICAL, ST_N_CHUNKS, ST_STORED, ST_N_PENDING, ST_COUNT };
-enum { EDGE_KEY = 17, EMBED_HDR = 8 };
+enum { EDGE_KEY = 17 };
+/* docs/BLOBS.md "Embeddings": a blob:embed value is the dimension, u32 LE;
+ * the vector itself is the row of the blob in the STRATA_VECTOR table
+ * BLOB_VEC_PREFIX "<dim>" (decimal, no leading zero). */
+enum { EMBED_VAL = 4, BLOB_VEC_NAME_MAX = 32 };
+#define BLOB_VEC_PREFIX "blob:vec:"
 
 #define BLOB_DEF_MIN (16u << 10)
 #define BLOB_DEF_AVG (64u << 10)
@@ -239,7 +247,21 @@ BLOB_MUST int blob_index_remove(strata_txn *txn, uint64_t id, const blob_meta *m
 size_t blob_lkey(uint8_t *k, strata_slice name, uint64_t id);
 
 /* ---- embed.c / lineage.c ---- */
+/* Remove blob id's embedding (index row and vector row) if it has one.
+ * STRATA_ECORRUPT when the index row is malformed or its vector row is
+ * missing. */
 BLOB_MUST int blob_embed_remove(strata_txn *txn, uint64_t id);
+/* Name of the vector table of dimension dim into buf; its length. */
+size_t blob_vec_name(char buf[BLOB_VEC_NAME_MAX], uint32_t dim);
+/* The dimension a table name names (BLOB_VEC_PREFIX, then 1..STRATA_VEC_MAX_DIM
+ * in decimal without a leading zero), or 0 when it is no such name. */
+uint32_t blob_vec_dim_of(const char *name);
+/* Open the vector table of dimension dim (create != 0 creates it). A table of
+ * that name that is not a vector table of that dimension is STRATA_ECORRUPT;
+ * a missing one STRATA_NOTFOUND. */
+BLOB_MUST int blob_vec_tab(strata_txn *txn, uint32_t dim, int create, strata_table **out);
+/* Decode a blob:embed value: STRATA_OK with *dim, or STRATA_ECORRUPT. */
+BLOB_MUST int blob_embed_decode(strata_slice v, uint32_t *dim);
 BLOB_MUST int blob_edges_remove(strata_txn *txn, uint64_t id);
 
 /* ---- idset.c: an open-addressing set of u64 ids with a parent per id ---- */

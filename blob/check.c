@@ -3,8 +3,9 @@
  * and the consistency check of the blob tables (strata_blob_check).
  * The check recounts everything from the tables themselves and compares with
  * what is recorded: chunk reference counts (blob_int.h invariant 2), the
- * counters row (3), the per-blob index rows (4) and the mirrored rows of
- * tags and edges (5). It reads only; O(rows of the blob tables). */
+ * counters row (3), the per-blob index rows (4), the mirrored rows of
+ * tags and edges (5) and the two rows of each embedding (6); the check
+ * itself is in fsck.c. It reads only; O(rows of the blob tables). */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -4,8 +4,12 @@
  * hash map; pass 2 walks blob:chunks and compares each reference record's
  * count, the chunk's data row and its length (and, when asked, its SHA-256);
  * then the counters row, the table
- * sizes (so orphan rows show) and the mirrored tag and edge rows are checked.
- * Read-only; memory O(distinct chunks). Invariants checked: blob_int.h (2)-(5). */
+ * sizes (so orphan rows show) and the mirrored tag and edge rows are checked;
+ * last the embeddings both ways: every blob:embed row has its vector in the
+ * vector table it names, and every row of every blob:vec:<dim> table has an
+ * index row naming that dimension.
+ * Read-only; memory O(distinct chunks). Invariants checked: blob_int.h (2)-(6). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,15 +227,89 @@ static int edge_row(void *ctx, strata_slice k, strata_slice v) {
     return c->err;
 }
 
+/* An index row (id -> dim): the blob exists, the value is a dimension and
+ * the vector table of that dimension holds the blob's vector. */
 static int embed_row(void *ctx, strata_slice k, strata_slice v) {
     ck *c = ctx;
-    const uint8_t *p = v.data;
+    strata_table *t;
+    strata_slice vv;
+    uint32_t dim;
     if (k.len != 8 || !has_key(c, BT_META, k.data, 8)) problem(c, "embedding of an unknown blob");
-    /* docs/BLOBS.md "blob:embed": dim u32, reserved u32 = 0, dim x f32 */
-    if (v.len < EMBED_HDR || le32_get(p + 4) != 0 || le32_get(p) == 0 || le32_get(p) > STRATA_VEC_MAX_DIM ||
-        v.len != EMBED_HDR + 4 * (size_t)le32_get(p))
-        problem(c, "malformed embedding");
-    return c->err;
+    if (k.len != 8 || blob_embed_decode(v, &dim)) { problem(c, "malformed embedding index row"); return c->err; }
+    unsigned long long id = (unsigned long long)le64_get(k.data);
+    int rc = blob_vec_tab(c->txn, dim, 0, &t);
+    if (rc == STRATA_NOTFOUND || rc == STRATA_ECORRUPT) {
+        problem(c, "blob %llu: embedding of dimension %u, but " BLOB_VEC_PREFIX "%u is %s", id, dim, dim,
+                rc == STRATA_NOTFOUND ? "missing" : "not a vector table of that dimension");
+        return c->err;
+    }
+    if (rc == STRATA_OK) rc = strata_get(t, k, &vv);
+    if (rc == STRATA_NOTFOUND) { problem(c, "blob %llu: embedding without its vector", id); return c->err; }
+    return rc ? rc : c->err;
+}
+
+/* A row of a vector table: its id's index row names this dimension, and the
+ * value is that many finite f32 (the engine checks on put; this checks the
+ * stored bytes). */
+typedef struct vec_walk { ck *c; uint32_t dim; } vec_walk;
+
+static int vec_row(void *ctx, strata_slice k, strata_slice v) {
+    vec_walk *w = ctx;
+    strata_slice iv;
+    uint32_t dim = 0;
+    if (k.len != 8 || v.len != (size_t)w->dim * 4) {
+        problem(w->c, BLOB_VEC_PREFIX "%u: malformed row", w->dim);
+        return STRATA_OK;
+    }
+    for (uint32_t i = 0; i < w->dim; i++) {
+        uint32_t bits = le32_get((const uint8_t *)v.data + 4 * i);
+        float f;
+        memcpy(&f, &bits, 4);
+        if (!isfinite(f)) { problem(w->c, BLOB_VEC_PREFIX "%u: a vector that is not finite", w->dim); break; }
+    }
+    int rc = w->c->t[BT_EMBED] ? strata_get(w->c->t[BT_EMBED], k, &iv) : STRATA_NOTFOUND;
+    if (rc && rc != STRATA_NOTFOUND) return rc;
+    if (rc == STRATA_NOTFOUND || blob_embed_decode(iv, &dim) || dim != w->dim)
+        problem(w->c, "blob %llu: vector in " BLOB_VEC_PREFIX "%u without an index row of that dimension",
+                (unsigned long long)le64_get(k.data), w->dim);
+    return STRATA_OK;
+}
+
+/* Names of the tables under BLOB_VEC_PREFIX (malloc'd, the caller frees). */
+typedef struct vec_names { char **v; size_t n; int err; } vec_names;
+
+static int vec_name_row(void *ctx, const strata_table_info *in) {
+    vec_names *l = ctx;
+    if (strncmp(in->name, BLOB_VEC_PREFIX, sizeof BLOB_VEC_PREFIX - 1)) return 0;
+    char **p = realloc(l->v, (l->n + 1) * sizeof *p);
+    if (!p) { l->err = STRATA_ENOMEM; return 1; }
+    l->v = p;
+    if (!(l->v[l->n] = strdup(in->name))) { l->err = STRATA_ENOMEM; return 1; }
+    l->n++;
+    return 0;
+}
+
+/* Every table named like a vector table: the name is a dimension, the table
+ * a vector table of it, and each row is indexed (embed_row did the reverse). */
+static int check_vec_tables(ck *c) {
+    vec_names l = { NULL, 0, STRATA_OK };
+    int rc = strata_table_list(c->txn, 0, vec_name_row, &l);
+    if (rc == 1) rc = l.err;
+    for (size_t i = 0; rc == STRATA_OK && i < l.n; i++) {
+        strata_table *t;
+        vec_walk w = { c, blob_vec_dim_of(l.v[i]) };
+        if (!w.dim) { problem(c, "%s: not a dimension", l.v[i]); continue; }
+        rc = blob_vec_tab(c->txn, w.dim, 0, &t);
+        if (rc == STRATA_ECORRUPT) {
+            problem(c, "%s: not a vector table of that dimension", l.v[i]);
+            rc = STRATA_OK;
+            continue;
+        }
+        if (rc == STRATA_OK) rc = blob_scan_prefix(t, NULL, 0, vec_row, &w);
+    }
+    for (size_t i = 0; i < l.n; i++) free(l.v[i]);
+    free(l.v);
+    return rc ? rc : c->err;
 }
 
 static void check_counts(ck *c) {
@@ -297,6 +375,7 @@ int strata_blob_check(strata_txn *txn, int hash, void (*report)(void *ctx, const
     if (rc == STRATA_OK) rc = scan(&c, BT_TAGS, tag_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_EOUT, edge_row);
     if (rc == STRATA_OK) rc = scan(&c, BT_EMBED, embed_row);
+    if (rc == STRATA_OK) rc = check_vec_tables(&c);
     if (rc == STRATA_OK) check_counts(&c);
     if (rc == STRATA_OK) rc = c.err;
     free(c.refs.keys);

@@ -1037,7 +1037,9 @@ STRATA_API int strata_blob_list_time(strata_txn *txn, uint64_t hlc_lo, uint64_t 
                                      strata_blob_id_fn fn, void *ctx);
 
 /* Embeddings: one optional f32 vector per blob (validated with
- * strata_vec_validate). Set replaces; NOTFOUND for an unknown blob. */
+ * strata_vec_validate), kept in the vector table of its dimension
+ * (docs/BLOBS.md "Embeddings"). Set replaces, also with another dimension;
+ * NOTFOUND for an unknown blob; ECORRUPT for damaged embedding rows. */
 STRATA_API int strata_blob_embed_set(strata_txn *txn, uint64_t id, const float *v, size_t dim);
 /* Copy blob id's embedding into out (cap floats); *dim gets its dimension.
  * Returns: STRATA_OK, STRATA_NOTFOUND (no blob or no embedding), STRATA_EINVAL
@@ -1047,8 +1049,9 @@ STRATA_API int strata_blob_embed_get(strata_txn *txn, uint64_t id, float *out, s
 /* Remove blob id's embedding. STRATA_OK or STRATA_NOTFOUND. */
 STRATA_API int strata_blob_embed_del(strata_txn *txn, uint64_t id);
 /* Exact k nearest blobs to query among the embeddings of dimension dim (others
- * are skipped), with strata_vec_topk. out (k hits) is sorted nearest first,
- * ties by id; *n_out gets the number found (< k when fewer blobs qualify).
+ * are skipped), with strata_vec_table_topk on that dimension's vector table.
+ * out (k hits) is sorted nearest first, ties by id; *n_out gets the number
+ * found (< k when fewer blobs qualify: then all of them).
  * Returns: STRATA_OK, STRATA_EINVAL (bad metric, dim, k == 0, invalid query),
  * STRATA_ENOMEM, STRATA_ECORRUPT. */
 STRATA_API int strata_blob_similar(strata_txn *txn, strata_metric m, const float *query,

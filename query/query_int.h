@@ -5,7 +5,7 @@
  *  (1) a run reads only through the caller's transaction and never reads blob
  *      content: index tables (blob:tags, blob:blobtags, blob:ns, blob:time,
  *      edges via strata_blob_traverse), metadata records (strata_blob_info_get)
- *      and embeddings (blob:embed);
+ *      and embeddings (the index blob:embed and the vector tables blob:vec:<dim>);
  *  (2) between steps, run.c's candidate array is sorted by id, strictly
  *      increasing, and holds only blobs that passed every filter applied so far;
  *  (3) every signal score is in [0, 1]; scores are computed by score.c alone;
@@ -24,8 +24,9 @@
 #define QUERY_IVF_NAME_MAX 200u   /* strata_ivf_create's limit */
 #define QUERY_RRF_DEFAULT 60.0
 
-/* The blob tables this layer reads (tables.c). */
-enum { QT_TAGS = 0, QT_BTAGS, QT_NS, QT_TIME, QT_EMBED, QT_COUNT };
+/* The blob tables this layer reads (tables.c). QT_EMBED is the embedding
+ * index (id -> dim), QT_VEC the vector table of the query's dimension. */
+enum { QT_TAGS = 0, QT_BTAGS, QT_NS, QT_TIME, QT_EMBED, QT_VEC, QT_COUNT };
 
 /* A list of tags held by the query (copied, NUL-terminated). */
 typedef struct qtags {
@@ -118,9 +119,14 @@ typedef struct qrun {
 /* Open table `which` in txn (never creates). STRATA_NOTFOUND when the blob
  * store never wrote it: callers treat that as an empty table. */
 QUERY_MUST int qtab_open(strata_txn *txn, int which, strata_table **out);
+/* The vector table of dimension dim ("blob:vec:<dim>", never created):
+ * STRATA_NOTFOUND when no embedding of that dimension was ever stored,
+ * STRATA_ECORRUPT when the name holds something else than such a table. */
+QUERY_MUST int qtab_open_vec(strata_txn *txn, size_t dim, strata_table **out);
 /* Key of blob:tags / blob:ns: u8 length, name bytes, id BE; returns the
  * length (k holds at least 1 + STRATA_BLOB_MAX_META + 8 bytes). */
-/* As qtab_open, cached in r (tables live until the transaction ends). */
+/* As qtab_open (qtab_open_vec of the query's dimension for QT_VEC), cached
+ * in r (tables live until the transaction ends). */
 QUERY_MUST int qrun_tab(struct qrun *r, int which, strata_table **out);
 size_t qkey_named(uint8_t *k, const char *name, size_t len, uint64_t id);
 static inline void q_be64_put(uint8_t *p, uint64_t v) {

@@ -1,27 +1,38 @@
 /* query/similarity.c - the similarity signal's k nearest candidates, by one
  * of two sources (docs/QUERY.md "Similarity"):
- *   exact  the candidates' embeddings (blob:embed, value: dim u32 LE,
- *          reserved u32 = 0, dim f32 LE; docs/BLOBS.md) are gathered in
- *          batches of BATCH and ranked with strata_vec_topk; each batch's top
- *          k is merged into the running top k, so memory is O(BATCH*dim + k).
- *          Few candidates: one lookup each; many (>= 1/8 of the table): one
- *          pass over the table in id order, merged with the candidates.
+ *   exact  embeddings live in the blob layer's vector tables (docs/BLOBS.md
+ *          "Embeddings"): the index blob:embed maps id -> dim (u32 LE), the
+ *          STRATA_VECTOR table blob:vec:<dim> holds id -> dim f32 LE.
+ *          Every embedding (the knn plan, qsim_drive): strata_vec_table_topk
+ *          over the query dimension's table. The candidates' embeddings
+ *          (qsim_run) are gathered in batches of BATCH and ranked with
+ *          strata_vec_topk; each batch's top k is merged into the running
+ *          top k, so memory is O(BATCH*dim + k). Few candidates: one index
+ *          lookup each, then the vector; many (>= 1/8 of the index): one pass
+ *          over the vector table in id order, merged with the candidates
+ *          (and, when the index holds other dimensions and they are not to
+ *          be skipped, one pass over the index to find them).
  *   index  an IVF-PQ index (strata_query_set_ivf, searched with a filter
  *          that keeps candidates only) or a caller's function
  *          (strata_query_set_ann) proposes up to k candidate ids; their
  *          stored embeddings are re-ranked exactly. A missing IVF index falls
  *          back to the exact scan unless STRATA_QUERY_IVF_REQUIRED.
- * Both order hits by (distance, id), as strata_vec_topk does.
+ * Both order hits by (distance, id), as strata_vec_topk and
+ * strata_vec_table_topk do (same kernels: a distance is the same bits either
+ * way).
  * Invariants: (1) an embedding of another dimension than the query is
  * STRATA_EINVAL unless STRATA_QUERY_VEC_SKIP_DIM; (2) only candidates of the
- * run get a distance (QC_DIST), at most k of them. */
+ * run get a distance (QC_DIST), at most k of them; (3) an index row naming
+ * the query's dimension whose vector row is missing, a malformed index row
+ * met, or a table under the name blob:vec:<dim> that is not a vector table
+ * of that dimension is STRATA_ECORRUPT. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "query_int.h"
 
-enum { BATCH = 1024, EMBED_HDR = 8 };
+enum { BATCH = 1024, EMBED_VAL = 4 };
 
 typedef struct topk {
     const strata_query *q;
@@ -81,53 +92,97 @@ static int flush(topk *t) {
     return STRATA_OK;
 }
 
-/* Decode embedding value v of blob id into dst (q->dim floats). Returns
- * STRATA_OK, 1 (another dimension, skipped), STRATA_EINVAL (another
- * dimension, not allowed), STRATA_ECORRUPT. */
-static int decode(const strata_query *q, strata_slice v, float *dst) {
-    const uint8_t *p = v.data;
-    if (v.len < EMBED_HDR || q_le32_get(p + 4) != 0) return STRATA_ECORRUPT;
-    size_t d = q_le32_get(p);
-    if (d == 0 || d > STRATA_VEC_MAX_DIM || v.len != EMBED_HDR + 4 * d) return STRATA_ECORRUPT;
-    if (d != q->dim) return (q->vec_flags & STRATA_QUERY_VEC_SKIP_DIM) ? 1 : STRATA_EINVAL;
+/* Add blob id's vector (a row of the query dimension's vector table) to the
+ * batch. */
+static int add_vec(topk *t, uint64_t id, strata_slice v) {
+    size_t dim = t->q->dim;
+    float *dst = t->base + t->n * dim;
+    if (v.len != 4 * dim) return STRATA_ECORRUPT;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(dst, p + EMBED_HDR, 4 * d);
+    memcpy(dst, v.data, 4 * dim);
 #else
-    for (size_t i = 0; i < d; i++) {
-        uint32_t bits = q_le32_get(p + EMBED_HDR + 4 * i);
+    for (size_t i = 0; i < dim; i++) {
+        uint32_t bits = q_le32_get((const uint8_t *)v.data + 4 * i);
         memcpy(&dst[i], &bits, 4);
     }
 #endif
-    return STRATA_OK;
-}
-
-/* Add blob id's embedding value to the batch. */
-static int add_row(topk *t, uint64_t id, strata_slice v) {
-    int rc = decode(t->q, v, t->base + t->n * t->q->dim);
-    if (rc == 1) return STRATA_OK;
-    if (rc) return rc;
     t->ids[t->n++] = id;
     t->n_seen++;
     return t->n == BATCH ? flush(t) : STRATA_OK;
 }
 
-/* One pass over blob:embed; with r->c (all = 0) only candidate ids count. */
-static int scan_table(qrun *r, strata_table *tab, topk *t, int all) {
+/* Dimension in an index value (blob:embed: u32 LE), or 0 when malformed. */
+static uint32_t index_dim(strata_slice v) {
+    if (v.len != EMBED_VAL) return 0;
+    uint32_t d = q_le32_get(v.data);
+    return d <= STRATA_VEC_MAX_DIM ? d : 0;
+}
+
+/* What an embedding of dimension d means for this query: STRATA_OK (the
+ * query's), 1 (another, skipped), STRATA_EINVAL (another, not allowed),
+ * STRATA_ECORRUPT (d = 0: a malformed index row). */
+static int dim_verdict(const strata_query *q, uint32_t d) {
+    if (d == 0) return STRATA_ECORRUPT;
+    if (d != q->dim) return (q->vec_flags & STRATA_QUERY_VEC_SKIP_DIM) ? 1 : STRATA_EINVAL;
+    return STRATA_OK;
+}
+
+/* Blob id's embedding into the batch, through the index (idx) and the
+ * vector table. Returns STRATA_OK (added, or none / skipped) or an error. */
+static int add_one(qrun *r, strata_table *idx, topk *t, uint64_t id) {
+    uint8_t k[8];
+    strata_slice v;
+    strata_table *vt;
+    for (int b = 0; b < 8; b++) k[b] = (uint8_t)(id >> (8 * b));
+    int rc = strata_get(idx, q_sl(k, 8), &v);
+    if (rc) return rc == STRATA_NOTFOUND ? STRATA_OK : rc;         /* no embedding */
+    if ((rc = dim_verdict(r->q, index_dim(v)))) return rc == 1 ? STRATA_OK : rc;
+    /* the index names the query's dimension: the vector must be there */
+    rc = qrun_tab(r, QT_VEC, &vt);
+    if (rc == STRATA_OK) rc = strata_get(vt, q_sl(k, 8), &v);
+    if (rc) return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+    return add_vec(t, id, v);
+}
+
+/* Without STRATA_QUERY_VEC_SKIP_DIM, an embedding of another dimension among
+ * the candidates (every blob with all) is STRATA_EINVAL. There is none when
+ * the vector table holds as many rows as the index; otherwise one pass over
+ * the index (merged with the candidates) finds it. */
+static int other_dims(qrun *r, strata_table *idx, uint64_t n_idx, uint64_t n_vec, int all) {
     strata_cursor *c;
     strata_slice k, v;
     size_t i = 0;
-    int rc = strata_cursor_open(tab, &c);
+    if ((r->q->vec_flags & STRATA_QUERY_VEC_SKIP_DIM) || n_idx == n_vec) return STRATA_OK;
+    int rc = strata_cursor_open(idx, &c);
     if (rc) return rc;
-    rc = strata_cursor_first(c);
-    while (rc == STRATA_OK && (all || i < r->n)) {
+    for (rc = strata_cursor_first(c); rc == STRATA_OK && (all || i < r->n); rc = strata_cursor_next(c)) {
         if ((rc = strata_cursor_get(c, &k, &v))) break;
         if (k.len != 8) { rc = STRATA_ECORRUPT; break; }
         uint64_t id = q_le64_get(k.data);
-        if (!all) {
-            while (i < r->n && r->c[i].id < id) i++;
-            if (i == r->n) break;
-        }
-        if ((all || r->c[i].id == id) && (rc = add_row(t, id, v))) break;
+        while (!all && i < r->n && r->c[i].id < id) i++;
+        if (!all && (i == r->n || r->c[i].id != id)) continue;
+        if ((rc = dim_verdict(r->q, index_dim(v)))) break;
+    }
+    strata_cursor_close(c);
+    /* counts that differ with every row of the query's dimension: damage */
+    return rc == STRATA_NOTFOUND ? (all ? STRATA_ECORRUPT : STRATA_OK) : rc;
+}
+
+/* One pass over the vector table, merged with the candidates. */
+static int scan_table(qrun *r, strata_table *vt, topk *t) {
+    strata_cursor *c;
+    strata_slice k, v;
+    size_t i = 0;
+    int rc = strata_cursor_open(vt, &c);
+    if (rc) return rc;
+    rc = strata_cursor_first(c);
+    while (rc == STRATA_OK && i < r->n) {
+        if ((rc = strata_cursor_get(c, &k, &v))) break;
+        if (k.len != 8) { rc = STRATA_ECORRUPT; break; }
+        uint64_t id = q_le64_get(k.data);
+        while (i < r->n && r->c[i].id < id) i++;
+        if (i == r->n) break;
+        if (r->c[i].id == id && (rc = add_vec(t, id, v))) break;
         rc = strata_cursor_next(c);
     }
     strata_cursor_close(c);
@@ -135,17 +190,9 @@ static int scan_table(qrun *r, strata_table *tab, topk *t, int all) {
 }
 
 /* One lookup per candidate. */
-static int lookup_each(qrun *r, strata_table *tab, topk *t) {
+static int lookup_each(qrun *r, strata_table *idx, topk *t) {
     int rc = STRATA_OK;
-    for (size_t i = 0; !rc && i < r->n; i++) {
-        uint8_t k[8];
-        strata_slice v;
-        uint64_t id = r->c[i].id;
-        for (int b = 0; b < 8; b++) k[b] = (uint8_t)(id >> (8 * b));
-        rc = strata_get(tab, q_sl(k, 8), &v);
-        if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; continue; }
-        if (!rc) rc = add_row(t, id, v);
-    }
+    for (size_t i = 0; !rc && i < r->n; i++) rc = add_one(r, idx, t, r->c[i].id);
     return rc;
 }
 
@@ -189,7 +236,7 @@ static int ivf_search(qrun *r, const topk *t, strata_hit *hits, size_t *n_hits) 
 }
 
 /* Ask the index (function or IVF), then re-rank its candidate hits exactly. */
-static int ann_run(qrun *r, strata_table *tab, topk *t) {
+static int ann_run(qrun *r, strata_table *idx, topk *t) {
     const strata_query *q = r->q;
     strata_hit *hits = malloc(t->k * sizeof *hits);
     size_t n_hits = 0;
@@ -201,46 +248,58 @@ static int ann_run(qrun *r, strata_table *tab, topk *t) {
     if (rc) { free(hits); return rc; }
     r->ex.n_sim_considered = n_hits;
     for (size_t h = 0; !rc && h < n_hits; h++) {
-        uint8_t k[8];
-        strata_slice v;
         uint64_t id = hits[h].id;
         int dup = 0;
         for (size_t g = 0; g < h; g++) dup |= hits[g].id == id;
-        if (dup || !is_candidate(r, id) || !tab) continue;   /* not a candidate: ignored */
-        for (int b = 0; b < 8; b++) k[b] = (uint8_t)(id >> (8 * b));
-        rc = strata_get(tab, q_sl(k, 8), &v);
-        if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; continue; }   /* no embedding */
-        if (!rc) rc = add_row(t, id, v);
+        if (dup || !is_candidate(r, id) || !idx) continue;   /* not a candidate: ignored */
+        rc = add_one(r, idx, t, id);                          /* no embedding: ignored */
     }
     free(hits);
     return rc ? rc : flush(t);
 }
 
+/* The vector table of the query's dimension and its rows (0 and NULL when
+ * there is none). */
+static int vec_table(qrun *r, strata_table **vt, uint64_t *n_vec) {
+    *vt = NULL;
+    *n_vec = 0;
+    int rc = qrun_tab(r, QT_VEC, vt);
+    if (rc == STRATA_NOTFOUND) { *vt = NULL; return STRATA_OK; }
+    return rc ? rc : strata_len(*vt, n_vec);
+}
+
 /* The exact k nearest candidates. */
-static int exact_run(qrun *r, strata_table *tab, topk *t) {
-    uint64_t n_tab = 0;
-    int rc = strata_len(tab, &n_tab);
-    if (!rc) rc = (uint64_t)r->n * 8 >= n_tab ? scan_table(r, tab, t, 0) : lookup_each(r, tab, t);
+static int exact_run(qrun *r, strata_table *idx, topk *t) {
+    uint64_t n_idx = 0, n_vec = 0;
+    strata_table *vt;
+    int rc = strata_len(idx, &n_idx);
+    if (rc) return rc;
+    if ((uint64_t)r->n * 8 >= n_idx) {   /* many candidates: one pass over the table */
+        if ((rc = vec_table(r, &vt, &n_vec)) || (rc = other_dims(r, idx, n_idx, n_vec, 0))) return rc;
+        if (vt) rc = scan_table(r, vt, t);
+    } else {
+        rc = lookup_each(r, idx, t);
+    }
     return rc ? rc : flush(t);
 }
 
 int qsim_run(qrun *r) {
     const strata_query *q = r->q;
     topk t;
-    strata_table *tab = NULL;
+    strata_table *idx = NULL;
     int indexed = q->ann || q->ivf || q->ivf_h;
     r->ex.sim_source = (q->ivf || q->ivf_h) ? 3 : q->ann ? 2 : 1;
-    int rc = qrun_tab(r, QT_EMBED, &tab);
-    if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; tab = NULL; }
+    int rc = qrun_tab(r, QT_EMBED, &idx);
+    if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; idx = NULL; }
     if (rc) return rc;
-    if ((!tab && !indexed) || r->n == 0) return STRATA_OK;
+    if ((!idx && !indexed) || r->n == 0) return STRATA_OK;
     if ((rc = topk_init(&t, q, r->n)) == STRATA_OK) {
-        if (indexed) rc = ann_run(r, tab, &t);
+        if (indexed) rc = ann_run(r, idx, &t);
         if (rc == STRATA_NOTFOUND && q->ivf && !(q->ivf_flags & STRATA_QUERY_IVF_REQUIRED)) {
             r->ex.sim_source = 1;          /* no such index: the exact scan */
             r->ex.sim_fallback = 1;
-            rc = tab ? exact_run(r, tab, &t) : STRATA_OK;
-        } else if (!indexed) rc = exact_run(r, tab, &t);
+            rc = idx ? exact_run(r, idx, &t) : STRATA_OK;
+        } else if (!indexed) rc = exact_run(r, idx, &t);
         if (!rc) mark_hits(r, &t);
     }
     topk_free(&t);
@@ -252,26 +311,41 @@ static int hit_id_cmp(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Exact k nearest of every embedding of the query's dimension: the vector
+ * table's own top-k (values read in place), into t->best. */
+static int all_topk(qrun *r, strata_table *vt, uint64_t n_vec, topk *t) {
+    const strata_query *q = r->q;
+    if (!vt || n_vec == 0) return STRATA_OK;
+    size_t kk = (uint64_t)t->k < n_vec ? t->k : (size_t)n_vec;
+    int rc = strata_vec_table_topk(vt, q->metric, q->vec, q->dim, kk, NULL, NULL, t->best, &t->n_best);
+    t->n_seen = n_vec;
+    /* query and k are valid: EINVAL is a row of another length than the table's */
+    return rc == STRATA_EINVAL ? STRATA_ECORRUPT : rc;
+}
+
 int qsim_drive(qrun *r) {
     const strata_query *q = r->q;
     topk t;
-    strata_table *tab = NULL;
-    uint64_t n_tab = 0;
+    strata_table *idx = NULL, *vt = NULL;
+    uint64_t n_idx = 0, n_vec = 0;
     int indexed = q->ann || q->ivf || q->ivf_h;
     memset(&t, 0, sizeof t);
     r->ex.sim_source = (q->ivf || q->ivf_h) ? 3 : q->ann ? 2 : 1;
-    int rc = qrun_tab(r, QT_EMBED, &tab);
+    int rc = qrun_tab(r, QT_EMBED, &idx);
     if (rc == STRATA_NOTFOUND) return STRATA_OK;   /* no embedding: nothing scores */
-    if (rc || (rc = strata_len(tab, &n_tab)) || n_tab == 0 || (rc = topk_init(&t, q, n_tab))) goto out;
+    if (rc || (rc = strata_len(idx, &n_idx)) || n_idx == 0 || (rc = topk_init(&t, q, n_idx))) goto out;
+    if ((rc = vec_table(r, &vt, &n_vec))) goto out;
     r->sim_all = 1;
-    if (indexed) rc = ann_run(r, tab, &t);
+    if (indexed) rc = ann_run(r, idx, &t);
     if (indexed && rc == STRATA_NOTFOUND && q->ivf && !(q->ivf_flags & STRATA_QUERY_IVF_REQUIRED)) {
         r->ex.sim_source = 1;                       /* no such index: the exact scan */
         r->ex.sim_fallback = 1;
         indexed = 0;
         rc = STRATA_OK;
     }
-    if (!rc && !indexed && (rc = scan_table(r, tab, &t, 1)) == STRATA_OK) rc = flush(&t);
+    /* the index path judges only the ids it returns (add_one), as before */
+    if (!rc && !indexed && (rc = other_dims(r, idx, n_idx, n_vec, 1)) == STRATA_OK)
+        rc = all_topk(r, vt, n_vec, &t);
     r->sim_all = 0;
     if (rc) goto out;
     qsort(t.best, t.n_best, sizeof *t.best, hit_id_cmp);

@@ -2,9 +2,13 @@
  * range scans and point lookups (blob/blob.h publishes the names for this
  * purpose). The names and key types are the normative ones of docs/BLOBS.md
  * "Tables"; opening a table with another key type fails with STRATA_ETYPE, so
- * a layout change in the blob layer is caught at the first query.
+ * a layout change in the blob layer is caught at the first query. The
+ * embeddings of dimension d are the STRATA_VECTOR table "blob:vec:<d>"
+ * (docs/BLOBS.md "Embeddings"); its name states d, so a table of that name
+ * that is not a vector table of dimension d is STRATA_ECORRUPT.
  * Invariant: this layer only reads these tables (read or write transaction);
  * it never creates or writes them. */
+#include <stdio.h>
 #include <string.h>
 
 #include "query_int.h"
@@ -19,13 +23,24 @@ static const strata_key_type keys[QT_COUNT] = {
 };
 
 int qtab_open(strata_txn *txn, int which, strata_table **out) {
-    if (which < 0 || which >= QT_COUNT) return STRATA_EINVAL;
+    if (which < 0 || which >= QT_COUNT || !names[which]) return STRATA_EINVAL;
     return strata_table_open(txn, names[which], keys[which], 0, out);
+}
+
+int qtab_open_vec(strata_txn *txn, size_t dim, strata_table **out) {
+    char name[32];
+    strata_table_spec spec = { STRATA_KEY_U64, NULL, (uint32_t)dim };
+    if (dim == 0 || dim > STRATA_VEC_MAX_DIM) return STRATA_EINVAL;
+    snprintf(name, sizeof name, "blob:vec:%u", (unsigned)dim);
+    int rc = strata_table_open_ex(txn, name, &spec, STRATA_VECTOR, out);
+    return rc == STRATA_ETYPE ? STRATA_ECORRUPT : rc;
 }
 
 int qrun_tab(qrun *r, int which, strata_table **out) {
     if (which < 0 || which >= QT_COUNT) return STRATA_EINVAL;
-    if (r->tab_rc[which] == 1) r->tab_rc[which] = qtab_open(r->txn, which, &r->tab[which]);
+    if (r->tab_rc[which] == 1)
+        r->tab_rc[which] = which == QT_VEC ? qtab_open_vec(r->txn, r->q->dim, &r->tab[which])
+                                           : qtab_open(r->txn, which, &r->tab[which]);
     if (r->tab_rc[which] == STRATA_OK) *out = r->tab[which];
     return r->tab_rc[which];
 }

@@ -195,6 +195,11 @@ int main(int argc, char **argv) {
     TRY(strata_blob_put(w, &bo, doc, doc_len, &v2));
     TRY(strata_blob_tag_add(w, v2, "final"));
     TRY(strata_blob_link(w, v2, v1, STRATA_BLOB_DERIVED_FROM, "edited section 3"));
+    float e1[4] = { 1, 0, 0, 0 }, e2[4] = { 0.9f, 0.1f, 0, 0 }, e3[3] = { 0, 1, 0 };
+    TRY(strata_blob_embed_set(w, v1, e1, 4));            /* vector table blob:vec:4 */
+    TRY(strata_blob_embed_set(w, v2, e2, 4));
+    TRY(strata_blob_embed_set(w, v2, e3, 3));            /* another dimension: moves to blob:vec:3 */
+    TRY(strata_blob_embed_set(w, v2, e2, 4));            /* and back */
     TRY(strata_commit(w));
     free(doc);
     TRY(strata_begin_read(db, &r));
@@ -206,6 +211,12 @@ int main(int argc, char **argv) {
            " chunks (dedup ratio %.2f); v2 derived from v1\n",
            bst.n_blobs, bst.logical_bytes, bst.stored_bytes, bst.n_chunks, ratio);
     if (ratio < 1.5) { fprintf(stderr, "demo: near-duplicate blobs did not share chunks\n"); return 1; }
+    strata_hit bh[4];
+    size_t nbh;
+    TRY(strata_blob_similar(r, STRATA_METRIC_L2, e1, 4, 4, bh, &nbh));
+    printf("   blob embeddings: nearest to v1's are %zu blobs, first %" PRIu64 " (%s)\n", nbh, bh[0].id,
+           nbh == 2 && bh[0].id == v1 && bh[1].id == v2 ? "as expected" : "WRONG");
+    if (nbh != 2 || bh[0].id != v1 || bh[1].id != v2) return 1;
     strata_abort(r);
 
     /* 7. vectors: a vector table, exact top-k, and an IVF-PQ index in the same file */

@@ -885,7 +885,11 @@ Test(blob_review, damaged_rows_are_ecorrupt) {
           { 0 }, 0, 0 },                                                                 /* bad relation */
         { "blob:edges_out", STRATA_KEY_BYTES, { 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 4 }, 17,
           { 0 }, 0, 0 },                                                                 /* edge to nowhere */
-        { "blob:embed", STRATA_KEY_U64, { 1 }, 8, { 200, 0, 0, 0 }, 16, 0 },            /* bad dimension */
+        { "blob:embed", STRATA_KEY_U64, { 1 }, 8, { 3, 0, 0, 0 }, 4, 0 },                /* no such vector */
+        { "blob:embed", STRATA_KEY_U64, { 1 }, 8, { 0, 0, 0, 0 }, 4, 0 },                /* dimension 0 */
+        { "blob:embed", STRATA_KEY_U64, { 1 }, 8, { 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f }, 16, 0 },
+                                                                                         /* old layout */
+        { "blob:embed", STRATA_KEY_U64, { 1 }, 8, { 0 }, 0, 1 },                         /* vector alone */
         { "blob:time", STRATA_KEY_BYTES, { 1 }, 3, { 0 }, 0, 0 },                        /* short time key */
         { "blob:ns", STRATA_KEY_BYTES, { 0, 0, 0, 0, 0, 0, 0, 0, 9 }, 9, { 0 }, 0, 0 }, /* ns row, no blob */
         { "blob:blobtags", STRATA_KEY_BYTES, { 0, 0, 0, 0, 0, 0, 0, 1, 't' }, 9, { 0 }, 0, 1 }, /* mirror */
@@ -1152,8 +1156,7 @@ Test(blob_review, half_done_operation_cannot_commit) {
     strata_savepoint *sp;
     cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
     cr_assert_eq(strata_blob_delete(w, a), STRATA_ECORRUPT);
-    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
-    strata_abort(w);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);   /* commit consumes the txn, also on failure */
     /* the same with a rollback: usable again, and a's content intact */
     w = tw(&t);
     cr_assert_eq(strata_savepoint_create(w, &sp), STRATA_OK);
@@ -1164,12 +1167,10 @@ Test(blob_review, half_done_operation_cannot_commit) {
     cr_assert(memcmp(buf, src, 1000) == 0);
     /* tag removal and unlink: the first row goes, the mirror is missing */
     cr_assert_eq(strata_blob_tag_remove(w, a, "t"), STRATA_ECORRUPT);
-    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
-    strata_abort(w);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);   /* commit consumes the txn, also on failure */
     w = tw(&t);
     cr_assert_eq(strata_blob_unlink(w, a, b, STRATA_BLOB_DERIVED_FROM), STRATA_ECORRUPT);
-    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);
-    strata_abort(w);
+    cr_assert_eq(strata_commit(w), STRATA_EBADTXN);   /* commit consumes the txn, also on failure */
     /* a failure before any write leaves the transaction usable */
     w = tw(&t);
     cr_assert_eq(strata_blob_delete(w, 999), STRATA_NOTFOUND);
