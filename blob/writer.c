@@ -561,25 +561,30 @@ static int feed_async(strata_blob_writer *w, const uint8_t *p, size_t len, int f
  * loaded machine it is preempted while it holds a task (often the
  * whole-content hash), and the call then waits a scheduler slice for it
  * (measured: median 1 MiB put 1.3 ms alone, 1.4-4 ms with a helper at load
- * 3 on 2 cores; 1.26 ms alone, 0.8-1.0 with it on an idle core). So the
- * writer measures both: g_gov keeps the time per KiB of the last GOV_KEEP
- * large pieces fed without (way 0) and with (way 1) a helper, each piece
- * goes with a helper if that way's median is lower by more than 1/9 (when
- * a helper loses, it loses by a lot), and every GOV_EXPLORE-th piece the
- * other way (every GOV_EXPLORE_FAR-th when it is 1.5x slower or more: a
- * probe of a helper on a loaded machine costs that call up to a few ms),
- * so the choice follows the load within a few dozen calls.
- * Medians, because a preempted call takes several times the usual time.
- * Shared by every writer of the process under one mutex, taken twice per
- * piece of >= ASYNC_MIN bytes. Only the speed depends on this, never a
- * result. mode (tests): -1 measure, 0 never, 1 always. */
+ * 3 on 2 cores; 1.6 ms alone, 1.0 with it on an idle core; 64 MiB 105 ms
+ * alone, 66 ms with it). So the writer measures both: g_gov keeps, per size
+ * class (pieces below GOV_BIG, and from GOV_BIG on: a helper's start and
+ * tail weigh differently), the time per KiB of the last GOV_KEEP large
+ * pieces fed without (way 0) and with (way 1) a helper. Until both ways of
+ * a class have GOV_KEEP samples the ways alternate (one slow first sample,
+ * e.g. while another thread of the process spins, must not decide for
+ * good); then each piece goes with a helper if that way's median is lower
+ * by more than 1/8 (when a helper loses, it loses by a lot), and every
+ * GOV_EXPLORE-th piece of the class the other way (every GOV_EXPLORE_FAR-th
+ * when it is 1.5x slower or more: a probe of a helper on a loaded machine
+ * costs that call up to a few ms), so the choice follows the load within a
+ * few dozen calls. Medians, because a preempted call takes several times
+ * the usual time. Shared by every writer of the process under one mutex,
+ * taken twice per piece of >= ASYNC_MIN bytes. Only the speed depends on
+ * this, never a result. mode (tests): -1 measure, 0 never, 1 always. */
 enum { GOV_KEEP = 3, GOV_EXPLORE = 12, GOV_EXPLORE_FAR = 48 };
+#define GOV_BIG ((size_t)4 << 20)
 static struct {
     pthread_mutex_t mu;
-    uint64_t        rate[2][GOV_KEEP];   /* ns per KiB, 0 = no sample */
-    unsigned        next[2], turn;
+    uint64_t        rate[2][2][GOV_KEEP];   /* [class][way]: ns per KiB, 0 = no sample */
+    unsigned        next[2][2], turn[2];
     int             mode;
-} g_gov = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, { 0, 0 }, 0, -1 };
+} g_gov = { PTHREAD_MUTEX_INITIALIZER, { { { 0 } } }, { { 0 } }, { 0 }, -1 };
 
 void blob_writer_helper(int mode) {
     pthread_mutex_lock(&g_gov.mu);
@@ -587,31 +592,33 @@ void blob_writer_helper(int mode) {
     pthread_mutex_unlock(&g_gov.mu);
 }
 
-/* Median of way's samples (under mu); 0 if it has none. */
-static uint64_t gov_median(int way) {
+/* Median of a class's samples of way (under mu); *n gets their number. */
+static uint64_t gov_median(int cls, int way, size_t *n) {
     uint64_t v[GOV_KEEP];
-    size_t n = 0;
-    for (size_t i = 0; i < GOV_KEEP; i++)
-        if (g_gov.rate[way][i]) {
-            size_t k = n++;
-            for (; k > 0 && v[k - 1] > g_gov.rate[way][i]; k--) v[k] = v[k - 1];
-            v[k] = g_gov.rate[way][i];
-        }
-    return n ? v[n / 2] : 0;
+    *n = 0;
+    for (size_t i = 0; i < GOV_KEEP; i++) {
+        uint64_t r = g_gov.rate[cls][way][i];
+        if (!r) continue;
+        size_t k = (*n)++;
+        for (; k > 0 && v[k - 1] > r; k--) v[k] = v[k - 1];
+        v[k] = r;
+    }
+    return *n ? v[*n / 2] : 0;
 }
 
-static int want_helper(void) {
+static int want_helper(int cls) {
     pthread_mutex_lock(&g_gov.mu);
     int way = g_gov.mode;
     if (way < 0) {
-        uint64_t solo = gov_median(0), duo = gov_median(1);
-        if (!duo || !solo) {
-            way = !duo;   /* a sample of each first */
+        size_t ns, nd;
+        uint64_t solo = gov_median(cls, 0, &ns), duo = gov_median(cls, 1, &nd);
+        if (ns < GOV_KEEP || nd < GOV_KEEP) {
+            way = nd <= ns;   /* warm-up: alternate, helper first */
         } else {
             way = duo + duo / 8 < solo;   /* a helper must win clearly: its tail is long */
             uint64_t lo = way ? duo : solo, hi = way ? solo : duo;
             unsigned every = hi >= lo + lo / 2 ? GOV_EXPLORE_FAR : GOV_EXPLORE;
-            if (++g_gov.turn % every == 0) way = !way;
+            if (++g_gov.turn[cls] % every == 0) way = !way;
         }
     }
     pthread_mutex_unlock(&g_gov.mu);
@@ -624,9 +631,9 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void note_rate(int way, uint64_t ns, size_t len) {
+static void note_rate(int cls, int way, uint64_t ns, size_t len) {
     pthread_mutex_lock(&g_gov.mu);
-    g_gov.rate[way][g_gov.next[way]++ % GOV_KEEP] = ns * 1024 / len + 1;
+    g_gov.rate[cls][way][g_gov.next[cls][way]++ % GOV_KEEP] = ns * 1024 / len + 1;
     pthread_mutex_unlock(&g_gov.mu);
 }
 
@@ -643,10 +650,10 @@ static int write_any(strata_blob_writer *w, const void *data, size_t len, int fi
     }
     int rc, big = len >= ASYNC_MIN && w->fill == w->start && (final || len >= w->ck.max);
     if (big) {
-        int helper = want_helper();
+        int cls = len >= GOV_BIG, helper = want_helper(cls);
         uint64_t t0 = now_ns();
         rc = helper ? feed_async(w, data, len, final) : feed(w, data, len, final);
-        if (rc == STRATA_OK) note_rate(helper, now_ns() - t0, len);
+        if (rc == STRATA_OK) note_rate(cls, helper, now_ns() - t0, len);
     } else {
         rc = feed(w, data, len, final);
     }
