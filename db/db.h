@@ -33,4 +33,12 @@ void db_txn_fail(strata_txn *txn);
  * revalidates) before using the cache. 0 for NULL. */
 uint64_t db_txn_rollbacks(const strata_txn *txn);
 
+/* A counter named key (a NUL-terminated string, e.g. "__frac:NAME") that
+ * lives as long as txn, starting at 0; the same key gives the same counter.
+ * For handles that cache an index: each bumps it after its own writes and
+ * reloads when it finds a value it did not leave, so two handles on one
+ * index in one transaction never act on a stale cache. NULL when out of
+ * memory or txn is not live. The pointer is valid until txn ends. */
+uint64_t *db_txn_counter(strata_txn *txn, const char *key);
+
 #endif

@@ -82,6 +82,7 @@ struct strata_txn {
     int            sp_changed;   /* persistent savepoints changed: recompute oldest */
     int            reset_free;   /* savepoint restore: the free tree is rebuilt */
     struct arena_blk *arena;     /* decompressed values, freed at the end */
+    struct txn_counter *counters;   /* db_txn_counter, freed at the end */
 };
 
 /* Multimap composite key: u16 LE key length, key, value. */

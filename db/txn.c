@@ -20,6 +20,34 @@ void db_txn_fail(strata_txn *txn) {
     if (txn && txn->magic == TXN_MAGIC && txn->write) txn->poisoned = 1;
 }
 
+struct txn_counter {
+    struct txn_counter *next;
+    uint64_t            value;
+    char                key[];
+};
+
+uint64_t *db_txn_counter(strata_txn *txn, const char *key) {
+    if (!txn || txn->magic != TXN_MAGIC || !key) return NULL;
+    for (struct txn_counter *c = txn->counters; c; c = c->next)
+        if (strcmp(c->key, key) == 0) return &c->value;
+    size_t n = strlen(key) + 1;
+    struct txn_counter *c = malloc(sizeof *c + n);
+    if (!c) return NULL;
+    memcpy(c->key, key, n);
+    c->value = 0;
+    c->next = txn->counters;
+    txn->counters = c;
+    return &c->value;
+}
+
+static void counters_free(strata_txn *txn) {
+    while (txn->counters) {
+        struct txn_counter *c = txn->counters;
+        txn->counters = c->next;
+        free(c);
+    }
+}
+
 uint64_t db_txn_rollbacks(const strata_txn *txn) {
     return txn && txn->magic == TXN_MAGIC ? txn->rollbacks : 0;
 }
@@ -137,6 +165,7 @@ static void txn_end(strata_txn *txn) {
     db_savepoints_free(txn);
     db_tables_free(txn);
     db_arena_free(txn);
+    counters_free(txn);
     if (txn->write) bt_wtx_free(txn->w);
     pthread_mutex_lock(&db->mu);
     if (txn->write) {

@@ -48,8 +48,19 @@ static int handle_new(strata_txn *txn, const char *name, strata_fractal **out)
     f->rollbacks = db_txn_rollbacks(txn);
     f->kt = vec_kernels_get();
     snprintf(f->name, sizeof f->name, "%s", name);
+    char key[FRAC_NAME_MAX + 16];
+    snprintf(key, sizeof key, "__frac:%s", name);
+    if (!(f->writes = db_txn_counter(txn, key))) { free(f); return STRATA_ENOMEM; }
+    f->writes_seen = *f->writes;
     *out = f;
     return STRATA_OK;
+}
+
+/* After this handle wrote to the index (or tried to): other handles on it in
+ * txn reload before their next call; this one is current. */
+static void wrote(strata_fractal *f)
+{
+    f->writes_seen = ++*f->writes;
 }
 
 void strata_fractal_close(strata_fractal *f)
@@ -115,6 +126,7 @@ int strata_fractal_create(strata_txn *txn, const char *name, const strata_fracta
         f->cfg.root = root->id;
         rc = frac_flush(f);
     }
+    if (f) wrote(f);   /* a handle left open on a dropped index reloads */
     if (rc == STRATA_OK && out) { *out = f; f = NULL; }
     strata_fractal_close(f);
     return rc;
@@ -134,6 +146,7 @@ int strata_fractal_drop(strata_txn *txn, const char *name)
     int rc = handle_new(txn, name, &f);
     if (rc == STRATA_OK) rc = frac_tables_open(f, 0);
     if (rc == STRATA_OK) rc = strata_len(f->t[FT_CONFIG], &n);
+    if (f) wrote(f);   /* handles still open on it reload (and find it gone) */
     strata_fractal_close(f);
     if (rc != STRATA_OK) return rc;
     int found = n != 0;
@@ -147,15 +160,17 @@ int strata_fractal_drop(strata_txn *txn, const char *name)
 }
 
 /* A savepoint rollback in txn may have undone rows the cache holds (or the
- * whole index, if it was created after the savepoint): reload the tree and
- * codebooks from the tables before using the handle again. A handle poisoned
- * before the rollback is usable again if the reload succeeds (the rollback
- * undid the half-done write). */
+ * whole index, if it was created after the savepoint), or another handle on
+ * the index wrote to it: reload the tree and codebooks from the tables
+ * before using the handle again. A handle poisoned before a rollback is
+ * usable again if the reload succeeds (the rollback undid the half-done
+ * write). */
 static int reload(strata_fractal *f)
 {
     frac_cache_free(f);
     memset(&f->cfg, 0, sizeof f->cfg);
     f->rollbacks = db_txn_rollbacks(f->txn);
+    f->writes_seen = *f->writes;
     int rc = frac_tables_open(f, 0);
     if (rc == STRATA_OK) rc = load(f);
     f->poisoned = rc != STRATA_OK;
@@ -165,7 +180,7 @@ static int reload(strata_fractal *f)
 static int handle_ok(strata_fractal *f)
 {
     if (!f || f->magic != FRAC_HANDLE_MAGIC) return STRATA_EINVAL;
-    if (f->rollbacks != db_txn_rollbacks(f->txn)) {
+    if (f->rollbacks != db_txn_rollbacks(f->txn) || f->writes_seen != *f->writes) {
         int rc = reload(f);
         if (rc != STRATA_OK) return rc;
     }
@@ -175,6 +190,7 @@ static int handle_ok(strata_fractal *f)
 /* Flush, and poison the handle when a write may have half-happened. */
 static int finish_write(strata_fractal *f, int rc)
 {
+    wrote(f);
     if (rc == STRATA_OK) rc = frac_flush(f);
     if (rc != STRATA_OK && rc != STRATA_EINVAL && rc != STRATA_NOTFOUND && rc != STRATA_EREADONLY)
         f->poisoned = 1;

@@ -141,6 +141,9 @@ struct strata_fractal {
     strata_txn   *txn;
     uint64_t      rollbacks;      /* db_txn_rollbacks(txn) when the cache was
                                      loaded: a change means reload first   */
+    uint64_t     *writes;         /* db_txn_counter(txn, "__frac:NAME"): bumped
+                                     by every handle's writes to the index  */
+    uint64_t      writes_seen;    /* its value when this cache was current  */
     strata_table *t[FT_COUNT];
     frac_config   cfg;
     uint32_t      n_slots;        /* nodes[] length (>= cfg.next_node)       */

@@ -731,9 +731,10 @@ typedef struct strata_ivf_config {
 STRATA_API int  strata_ivf_create(strata_txn *txn, const char *name, const strata_ivf_config *cfg,
                                   strata_ivf **out);
 /* Open index `name` in txn (read or write). *out lives until strata_ivf_close,
- * which must come before txn ends. One handle per index per transaction.
- * After a savepoint rollback in txn the handle reloads its config and model
- * on its next call (STRATA_EBADTXN if the rollback undid the index's creation).
+ * which must come before txn ends. Several handles on one index in one
+ * transaction see each other's writes: after a write through another handle,
+ * a savepoint rollback in txn or a drop, a handle reloads its config and
+ * model on its next call (STRATA_EBADTXN if the index no longer exists).
  * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_ECORRUPT (a
  * damaged config, centroid or codebook row), STRATA_ENOMEM. */
 STRATA_API int  strata_ivf_open(strata_txn *txn, const char *name, strata_ivf **out);
@@ -1448,9 +1449,10 @@ STRATA_API int  strata_fractal_create(strata_txn *txn, const char *name,
                                       const strata_fractal_config *cfg, strata_fractal **out);
 /* Open index `name` in txn (read or write); loads and validates the tree.
  * *out lives until strata_fractal_close, which must come before txn ends.
- * One handle per index per transaction (two would cache diverging trees).
- * After a savepoint rollback in txn the handle reloads the tree on its next
- * call (STRATA_EBADTXN if the rollback undid the index's creation).
+ * Several handles on one index in one transaction see each other's writes:
+ * after a write through another handle, a savepoint rollback in txn or a
+ * drop, a handle reloads the tree on its next call (STRATA_EBADTXN if the
+ * index no longer exists).
  * Returns: STRATA_OK, STRATA_NOTFOUND, STRATA_EINVAL, STRATA_EVERSION,
  * STRATA_ECORRUPT (damaged record, a cycle, a dangling or disowned child, a
  * tree deeper than max_depth), STRATA_ENOMEM. */

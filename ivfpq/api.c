@@ -23,10 +23,11 @@ enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192, BLOCK_TARGET_RAW = 65536 };
 int ivf_handle_check(strata_ivf *ix)
 {
     if (!ix || ix->magic != IVF_HANDLE_MAGIC) return STRATA_EINVAL;
-    if (ix->rollbacks == db_txn_rollbacks(ix->txn)) return STRATA_OK;
+    if (ix->rollbacks == db_txn_rollbacks(ix->txn) && ix->writes_seen == *ix->writes) return STRATA_OK;
     /* a savepoint rollback may have undone rows cached here (a training,
-     * the counters): load them again */
+     * the counters), or another handle on the index wrote: load them again */
     ix->rollbacks = db_txn_rollbacks(ix->txn);
+    ix->writes_seen = *ix->writes;
     ivf_model_free(ix);
     int rc = ivf_tables_open(ix, 0);
     if (rc == STRATA_OK) rc = ivf_model_load(ix);
@@ -58,8 +59,17 @@ static int handle_new(strata_txn *txn, const char *name, strata_ivf **out)
     ix->rollbacks = db_txn_rollbacks(txn);
     ix->kt = vec_kernels_get();
     memcpy(ix->name, name, strlen(name) + 1);
+    char key[IVF_NAME_MAX + 16];
+    snprintf(key, sizeof key, "__ivf:%s", name);
+    if (!(ix->writes = db_txn_counter(txn, key))) { free(ix); return STRATA_ENOMEM; }
+    ix->writes_seen = *ix->writes;
     *out = ix;
     return STRATA_OK;
+}
+
+void ivf_wrote(strata_ivf *ix)
+{
+    ix->writes_seen = ++*ix->writes;
 }
 
 void strata_ivf_close(strata_ivf *ix)
@@ -113,6 +123,7 @@ int strata_ivf_create(strata_txn *txn, const char *name, const strata_ivf_config
     strata_ivf_close(probe);
     if (rc == STRATA_OK) { rc = STRATA_EEXIST; goto out; }
     if (rc != STRATA_NOTFOUND) goto out;
+    ivf_wrote(ix);   /* handles left open on a dropped index of that name reload */
     if ((rc = ivf_tables_open(ix, 1)) != STRATA_OK) goto out;
     if ((rc = ivf_config_save(ix)) != STRATA_OK) goto out;
     if (out) { *out = ix; ix = NULL; }
@@ -150,6 +161,10 @@ int strata_ivf_drop(strata_txn *txn, const char *name)
     strata_table_spec spec = {.key_type = STRATA_KEY_BYTES};
     int rc = db_internal_table_open(txn, tn, &spec, 0, &t);
     if (rc != STRATA_OK) return rc;                   /* STRATA_NOTFOUND: no such index */
+    snprintf(tn, sizeof tn, "__ivf:%s", name);
+    uint64_t *writes = db_txn_counter(txn, tn);       /* open handles reload: and find it gone */
+    if (!writes) return STRATA_ENOMEM;
+    ++*writes;
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
         snprintf(tn, sizeof tn, "__ivf:%s:%s", name, suffix[i]);
         rc = db_internal_table_drop(txn, tn);
@@ -222,6 +237,7 @@ int strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim, un
     free(x);
     if (rc != STRATA_OK) { ivf_model_free(ix); c->state = IVF_STATE_EMPTY; return rc; }
     c->state = IVF_STATE_TRAINED;
+    ivf_wrote(ix);
     if ((rc = ivf_model_save(ix)) == STRATA_OK) rc = ivf_config_save(ix);
     if (rc == STRATA_OK && warnings) *warnings = warn;
     return rc;

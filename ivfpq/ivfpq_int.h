@@ -136,6 +136,9 @@ struct strata_ivf {
     uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
     strata_txn   *txn;
     uint64_t      rollbacks;       /* db_txn_rollbacks(txn) at the last load */
+    uint64_t     *writes;          /* db_txn_counter(txn, "__ivf:NAME"): bumped
+                                      by every handle's writes to the index */
+    uint64_t      writes_seen;     /* its value when the cache was current  */
     strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign;
     ivf_config    cfg;
     ivf_blayout   lay;             /* block layout, from cfg              */
@@ -294,6 +297,8 @@ void ivf_scratch_free(ivf_scratch *b);   /* NULL-safe */
  * savepoint rollback in its transaction may have undone them: EBADTXN if the
  * index itself was undone), else STRATA_EINVAL. */
 int ivf_handle_check(strata_ivf *ix);
+/* ix wrote to its index (or tried to): other handles on it reload. */
+void ivf_wrote(strata_ivf *ix);
 /* Normalize x (dim) in place; a zero vector stays zero. */
 void ivf_normalize(float *x, size_t dim);
 uint64_t ivf_rng_next(uint64_t *s);

@@ -200,6 +200,7 @@ int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const
     ix->cfg.n_vectors += n;
     rc = ivf_config_save(ix);
 out:
+    ivf_wrote(ix);
     free(e); free(codes); free(terms);
     return rc;
 }
@@ -218,8 +219,9 @@ int strata_ivf_delete(strata_ivf *ix, uint64_t id)
     int rc = ivf_handle_check(ix);
     if (rc != STRATA_OK) return rc;
     if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_NOTFOUND;
-    if ((rc = remove_id(ix, id)) != STRATA_OK) return rc;
-    return ivf_config_save(ix);
+    rc = remove_id(ix, id);
+    ivf_wrote(ix);
+    return rc == STRATA_OK ? ivf_config_save(ix) : rc;
 }
 
 int strata_ivf_get(strata_ivf *ix, uint64_t id, float *v, uint64_t *attr)

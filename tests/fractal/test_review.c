@@ -13,9 +13,9 @@
  * changes and unused codewords), "rerank = all" as UINT32_MAX, leaves emptied
  * by upserts or left as only children, the retrain policy's threshold, sums
  * after large members left, writes through a read transaction's handle, a
- * savepoint rollback while a handle is open (it reloads), and (disabled: one
- * handle per index per transaction is the documented rule) a second handle
- * while a handle is open. */
+ * savepoint rollback while a handle is open (it reloads), and a second handle
+ * on the same index in the same transaction (each reloads after the other's
+ * writes). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,10 +351,11 @@ Test(fractal_review, upserts_leave_no_empty_leaf)
     strata_abort(x);
 }
 
-/* A savepoint rollback while a handle is open leaves the handle's node cache
- * describing writes that no longer exist: the next add corrupts the index
- * (found by this review; the fix needs a rollback counter from db/, see the
- * review notes). Disabled until then. */
+/* A savepoint rollback while a handle is open used to leave the handle's
+ * node cache describing writes that no longer exist, and the next add
+ * corrupted the index. The handle now compares db_txn_rollbacks with the
+ * count it loaded at and reloads: the rolled-back vectors are gone from it,
+ * later adds work, and an index created after the savepoint is EBADTXN. */
 Test(fractal_review, savepoint_rollback_with_open_handle)
 {
     strata_txn *x = tw(&g);
@@ -745,10 +746,11 @@ Test(fractal_review, cosine_zero_vectors)
 }
 
 /* Two handles on one index in one write transaction: each caches the tree,
- * so a write through one leaves the other stale (found by this review; the
- * fix needs the handles of a transaction to share their cache or detect
- * writes, see the review notes). Disabled until then. */
-Test(fractal_review, two_handles_in_one_txn, .disabled = true)
+ * so a write through one used to leave the other stale. Writes bump a
+ * per-transaction counter of the index (db_txn_counter) and the other
+ * handle reloads before its next call. A drop through the transaction
+ * leaves open handles EBADTXN. */
+Test(fractal_review, two_handles_in_one_txn)
 {
     strata_txn *x = tw(&g);
     strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 4, 8, 2, 4, 4, 4, STRATA_FRACTAL_KEEP_RAW);
@@ -761,10 +763,20 @@ Test(fractal_review, two_handles_in_one_txn, .disabled = true)
         rand_vec(&s, v, 0);
         cr_assert_eq(strata_fractal_add(i % 2 ? f1 : f2, i, v, DIM, i), STRATA_OK);
     }
+    cr_assert_eq(strata_fractal_delete(f1, 4), STRATA_OK);
+    cr_assert_eq(strata_fractal_delete(f2, 4), STRATA_NOTFOUND);   /* f2 sees f1's delete */
+    strata_fractal_info i1, i2;
+    cr_assert_eq(strata_fractal_info_get(f1, &i1), STRATA_OK);
+    cr_assert_eq(strata_fractal_info_get(f2, &i2), STRATA_OK);
+    cr_assert_eq(i1.n_vectors, 39);
+    cr_assert_eq(i2.n_vectors, 39);
+    cr_assert_eq(i1.n_leaves, i2.n_leaves);
     strata_fractal_close(f1);
-    strata_fractal_close(f2);
     cr_assert_eq(ft_check(x, "h"), STRATA_OK);
-    strata_abort(x);
+    cr_assert_eq(strata_fractal_drop(x, "h"), STRATA_OK);
+    cr_assert_eq(strata_fractal_add(f2, 99, v, DIM, 99), STRATA_EBADTXN);
+    strata_fractal_close(f2);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
 }
 
 

@@ -331,3 +331,42 @@ Test(ivfpq_write, savepoint_rollback_with_open_handle)
     free(x);
     it_db_close(&d);
 }
+
+/* Two handles on one index in one transaction: each caches the config
+ * (counters) and the model; a write through one makes the other reload
+ * before its next call (db_txn_counter), so neither acts on a stale cache;
+ * a drop leaves open handles EBADTXN. */
+Test(ivfpq_write, two_handles_in_one_txn)
+{
+    it_db d;
+    it_db_open(&d);
+    enum { M = 2000 };
+    float *x = it_mixture(M, DIM, 40, it_seed());
+    strata_txn *w;
+    strata_ivf *a, *b;
+    strata_ivf_info ia, ib;
+    cr_assert_eq(strata_begin_write(d.db, &w), STRATA_OK);
+    cr_assert_eq(strata_ivf_create(w, "h", &CFG, &a), STRATA_OK);
+    cr_assert_eq(strata_ivf_open(w, "h", &b), STRATA_OK);
+    cr_assert_eq(strata_ivf_train(a, x, M, DIM, NULL), STRATA_OK);
+    for (uint64_t id = 0; id < 200; id++)   /* b must see a's training */
+        cr_assert_eq(strata_ivf_insert(id % 2 ? a : b, id, x + id * DIM, DIM, 0), STRATA_OK);
+    cr_assert_eq(strata_ivf_delete(a, 10), STRATA_OK);
+    cr_assert_eq(strata_ivf_delete(b, 10), STRATA_NOTFOUND);
+    cr_assert_eq(strata_ivf_info_get(a, &ia), STRATA_OK);
+    cr_assert_eq(strata_ivf_info_get(b, &ib), STRATA_OK);
+    cr_assert_eq(ia.n_vectors, 199);
+    cr_assert_eq(ib.n_vectors, 199);
+    strata_hit h[K];
+    size_t n;
+    strata_ivf_params p = {.nprobe = CFG.nlist, .rerank = 200};
+    cr_assert_eq(strata_ivf_search(b, x + 11 * DIM, DIM, K, &p, h, &n), STRATA_OK);
+    cr_assert(n > 0 && h[0].id == 11);
+    strata_ivf_close(a);
+    cr_assert_eq(strata_ivf_drop(w, "h"), STRATA_OK);
+    cr_assert_eq(strata_ivf_insert(b, 500, x, DIM, 0), STRATA_EBADTXN);
+    strata_ivf_close(b);
+    cr_assert_eq(strata_commit(w), STRATA_OK);
+    free(x);
+    it_db_close(&d);
+}
