@@ -32,6 +32,8 @@
  * abort-only (db/db.h db_txn_fail), so nothing half-done can be committed;
  * returns rc. (tables.c) */
 int blob_fail(strata_txn *txn, int rc);
+/* db/db.h db_txn_rollbacks: savepoint rollbacks txn has seen. (tables.c) */
+uint64_t blob_txn_rollbacks(const strata_txn *txn);
 
 /* Tables, docs/BLOBS.md "Tables". Indexes into blob_table_names[]. */
 enum {

@@ -30,6 +30,10 @@ const strata_key_type blob_table_keys[BT_COUNT] = {
 
 static const char stats_key[] = "stats";
 
+uint64_t blob_txn_rollbacks(const strata_txn *txn) {
+    return db_txn_rollbacks(txn);
+}
+
 int blob_fail(strata_txn *txn, int rc) {
     if (rc) db_txn_fail(txn);
     return rc;

@@ -22,7 +22,9 @@
  * the writer fails (STRATA_EINVAL) instead of recording a blob with a hole,
  * and undo leaves alone what the rollback already removed. (An id handed
  * out again after a rollback to before begin is told apart only if the new
- * blob is finished or its chunk list differs.)
+ * blob is finished or its chunk list differs.) The check reads rows only
+ * when the transaction saw a rollback since the last check passed
+ * (db_txn_rollbacks): nothing else removes a pending writer's rows.
  * strata_blob_put is a writer that begins and finishes within one call: no
  * other operation can see it in between, so it writes no blob:pending row
  * (invariant 1 and the pending counter hold at every call boundary) and
@@ -76,6 +78,7 @@ struct strata_blob_writer {
     int           single;           /* meta.sha is the only chunk's hash       */
     int           oneshot;          /* strata_blob_put: no pending row         */
     int           gone;             /* a savepoint rollback undid begin (inv. 7) */
+    uint64_t      rollbacks;        /* blob_txn_rollbacks when rows were last as w left them */
     uint64_t      dst[ST_COUNT];    /* counter changes not yet written (inv. 6) */
     blob_meta     meta;             /* ct, ns, label point into strs           */
     char         *strs;
@@ -139,6 +142,7 @@ static int writer_begin(strata_txn *txn, const strata_blob_opts *opts, int onesh
     if (!w) return STRATA_ENOMEM;
     w->magic = WRITER_MAGIC;
     w->txn = txn;
+    w->rollbacks = blob_txn_rollbacks(txn);
     w->oneshot = oneshot;
     int rc = blob_chunker_init(&w->ck, opts);
     if (rc || (rc = copy_opts(w, opts))) goto out;
@@ -168,6 +172,8 @@ static int check_rows(strata_blob_writer *w) {
     uint64_t end = 0;
     if (w->oneshot) return STRATA_OK;   /* begins and finishes in one call */
     if (w->gone) return STRATA_EINVAL;
+    uint64_t rb = blob_txn_rollbacks(w->txn);
+    if (rb == w->rollbacks) return STRATA_OK;   /* no rollback since: the rows are as w left them */
     le64_put(key, w->id);
     int rc = blob_tab(w->txn, BT_PENDING, 0, &t);
     if (rc == STRATA_OK) rc = strata_get(t, blob_sl(key, 8), &v);
@@ -188,7 +194,9 @@ static int check_rows(strata_blob_writer *w) {
         strata_cursor_close(c);
     }
     if (rc && rc != STRATA_NOTFOUND) return rc;
-    return end == w->emitted ? STRATA_OK : STRATA_EINVAL;
+    if (end != w->emitted) return STRATA_EINVAL;
+    w->rollbacks = rb;   /* a rollback to a savepoint taken after w's last write */
+    return STRATA_OK;
 }
 
 /* Write the collected counter changes. */
