@@ -806,6 +806,7 @@ STRATA_API void strata_ivf_params_default(strata_ivf_params *p);
  * first by (dist, id); distances are exact after rerank, PQ estimates
  * otherwise (same scale as strata_vec_distance). *n_out < k when the index
  * (or the filter) has fewer. params may be NULL for defaults.
+ * k and rerank above the index's size act as its size.
  * Returns: STRATA_OK, STRATA_EINVAL (untrained index, k == 0, nprobe 0,
  * invalid query, rerank without raw vectors, bad mmr), STRATA_ENOMEM,
  * STRATA_ECORRUPT (a damaged posting block). */
@@ -814,7 +815,7 @@ STRATA_API int  strata_ivf_search(strata_ivf *ix, const float *query, size_t dim
                                   size_t *n_out);
 /* nq queries (nq * dim floats): out gets nq * k hits (query i at out + i * k)
  * and n_out[i] the count for query i. Returns: as strata_ivf_search (stops at
- * the first failing query). */
+ * the first failing query); STRATA_EINVAL when nq * dim or nq * k overflows. */
 STRATA_API int  strata_ivf_search_batch(strata_ivf *ix, size_t nq, const float *queries,
                                         size_t dim, size_t k, const strata_ivf_params *params,
                                         strata_hit *out, size_t *n_out);
@@ -1189,9 +1190,10 @@ STRATA_API int  strata_query_set_vector(strata_query *q, strata_metric m, const 
 /* An approximate nearest-neighbour source (an index) for the similarity
  * signal: write up to k hits nearest to query into out, nearest first, with
  * *n_out their number. keep(keep_ctx, id) is non-zero for the ids that are
- * candidates of this run: an index should skip the others (ids it returns
- * that are not candidates, or have no embedding, are ignored; k is already
- * bounded by the number of candidates). Return STRATA_OK or an error, which
+ * candidates of this run and have an embedding: an index should skip the
+ * others, or it spends its k slots on ids the run ignores (e.g. blobs
+ * deleted since they were indexed); k is already bounded by the number of
+ * candidates. Return STRATA_OK or an error, which
  * the run returns. The query re-ranks the returned candidates by their exact
  * distance to the stored embeddings, so the index's own distances only choose
  * which ids are considered. Called once per run, on the running thread. */

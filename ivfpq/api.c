@@ -29,6 +29,8 @@ int ivf_handle_check(strata_ivf *ix)
     ix->rollbacks = db_txn_rollbacks(ix->txn);
     ix->writes_seen = *ix->writes;
     ivf_model_free(ix);
+    ivf_scratch_free(ix->scratch);   /* sized by the old config, which the */
+    ix->scratch = NULL;              /* reload may change (drop + create)  */
     int rc = ivf_tables_open(ix, 0);
     if (rc == STRATA_OK) rc = ivf_model_load(ix);
     if (rc != STRATA_OK) ix->rollbacks--;   /* retried by the next call */
@@ -235,11 +237,26 @@ int strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim, un
     if ((rc = sample_copy(c, data, n, &x)) != STRATA_OK) return rc;
     rc = train_model(ix, x, n, &warn);
     free(x);
-    if (rc != STRATA_OK) { ivf_model_free(ix); c->state = IVF_STATE_EMPTY; return rc; }
-    c->state = IVF_STATE_TRAINED;
-    ivf_wrote(ix);
-    if ((rc = ivf_model_save(ix)) == STRATA_OK) rc = ivf_config_save(ix);
-    if (rc == STRATA_OK && warnings) *warnings = warn;
+    int saved = 0;                                  /* the model rows were written to */
+    if (rc == STRATA_OK) {
+        c->state = IVF_STATE_TRAINED;
+        ivf_wrote(ix);
+        saved = 1;
+        if ((rc = ivf_model_save(ix)) == STRATA_OK) rc = ivf_config_save(ix);
+    }
+    if (rc != STRATA_OK) {
+        /* the handle must keep mirroring the tables (invariant 1): drop the
+         * model that was not stored (read transaction, failed write) and load
+         * what the transaction sees; a half-written model makes the
+         * transaction abort-only (db/db.h) */
+        if (saved && rc != STRATA_EREADONLY) db_txn_fail(ix->txn);
+        if (ivf_config_load(ix) != STRATA_OK || ivf_model_load(ix) != STRATA_OK) {
+            ivf_model_free(ix);
+            c->state = IVF_STATE_EMPTY;             /* unusable until a reload */
+        }
+        return rc;
+    }
+    if (warnings) *warnings = warn;
     return rc;
 }
 

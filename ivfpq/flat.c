@@ -3,7 +3,11 @@
  * baseline the approximate indexes are measured against.
  * Invariants: (1) values are read in place from the map (zero-copy); (2) ties
  * are broken by the smaller id (the heap's order), so results are
- * deterministic; (3) a row of another length is STRATA_EINVAL. */
+ * deterministic; (3) a row of another length is STRATA_EINVAL; (4) a row
+ * the map holds at an address that is not 4-aligned (an inline value) is
+ * copied first: the kernels read floats (the scalar ones plainly). */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "strata.h"
@@ -21,6 +25,7 @@ int strata_vec_table_topk(strata_table *t, strata_metric m, const float *query, 
     if ((rc = strata_cursor_open(t, &c))) return rc;
     const vec_kernels *kt = vec_kernels_get();
     vec_topk h;
+    float *tmp = NULL;                            /* one unaligned row */
     vec_topk_init(&h, out, k);
     for (rc = strata_cursor_first(c); rc == STRATA_OK; rc = strata_cursor_next(c)) {
         strata_slice key, val;
@@ -28,8 +33,15 @@ int strata_vec_table_topk(strata_table *t, strata_metric m, const float *query, 
         if (key.len != 8 || val.len != dim * sizeof(float)) { rc = STRATA_EINVAL; break; }
         uint64_t id;
         memcpy(&id, key.data, 8);                 /* u64 keys are little-endian, as the host */
-        if ((rc = vec_topk_scan(kt, m, query, val.data, 1, dim, &id, filter, ctx, &h))) break;
+        const float *row = val.data;
+        if ((uintptr_t)val.data & (_Alignof(float) - 1)) {
+            if (!tmp && !(tmp = malloc(dim * sizeof *tmp))) { rc = STRATA_ENOMEM; break; }
+            memcpy(tmp, val.data, dim * sizeof *tmp);
+            row = tmp;
+        }
+        if ((rc = vec_topk_scan(kt, m, query, row, 1, dim, &id, filter, ctx, &h))) break;
     }
+    free(tmp);
     strata_cursor_close(c);
     if (rc != STRATA_NOTFOUND) return rc;
     *n_out = vec_topk_finish(&h);

@@ -189,6 +189,7 @@ static int search_one(strata_ivf *ix, qstate *s, const float *query, size_t k, s
     if (rc != STRATA_OK) return rc;
     ivf_dot_lut_t(ix->cb_t, cf->dim, cf->m, b->q, b->qdot);
     size_t kk = s->p->rerank && s->p->rerank > k ? s->p->rerank : k;
+    if (kk > s->b->cand_cap) kk = s->b->cand_cap;  /* bounded by the index size */
     ivf_heap h;
     ivf_heap_init(&h, b->ckey, b->cand, kk);
     ivf_scan_ctx sc = {.m = cf->m, .keep = s->p->filter, .keep_ctx = s->p->filter_ctx};
@@ -276,10 +277,16 @@ int strata_ivf_search_batch(strata_ivf *ix, size_t nq, const float *queries, siz
     const strata_ivf_params *p = params ? params : &def;
     qstate s = {.p = p};
     if (!queries || !out || !n_out || k == 0 || dim != ix->cfg.dim) return STRATA_EINVAL;
+    if (nq > SIZE_MAX / dim || (nq > 1 && k > SIZE_MAX / sizeof(strata_hit) / nq))
+        return STRATA_EINVAL;                       /* nq * dim floats, nq * k hits */
     if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_EINVAL;
     if ((rc = params_check(ix, p, &s.nprobe)) != STRATA_OK) return rc;
     if ((rc = ivf_search_tables_build(ix)) != STRATA_OK) return rc;
+    /* the candidate heap never holds more than the index: a huge k or
+     * rerank costs nothing (and kk * sizeof cannot wrap) */
     size_t kk = p->rerank > k ? p->rerank : k;
+    if (kk > ix->cfg.n_vectors) kk = ix->cfg.n_vectors ? (size_t)ix->cfg.n_vectors : 1;
+    if (kk > UINT32_MAX) return STRATA_ENOMEM;      /* heap slots are u32 */
     if ((rc = scratch_get(ix, s.nprobe, kk, &s.b)) != STRATA_OK) return rc;
     strata_cursor *cur = NULL;
     if ((rc = strata_cursor_open(ix->t_lists, &cur)) != STRATA_OK) return rc;

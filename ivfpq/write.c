@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "db.h"
 
 typedef struct ent { uint64_t id, attr; uint32_t cluster, src; } ent;
 
@@ -181,10 +182,12 @@ int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const
     ent *e = NULL;
     uint8_t *codes = NULL;
     float *terms = NULL;
+    int writing = 0;
     if ((rc = batch_check(ix, n, ids, data, dim, attrs, &e)) != STRATA_OK) return rc;
     rc = STRATA_ENOMEM;
     if (!(codes = malloc(n * ix->cfg.m)) || !(terms = malloc(n * sizeof *terms))) goto out;
     if ((rc = batch_encode(ix, n, data, e, codes, terms)) != STRATA_OK) goto out;
+    writing = 1;   /* from here a failure may leave rows half-written */
     batch bt = {codes, terms, data};
     for (size_t i = 0; i < n; i++) {                      /* updates: drop old versions */
         rc = remove_id(ix, e[i].id);
@@ -201,6 +204,8 @@ int strata_ivf_insert_batch(strata_ivf *ix, size_t n, const uint64_t *ids, const
     rc = ivf_config_save(ix);
 out:
     ivf_wrote(ix);
+    /* half-written rows must never be committed (EREADONLY: nothing was) */
+    if (rc != STRATA_OK && writing && rc != STRATA_EREADONLY) db_txn_fail(ix->txn);
     free(e); free(codes); free(terms);
     return rc;
 }
@@ -221,7 +226,10 @@ int strata_ivf_delete(strata_ivf *ix, uint64_t id)
     if (ix->cfg.state != IVF_STATE_TRAINED) return STRATA_NOTFOUND;
     rc = remove_id(ix, id);
     ivf_wrote(ix);
-    return rc == STRATA_OK ? ivf_config_save(ix) : rc;
+    if (rc == STRATA_OK) rc = ivf_config_save(ix);
+    else if (rc == STRATA_NOTFOUND || rc == STRATA_EREADONLY) return rc;   /* nothing written */
+    if (rc != STRATA_OK) db_txn_fail(ix->txn);   /* half-removed: abort-only */
+    return rc;
 }
 
 int strata_ivf_get(strata_ivf *ix, uint64_t id, float *v, uint64_t *attr)

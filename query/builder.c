@@ -152,9 +152,16 @@ static int tags_add(strata_query *q, qtags *t, const char *tag) {
     return STRATA_OK;
 }
 
-int strata_query_require_tag(strata_query *q, const char *tag) { return tags_add(q, &q->req, tag); }
-int strata_query_exclude_tag(strata_query *q, const char *tag) { return tags_add(q, &q->exc, tag); }
-int strata_query_prefer_tag(strata_query *q, const char *tag) { return tags_add(q, &q->pref, tag); }
+/* live(q) before &q->...: member access through NULL is undefined. */
+int strata_query_require_tag(strata_query *q, const char *tag) {
+    return live(q) ? tags_add(q, &q->req, tag) : STRATA_EINVAL;
+}
+int strata_query_exclude_tag(strata_query *q, const char *tag) {
+    return live(q) ? tags_add(q, &q->exc, tag) : STRATA_EINVAL;
+}
+int strata_query_prefer_tag(strata_query *q, const char *tag) {
+    return live(q) ? tags_add(q, &q->pref, tag) : STRATA_EINVAL;
+}
 
 int strata_query_set_namespace(strata_query *q, const char *ns) {
     if (!live(q)) return STRATA_EINVAL;

@@ -109,6 +109,7 @@ typedef struct qrun {
     uint64_t             now_hlc;
     size_t               want;         /* results asked for (cap of the run) */
     int                  sim_all;      /* similarity over every blob (knn plan) */
+    int                  keep_rc;      /* first error of the index's keep test  */
     strata_table        *tab[QT_COUNT];  /* opened on first use (tables.c)     */
     int                  tab_rc[QT_COUNT]; /* 1 not yet opened, else the open rc */
     strata_query_explain ex;

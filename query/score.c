@@ -90,12 +90,25 @@ static uint32_t rank_counted(const qrun *r, int s, double v) {
     return above + 1;
 }
 
-static void fuse(qrun *r, const double *w, const uint32_t *rank) {
+static void fuse(qrun *r, const double *wq, const uint32_t *rank) {
     const strata_query *q = r->q;
-    double wsum = 0, rsum = 0;
+    double wsum = 0, rsum = 0, wmax = 0, w[STRATA_QUERY_NSIG];
     for (int s = 0; s < STRATA_QUERY_NSIG; s++) {
+        w[s] = wq[s];
         wsum += w[s];
         rsum += w[s] / (q->rrf_c + 1.0);
+        if (w[s] > wmax) wmax = w[s];
+    }
+    if (!isfinite(wsum) || !isfinite(rsum)) {
+        /* weights near DBL_MAX: the sums overflow (inf / inf). The fused
+         * score does not depend on the weights' scale, so use w / max w
+         * (only then: ordinary weights keep their exact bits) */
+        wsum = rsum = 0;
+        for (int s = 0; s < STRATA_QUERY_NSIG; s++) {
+            w[s] /= wmax;
+            wsum += w[s];
+            rsum += w[s] / (q->rrf_c + 1.0);
+        }
     }
     for (size_t i = 0; i < r->n; i++) {
         qcand *c = &r->c[i];

@@ -210,11 +210,28 @@ static void mark_hits(qrun *r, const topk *t) {
 
 static int is_candidate(const qrun *r, uint64_t id) { return r->sim_all || qrun_find(r, id) >= 0; }
 
-static int keep_candidate(void *ctx, uint64_t id) { return is_candidate(ctx, id); }
+/* The index's keep test: a candidate of the run that has an embedding. An
+ * index may hold ids whose blob (and so embedding) is gone; offering them
+ * would take slots of its k from live blobs (the knn plan, where every id
+ * would be a candidate, most of all). A lookup error is kept in r and
+ * returned after the search. */
+static int keep_candidate(void *ctx, uint64_t id) {
+    qrun *r = ctx;
+    strata_table *idx;
+    strata_slice v;
+    uint8_t k[8];
+    if (r->keep_rc || !is_candidate(r, id)) return 0;
+    int rc = qrun_tab(r, QT_EMBED, &idx);
+    for (int b = 0; b < 8; b++) k[b] = (uint8_t)(id >> (8 * b));
+    if (rc == STRATA_OK) rc = strata_get(idx, q_sl(k, 8), &v);
+    if (rc == STRATA_OK) return 1;
+    if (rc != STRATA_NOTFOUND) r->keep_rc = rc;
+    return 0;
+}
 
 static int ivf_keep(void *ctx, uint64_t id, uint64_t attr) {
     (void)attr;
-    return is_candidate(ctx, id);
+    return keep_candidate(ctx, id);
 }
 
 /* Search the IVF index named by the query, filtered to the candidates.
@@ -235,6 +252,11 @@ static int ivf_search(qrun *r, const topk *t, strata_hit *hits, size_t *n_hits) 
     return rc;
 }
 
+static int hit_id_cmp(const void *a, const void *b) {
+    const strata_hit *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
 /* Ask the index (function or IVF), then re-rank its candidate hits exactly. */
 static int ann_run(qrun *r, strata_table *idx, topk *t) {
     const strata_query *q = r->q;
@@ -244,14 +266,16 @@ static int ann_run(qrun *r, strata_table *idx, topk *t) {
     if (!hits) return STRATA_ENOMEM;
     if (q->ivf || q->ivf_h) rc = ivf_search(r, t, hits, &n_hits);
     else rc = q->ann(q->ann_ctx, r->txn, q->metric, q->vec, q->dim, t->k, keep_candidate, r, hits, &n_hits);
+    if (!rc && r->keep_rc) rc = r->keep_rc;
     if (!rc && n_hits > t->k) rc = STRATA_EINVAL;   /* the index claims more than out[k) */
     if (rc) { free(hits); return rc; }
     r->ex.n_sim_considered = n_hits;
+    /* by id, so a duplicate is the previous hit (the order does not matter:
+     * the batch is ranked by (distance, id) from the stored embeddings) */
+    qsort(hits, n_hits, sizeof *hits, hit_id_cmp);
     for (size_t h = 0; !rc && h < n_hits; h++) {
         uint64_t id = hits[h].id;
-        int dup = 0;
-        for (size_t g = 0; g < h; g++) dup |= hits[g].id == id;
-        if (dup || !is_candidate(r, id) || !idx) continue;   /* not a candidate: ignored */
+        if ((h && hits[h - 1].id == id) || !is_candidate(r, id) || !idx) continue;   /* ignored */
         rc = add_one(r, idx, t, id);                          /* no embedding: ignored */
     }
     free(hits);
@@ -304,11 +328,6 @@ int qsim_run(qrun *r) {
     }
     topk_free(&t);
     return rc;
-}
-
-static int hit_id_cmp(const void *a, const void *b) {
-    const strata_hit *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Exact k nearest of every embedding of the query's dimension: the vector
