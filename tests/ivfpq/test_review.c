@@ -255,9 +255,9 @@ static void run_metric(strata_metric met)
     it_db_close(&d);
 }
 
-Test(ivfpq_review, random_ops_exact_l2, .timeout = 60) { run_metric(STRATA_METRIC_L2); }
-Test(ivfpq_review, random_ops_exact_ip, .timeout = 60) { run_metric(STRATA_METRIC_IP); }
-Test(ivfpq_review, random_ops_exact_cosine, .timeout = 60) { run_metric(STRATA_METRIC_COSINE); }
+Test(ivfpq_review, random_ops_exact_l2) { run_metric(STRATA_METRIC_L2); }
+Test(ivfpq_review, random_ops_exact_ip) { run_metric(STRATA_METRIC_IP); }
+Test(ivfpq_review, random_ops_exact_cosine) { run_metric(STRATA_METRIC_COSINE); }
 
 /* An unknown metric (L1 is not an IVF metric) is refused at create. */
 Test(ivfpq_review, unknown_metric)
@@ -424,7 +424,7 @@ static void exercise(strata_txn *w, const char *what)
     strata_ivf_close(ix);
 }
 
-Test(ivfpq_review, damaged_rows_every_table, .timeout = 120)
+Test(ivfpq_review, damaged_rows_every_table)
 {
     it_db d;
     it_db_open(&d);
@@ -499,7 +499,7 @@ Test(ivfpq_review, damaged_rows_every_table, .timeout = 120)
 /* Degenerate samples: every vector equal, n == nlist == 256, dim 1 (m 1),
  * values at large magnitudes. Training succeeds (with warnings) and the
  * exhaustive search is still exact. */
-Test(ivfpq_review, degenerate_training, .timeout = 60)
+Test(ivfpq_review, degenerate_training)
 {
     it_db d;
     it_db_open(&d);
@@ -557,7 +557,7 @@ Test(ivfpq_review, degenerate_training, .timeout = 60)
  * another shape (dim, nlist, m) reloads: its search buffers must follow the
  * new config (they were sized for the old one). Likewise after a savepoint
  * rollback brings the old shape back. */
-Test(ivfpq_review, reload_with_other_shape, .timeout = 60)
+Test(ivfpq_review, reload_with_other_shape)
 {
     it_db d;
     it_db_open(&d);
@@ -612,7 +612,7 @@ Test(ivfpq_review, reload_with_other_shape, .timeout = 60)
 
 /* A large batch (many queries, k above the index size) equals the single
  * searches, query by query. */
-Test(ivfpq_review, batch_large, .timeout = 60)
+Test(ivfpq_review, batch_large)
 {
     it_db d;
     it_db_open(&d);

@@ -54,7 +54,7 @@ static void build_ivf(qmodel *m, const char *name, strata_metric met) {
  * the index keeps their ids). An exhaustive index search (every list, full
  * rerank) must still equal the brute force over the live blobs, in every
  * plan: the knn plan (no filter) too, which asks the index over every blob. */
-Test(query_review, index_keeps_deleted_blobs, .timeout = 120) {
+Test(query_review, index_keeps_deleted_blobs) {
     static qmodel m;
     qm_build(&m, 23, 440);
     static const strata_metric mets[3] = { STRATA_METRIC_L2, STRATA_METRIC_IP, STRATA_METRIC_COSINE };
@@ -164,7 +164,7 @@ static int junk_ann(void *ctx, strata_txn *txn, strata_metric met, const float *
     return STRATA_OK;
 }
 
-Test(query_review, ann_duplicates_and_junk, .timeout = 60) {
+Test(query_review, ann_duplicates_and_junk) {
     static qmodel m;
     qm_build(&m, 31, 260);
     strata_txn *r;
@@ -206,7 +206,7 @@ Test(query_review, ann_duplicates_and_junk, .timeout = 60) {
 
 /* Huge k and cap cost nothing and change nothing: the answer equals the
  * brute force with k and cap at the number of blobs. */
-Test(query_review, huge_k_and_cap, .timeout = 60) {
+Test(query_review, huge_k_and_cap) {
     static qmodel m;
     qm_build(&m, 41, 200);
     strata_txn *r;
@@ -334,7 +334,7 @@ Test(query_review, empty_and_contradictory) {
 /* More random queries than test_brute (other seeds, larger k, every
  * combination of signals and filters), in a write transaction after
  * deletions, against the brute force. */
-Test(query_review, random_against_model, .timeout = 120) {
+Test(query_review, random_against_model) {
     static qmodel m;
     static strata_query_result got[NRES], want[NRES];
     for (uint64_t seed = 101; seed < 104; seed++) {
@@ -380,7 +380,7 @@ Test(query_review, random_against_model, .timeout = 120) {
  * read at an unaligned address (UBSan: "load of misaligned address"; run
  * with UBSAN_OPTIONS=halt_on_error=1 to make it fatal). Answers equal the
  * brute force for every metric. */
-Test(query_review, knn_scalar_kernels, .timeout = 60) {
+Test(query_review, knn_scalar_kernels) {
     cr_assert_eq(setenv("STRATA_SIMD", "scalar", 1), 0);   /* before the first kernel use */
     static qmodel m;
     qm_build(&m, 12, 150);
@@ -409,7 +409,7 @@ Test(query_review, knn_scalar_kernels, .timeout = 60) {
 /* The fused score does not depend on the weights' scale: weights near
  * DBL_MAX (finite, so valid) must give the answer of the same weights
  * scaled down, not an empty one (their sum overflows). */
-Test(query_review, huge_weights, .timeout = 60) {
+Test(query_review, huge_weights) {
     static qmodel m;
     qm_build(&m, 14, 150);
     strata_txn *r;
