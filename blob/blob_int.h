@@ -32,8 +32,9 @@
  * abort-only (db/db.h db_txn_fail), so nothing half-done can be committed;
  * returns rc. (tables.c) */
 int blob_fail(strata_txn *txn, int rc);
-/* db/db.h db_txn_rollbacks: savepoint rollbacks txn has seen. (tables.c) */
-uint64_t blob_txn_rollbacks(const strata_txn *txn);
+/* db/db.h db_txn_counter "__blob:writers", which only savepoint rollbacks
+ * change; NULL when out of memory. (tables.c) */
+uint64_t *blob_rollback_counter(strata_txn *txn);
 
 /* Tables, docs/BLOBS.md "Tables". Indexes into blob_table_names[]. */
 enum {

@@ -30,8 +30,8 @@ const strata_key_type blob_table_keys[BT_COUNT] = {
 
 static const char stats_key[] = "stats";
 
-uint64_t blob_txn_rollbacks(const strata_txn *txn) {
-    return db_txn_rollbacks(txn);
+uint64_t *blob_rollback_counter(strata_txn *txn) {
+    return db_txn_counter(txn, "__blob:writers");
 }
 
 int blob_fail(strata_txn *txn, int rc) {

@@ -24,7 +24,8 @@
  * out again after a rollback to before begin is told apart only if the new
  * blob is finished or its chunk list differs.) The check reads rows only
  * when the transaction saw a rollback since the last check passed
- * (db_txn_rollbacks): nothing else removes a pending writer's rows.
+ * (db_txn_counter, which rollbacks bump): nothing else removes a pending
+ * writer's rows.
  * strata_blob_put is a writer that begins and finishes within one call: no
  * other operation can see it in between, so it writes no blob:pending row
  * (invariant 1 and the pending counter hold at every call boundary) and
@@ -78,7 +79,8 @@ struct strata_blob_writer {
     int           single;           /* meta.sha is the only chunk's hash       */
     int           oneshot;          /* strata_blob_put: no pending row         */
     int           gone;             /* a savepoint rollback undid begin (inv. 7) */
-    uint64_t      rollbacks;        /* blob_txn_rollbacks when rows were last as w left them */
+    uint64_t     *rollbacks;        /* blob_rollback_counter (streaming writers)        */
+    uint64_t      rollbacks_seen;   /* its value when the rows were last as w left them */
     uint64_t      dst[ST_COUNT];    /* counter changes not yet written (inv. 6) */
     blob_meta     meta;             /* ct, ns, label point into strs           */
     char         *strs;
@@ -142,9 +144,12 @@ static int writer_begin(strata_txn *txn, const strata_blob_opts *opts, int onesh
     if (!w) return STRATA_ENOMEM;
     w->magic = WRITER_MAGIC;
     w->txn = txn;
-    w->rollbacks = blob_txn_rollbacks(txn);
     w->oneshot = oneshot;
     int rc = blob_chunker_init(&w->ck, opts);
+    if (rc == STRATA_OK && !oneshot) {
+        if ((w->rollbacks = blob_rollback_counter(txn))) w->rollbacks_seen = *w->rollbacks;
+        else rc = STRATA_ENOMEM;
+    }
     if (rc || (rc = copy_opts(w, opts))) goto out;
     w->meta.flags = w->ck.fixed ? META_FLAG_FIXED : 0;
     if ((rc = blob_sha_init(&w->full))) goto out;
@@ -172,8 +177,7 @@ static int check_rows(strata_blob_writer *w) {
     uint64_t end = 0;
     if (w->oneshot) return STRATA_OK;   /* begins and finishes in one call */
     if (w->gone) return STRATA_EINVAL;
-    uint64_t rb = blob_txn_rollbacks(w->txn);
-    if (rb == w->rollbacks) return STRATA_OK;   /* no rollback since: the rows are as w left them */
+    if (*w->rollbacks == w->rollbacks_seen) return STRATA_OK;   /* no rollback since: rows as w left them */
     le64_put(key, w->id);
     int rc = blob_tab(w->txn, BT_PENDING, 0, &t);
     if (rc == STRATA_OK) rc = strata_get(t, blob_sl(key, 8), &v);
@@ -195,7 +199,7 @@ static int check_rows(strata_blob_writer *w) {
     }
     if (rc && rc != STRATA_NOTFOUND) return rc;
     if (end != w->emitted) return STRATA_EINVAL;
-    w->rollbacks = rb;   /* a rollback to a savepoint taken after w's last write */
+    w->rollbacks_seen = *w->rollbacks;   /* a rollback to a savepoint taken after w's last write */
     return STRATA_OK;
 }
 

@@ -26,19 +26,15 @@ int db_internal_table_drop(strata_txn *txn, const char *name);
  * own multi-page writes. NULL-safe. */
 void db_txn_fail(strata_txn *txn);
 
-/* How many savepoint rollbacks txn has seen. A layer above that caches rows
- * of txn in memory (an index handle's tree or model, a blob writer's
- * position) compares it with the value it saw when it filled the cache: a
- * change means the rows may have been undone under it, so it reloads (or
- * revalidates) before using the cache. 0 for NULL. */
-uint64_t db_txn_rollbacks(const strata_txn *txn);
-
 /* A counter named key (a NUL-terminated string, e.g. "__frac:NAME") that
  * lives as long as txn, starting at 0; the same key gives the same counter.
- * For handles that cache an index: each bumps it after its own writes and
- * reloads when it finds a value it did not leave, so two handles on one
- * index in one transaction never act on a stale cache. NULL when out of
- * memory or txn is not live. The pointer is valid until txn ends. */
+ * Every savepoint rollback in txn bumps every counter. For a layer above that
+ * caches rows of txn in memory (an index handle's tree or model, a blob
+ * writer's position): it notes the value when it fills the cache, bumps the
+ * counter after its own writes (so other handles of the same key see them),
+ * and reloads (or revalidates) when it finds a value it did not leave. NULL
+ * when out of memory or txn is not live. The pointer is valid until txn
+ * ends. */
 uint64_t *db_txn_counter(strata_txn *txn, const char *key);
 
 #endif

@@ -67,7 +67,6 @@ struct strata_txn {
     strata_db     *db;
     int            write;
     int            poisoned;     /* a write failed: only abort is legal */
-    uint64_t       rollbacks;    /* savepoint rollbacks so far (db_txn_rollbacks) */
     int            durability;
     pg_state       snap;         /* read: the snapshot; write: the base commit */
     bt_ctx         cx;
@@ -154,6 +153,8 @@ static inline int db_table_check(strata_table *t, int need_write) {
 }
 /* txn.c */
 void db_txn_poison(strata_txn *txn, int rc);
+/* A savepoint rollback: bump every db_txn_counter of txn. */
+void db_txn_counters_bump(strata_txn *txn);
 /* table.c */
 int  db_desc_get(strata_txn *txn, const char *name, cat_desc *d);
 /* The spec and the public table flags (STRATA_MULTIMAP, _TTL, _CDC, _VECTOR,

@@ -85,7 +85,7 @@ int strata_savepoint_rollback(strata_txn *txn, strata_savepoint *sp) {
     txn->cdc_seq = sp->cdc_seq;
     txn->hist_window = sp->hist_window;
     txn->poisoned = 0;
-    txn->rollbacks++;
+    db_txn_counters_bump(txn);   /* cached copies of undone rows are stale */
     for (strata_table *t = txn->tables; t; t = t->next) {
         size_t i;
         for (i = 0; i < sp->n && sp->tabs[i].t != t; i++) {}

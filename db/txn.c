@@ -48,8 +48,8 @@ static void counters_free(strata_txn *txn) {
     }
 }
 
-uint64_t db_txn_rollbacks(const strata_txn *txn) {
-    return txn && txn->magic == TXN_MAGIC ? txn->rollbacks : 0;
+void db_txn_counters_bump(strata_txn *txn) {
+    for (struct txn_counter *c = txn->counters; c; c = c->next) c->value++;
 }
 
 void db_txn_poison(strata_txn *txn, int rc) {

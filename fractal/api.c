@@ -45,7 +45,6 @@ static int handle_new(strata_txn *txn, const char *name, strata_fractal **out)
     if (!f) return STRATA_ENOMEM;
     f->magic = FRAC_HANDLE_MAGIC;
     f->txn = txn;
-    f->rollbacks = db_txn_rollbacks(txn);
     f->kt = vec_kernels_get();
     snprintf(f->name, sizeof f->name, "%s", name);
     char key[FRAC_NAME_MAX + 16];
@@ -169,7 +168,6 @@ static int reload(strata_fractal *f)
 {
     frac_cache_free(f);
     memset(&f->cfg, 0, sizeof f->cfg);
-    f->rollbacks = db_txn_rollbacks(f->txn);
     f->writes_seen = *f->writes;
     int rc = frac_tables_open(f, 0);
     if (rc == STRATA_OK) rc = load(f);
@@ -180,20 +178,24 @@ static int reload(strata_fractal *f)
 static int handle_ok(strata_fractal *f)
 {
     if (!f || f->magic != FRAC_HANDLE_MAGIC) return STRATA_EINVAL;
-    if (f->rollbacks != db_txn_rollbacks(f->txn) || f->writes_seen != *f->writes) {
+    if (f->writes_seen != *f->writes) {
         int rc = reload(f);
         if (rc != STRATA_OK) return rc;
     }
     return f->poisoned ? STRATA_EBADTXN : STRATA_OK;
 }
 
-/* Flush, and poison the handle when a write may have half-happened. */
+/* Flush; when a write may have half-happened, poison the handle and make the
+ * transaction abort-only (db_txn_fail), so the half-written index can never
+ * be committed (through this handle or any other). */
 static int finish_write(strata_fractal *f, int rc)
 {
     wrote(f);
     if (rc == STRATA_OK) rc = frac_flush(f);
-    if (rc != STRATA_OK && rc != STRATA_EINVAL && rc != STRATA_NOTFOUND && rc != STRATA_EREADONLY)
+    if (rc != STRATA_OK && rc != STRATA_EINVAL && rc != STRATA_NOTFOUND && rc != STRATA_EREADONLY) {
         f->poisoned = 1;
+        db_txn_fail(f->txn);
+    }
     return rc;
 }
 

@@ -139,10 +139,9 @@ struct strata_fractal {
     uint32_t      magic;          /* FRAC_HANDLE_MAGIC while open            */
     int           poisoned;       /* a write failed half-way: abort the txn  */
     strata_txn   *txn;
-    uint64_t      rollbacks;      /* db_txn_rollbacks(txn) when the cache was
-                                     loaded: a change means reload first   */
     uint64_t     *writes;         /* db_txn_counter(txn, "__frac:NAME"): bumped
-                                     by every handle's writes to the index  */
+                                     by every handle's writes to the index and
+                                     by savepoint rollbacks                 */
     uint64_t      writes_seen;    /* its value when this cache was current  */
     strata_table *t[FT_COUNT];
     frac_config   cfg;

@@ -23,17 +23,16 @@ enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192, BLOCK_TARGET_RAW = 65536 };
 int ivf_handle_check(strata_ivf *ix)
 {
     if (!ix || ix->magic != IVF_HANDLE_MAGIC) return STRATA_EINVAL;
-    if (ix->rollbacks == db_txn_rollbacks(ix->txn) && ix->writes_seen == *ix->writes) return STRATA_OK;
+    if (ix->writes_seen == *ix->writes) return STRATA_OK;
     /* a savepoint rollback may have undone rows cached here (a training,
-     * the counters), or another handle on the index wrote: load them again */
-    ix->rollbacks = db_txn_rollbacks(ix->txn);
-    ix->writes_seen = *ix->writes;
+     * the counters), or another handle on the index wrote: load them again
+     * (and again on the next call if this fails) */
     ivf_model_free(ix);
     ivf_scratch_free(ix->scratch);   /* sized by the old config, which the */
     ix->scratch = NULL;              /* reload may change (drop + create)  */
     int rc = ivf_tables_open(ix, 0);
     if (rc == STRATA_OK) rc = ivf_model_load(ix);
-    if (rc != STRATA_OK) ix->rollbacks--;   /* retried by the next call */
+    if (rc == STRATA_OK) ix->writes_seen = *ix->writes;
     return rc == STRATA_NOTFOUND ? STRATA_EBADTXN : rc;
 }
 
@@ -58,7 +57,6 @@ static int handle_new(strata_txn *txn, const char *name, strata_ivf **out)
     if (!ix) return STRATA_ENOMEM;
     ix->magic = IVF_HANDLE_MAGIC;
     ix->txn = txn;
-    ix->rollbacks = db_txn_rollbacks(txn);
     ix->kt = vec_kernels_get();
     memcpy(ix->name, name, strlen(name) + 1);
     char key[IVF_NAME_MAX + 16];

@@ -135,9 +135,9 @@ typedef struct ivf_scratch {
 struct strata_ivf {
     uint32_t      magic;           /* IVF_HANDLE_MAGIC while open         */
     strata_txn   *txn;
-    uint64_t      rollbacks;       /* db_txn_rollbacks(txn) at the last load */
     uint64_t     *writes;          /* db_txn_counter(txn, "__ivf:NAME"): bumped
-                                      by every handle's writes to the index */
+                                      by every handle's writes to the index
+                                      and by savepoint rollbacks           */
     uint64_t      writes_seen;     /* its value when the cache was current  */
     strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign;
     ivf_config    cfg;

@@ -353,9 +353,10 @@ Test(fractal_review, upserts_leave_no_empty_leaf)
 
 /* A savepoint rollback while a handle is open used to leave the handle's
  * node cache describing writes that no longer exist, and the next add
- * corrupted the index. The handle now compares db_txn_rollbacks with the
- * count it loaded at and reloads: the rolled-back vectors are gone from it,
- * later adds work, and an index created after the savepoint is EBADTXN. */
+ * corrupted the index. The handle now compares db_txn_counter (which a
+ * rollback bumps) with the value it loaded at and reloads: the rolled-back
+ * vectors are gone from it, later adds work, and an index created after the
+ * savepoint is EBADTXN. */
 Test(fractal_review, savepoint_rollback_with_open_handle)
 {
     strata_txn *x = tw(&g);
