@@ -259,12 +259,7 @@ size_t blob_vec_name(char buf[BLOB_VEC_NAME_MAX], uint32_t dim);
 /* The dimension a table name names (BLOB_VEC_PREFIX, then 1..STRATA_VEC_MAX_DIM
  * in decimal without a leading zero), or 0 when it is no such name. */
 uint32_t blob_vec_dim_of(const char *name);
-/* Open the vector table of dimension dim (create != 0 creates it). A table of
- * that name that is not a vector table of that dimension is STRATA_ECORRUPT;
- * a missing one STRATA_NOTFOUND. */
-BLOB_MUST int blob_vec_tab(strata_txn *txn, uint32_t dim, int create, strata_table **out);
-/* Decode a blob:embed value: STRATA_OK with *dim, or STRATA_ECORRUPT. */
-BLOB_MUST int blob_embed_decode(strata_slice v, uint32_t *dim);
+/* blob_vec_tab and blob_embed_decode: blob.h (query/ reads embeddings too). */
 BLOB_MUST int blob_edges_remove(strata_txn *txn, uint64_t id);
 
 /* ---- idset.c: an open-addressing set of u64 ids with a parent per id ---- */

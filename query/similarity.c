@@ -30,9 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob.h"
 #include "query_int.h"
 
-enum { BATCH = 1024, EMBED_VAL = 4 };
+enum { BATCH = 1024 };
 
 typedef struct topk {
     const strata_query *q;
@@ -111,11 +112,10 @@ static int add_vec(topk *t, uint64_t id, strata_slice v) {
     return t->n == BATCH ? flush(t) : STRATA_OK;
 }
 
-/* Dimension in an index value (blob:embed: u32 LE), or 0 when malformed. */
+/* Dimension in an index value (blob:embed), or 0 when malformed. */
 static uint32_t index_dim(strata_slice v) {
-    if (v.len != EMBED_VAL) return 0;
-    uint32_t d = q_le32_get(v.data);
-    return d <= STRATA_VEC_MAX_DIM ? d : 0;
+    uint32_t d;
+    return blob_embed_decode(v, &d) == STRATA_OK ? d : 0;
 }
 
 /* What an embedding of dimension d means for this query: STRATA_OK (the

@@ -3,14 +3,15 @@
  * purpose). The names and key types are the normative ones of docs/BLOBS.md
  * "Tables"; opening a table with another key type fails with STRATA_ETYPE, so
  * a layout change in the blob layer is caught at the first query. The
- * embeddings of dimension d are the STRATA_VECTOR table "blob:vec:<d>"
+ * embeddings of dimension d are the STRATA_VECTOR table "blob:vec:<d>",
+ * opened through the blob layer's blob_vec_tab
  * (docs/BLOBS.md "Embeddings"); its name states d, so a table of that name
  * that is not a vector table of dimension d is STRATA_ECORRUPT.
  * Invariant: this layer only reads these tables (read or write transaction);
  * it never creates or writes them. */
-#include <stdio.h>
 #include <string.h>
 
+#include "blob.h"
 #include "query_int.h"
 
 static const char *const names[QT_COUNT] = {
@@ -28,12 +29,8 @@ int qtab_open(strata_txn *txn, int which, strata_table **out) {
 }
 
 int qtab_open_vec(strata_txn *txn, size_t dim, strata_table **out) {
-    char name[32];
-    strata_table_spec spec = { STRATA_KEY_U64, NULL, (uint32_t)dim };
     if (dim == 0 || dim > STRATA_VEC_MAX_DIM) return STRATA_EINVAL;
-    snprintf(name, sizeof name, "blob:vec:%u", (unsigned)dim);
-    int rc = strata_table_open_ex(txn, name, &spec, STRATA_VECTOR, out);
-    return rc == STRATA_ETYPE ? STRATA_ECORRUPT : rc;
+    return blob_vec_tab(txn, (uint32_t)dim, 0, out);
 }
 
 int qrun_tab(qrun *r, int which, strata_table **out) {
