@@ -20,20 +20,27 @@
  * BLOCK_TARGET_RAW bytes in all (bounds the rewrite of one insert). */
 enum { DEFAULT_ITERS = 25, BLOCK_TARGET = 8192, BLOCK_TARGET_RAW = 65536 };
 
-int ivf_handle_check(strata_ivf *ix)
+/* Load config and model again from the tables; on failure the handle stays
+ * stale and the next call tries again. */
+static int reload(strata_ivf *ix)
 {
-    if (!ix || ix->magic != IVF_HANDLE_MAGIC) return STRATA_EINVAL;
-    if (ix->writes_seen == *ix->writes) return STRATA_OK;
-    /* a savepoint rollback may have undone rows cached here (a training,
-     * the counters), or another handle on the index wrote: load them again
-     * (and again on the next call if this fails) */
     ivf_model_free(ix);
     ivf_scratch_free(ix->scratch);   /* sized by the old config, which the */
     ix->scratch = NULL;              /* reload may change (drop + create)  */
     int rc = ivf_tables_open(ix, 0);
     if (rc == STRATA_OK) rc = ivf_model_load(ix);
-    if (rc == STRATA_OK) ix->writes_seen = *ix->writes;
+    if (rc == STRATA_OK) ix->writes_seen = *ix->writes, ix->stale = 0;
+    else ix->stale = 1;
     return rc == STRATA_NOTFOUND ? STRATA_EBADTXN : rc;
+}
+
+int ivf_handle_check(strata_ivf *ix)
+{
+    if (!ix || ix->magic != IVF_HANDLE_MAGIC) return STRATA_EINVAL;
+    /* a savepoint rollback may have undone rows cached here (a training,
+     * the counters), or another handle on the index wrote */
+    if (!ix->stale && ix->writes_seen == *ix->writes) return STRATA_OK;
+    return reload(ix);
 }
 
 void ivf_normalize(float *x, size_t dim)
@@ -243,15 +250,12 @@ int strata_ivf_train(strata_ivf *ix, const float *data, size_t n, size_t dim, un
         if ((rc = ivf_model_save(ix)) == STRATA_OK) rc = ivf_config_save(ix);
     }
     if (rc != STRATA_OK) {
-        /* the handle must keep mirroring the tables (invariant 1): drop the
-         * model that was not stored (read transaction, failed write) and load
-         * what the transaction sees; a half-written model makes the
+        /* the handle must keep mirroring the tables (invariant 1): reload
+         * what the transaction sees instead of the model that was not stored
+         * (read transaction, failed write); a half-written model makes the
          * transaction abort-only (db/db.h) */
         if (saved && rc != STRATA_EREADONLY) db_txn_fail(ix->txn);
-        if (ivf_config_load(ix) != STRATA_OK || ivf_model_load(ix) != STRATA_OK) {
-            ivf_model_free(ix);
-            c->state = IVF_STATE_EMPTY;             /* unusable until a reload */
-        }
+        (void)reload(ix);   /* if it fails, the next call retries */
         return rc;
     }
     if (warnings) *warnings = warn;

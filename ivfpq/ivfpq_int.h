@@ -139,6 +139,7 @@ struct strata_ivf {
                                       by every handle's writes to the index
                                       and by savepoint rollbacks           */
     uint64_t      writes_seen;     /* its value when the cache was current  */
+    int           stale;           /* a reload failed: retry at the next use */
     strata_table *t_config, *t_cent, *t_cb, *t_lists, *t_assign;
     ivf_config    cfg;
     ivf_blayout   lay;             /* block layout, from cfg              */
