@@ -93,6 +93,16 @@ static void rand_vec(uint64_t *s, float *v, int region)
     for (int j = 0; j < DIM; j++) v[j] = (float)(sc * ((region % 3) * 4 - 4 + (j == region % DIM) * 3 + ft_gauss(s)));
 }
 
+/* Add ids [lo, hi) (timestamp = id) with rand_vec vectors of cluster cl. */
+static void add_range(strata_fractal *f, uint64_t *s, uint64_t lo, uint64_t hi, int cl)
+{
+    float v[DIM];
+    for (uint64_t i = lo; i < hi; i++) {
+        rand_vec(s, v, cl);
+        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK, "add %llu", (unsigned long long)i);
+    }
+}
+
 /* Searches of the committed state against brute force. */
 static void verify(const model *m, const rcfg *rc, uint64_t *s, const char *what)
 {
@@ -330,10 +340,7 @@ Test(fractal_review, upserts_leave_no_empty_leaf)
     cr_assert_eq(strata_fractal_create(x, "u", &c, &f), STRATA_OK);
     uint64_t s = 5;
     float v[DIM];
-    for (uint64_t i = 0; i < 40; i++) {
-        rand_vec(&s, v, 0);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 0, 40, 0);
     cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);
     strata_fractal_info a, b;
     cr_assert_eq(strata_fractal_info_get(f, &a), STRATA_OK);
@@ -365,16 +372,10 @@ Test(fractal_review, savepoint_rollback_with_open_handle)
     cr_assert_eq(strata_fractal_create(x, "s", &c, &f), STRATA_OK);
     uint64_t s = 6;
     float v[DIM];
-    for (uint64_t i = 0; i < 30; i++) {
-        rand_vec(&s, v, 0);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 0, 30, 0);
     strata_savepoint *sp = NULL;
     cr_assert_eq(strata_savepoint_create(x, &sp), STRATA_OK);
-    for (uint64_t i = 30; i < 60; i++) {
-        rand_vec(&s, v, 1);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 30, 60, 1);
     cr_assert_eq(strata_fractal_delete(f, 3), STRATA_OK);
     cr_assert_eq(strata_savepoint_rollback(x, sp), STRATA_OK);
     /* the handle reloads: 0..29 are back as before, 30..59 are gone */
@@ -383,10 +384,7 @@ Test(fractal_review, savepoint_rollback_with_open_handle)
     cr_assert_eq(info.n_vectors, 30);
     cr_assert_eq(strata_fractal_get(f, 3, NULL, 0, NULL), STRATA_OK);
     cr_assert_eq(strata_fractal_get(f, 45, NULL, 0, NULL), STRATA_NOTFOUND);
-    for (uint64_t i = 60; i < 80; i++) {
-        rand_vec(&s, v, 2);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 60, 80, 2);
     cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
     cr_assert_eq(info.n_vectors, 50);
     strata_savepoint_release(sp);
@@ -420,10 +418,7 @@ Test(fractal_review, retrain_policy_needs_growth)
     uint64_t s = 7;
     float v[DIM];
     strata_fractal_info info;
-    for (uint64_t i = 0; i < 30; i++) {
-        rand_vec(&s, v, 0);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 0, 30, 0);
     cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
     cr_assert_eq(info.codebook_gen, 1);   /* the auto-train at 30 */
     for (uint64_t i = 0; i < 5; i++) {    /* upserts: still 30 vectors */
@@ -604,14 +599,12 @@ Test(fractal_review, writes_in_a_read_txn_are_ereadonly)
     cr_assert_eq(strata_fractal_create(x, "ro", &c, &f), STRATA_OK);
     uint64_t s = 8;
     float v[DIM];
-    for (uint64_t i = 0; i < 30; i++) {
-        rand_vec(&s, v, 0);
-        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
-    }
+    add_range(f, &s, 0, 30, 0);
     cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);
     strata_fractal_close(f);
     cr_assert_eq(strata_commit(x), STRATA_OK);
     x = tr(&g);
+    rand_vec(&s, v, 0);
     cr_assert_eq(strata_fractal_open(x, "ro", &f), STRATA_OK);
     cr_assert_eq(strata_fractal_add(f, 100, v, DIM, 1), STRATA_EREADONLY);   /* new id */
     cr_assert_eq(strata_fractal_add(f, 3, v, DIM, 1), STRATA_EREADONLY);     /* upsert */
