@@ -10,9 +10,9 @@
  *  (3) the stats row equals what a full scan would count (blob_check)
  *      whenever a public call returns (calls collect counter deltas and
  *      write them once: blob_stats_apply);
- *  (4) a finished blob has a meta row, a namespace row and a time row; a
- *      blob being written by a streaming writer has a pending row instead of
- *      those three (strata_blob_put, never observable half-written, has
+ *  (4) a finished blob has a meta row, a namespace row, a time row and
+ *      (where blob:sha exists, index.c) a content row; a blob being written
+ *      by a streaming writer has a pending row instead of those (strata_blob_put, never observable half-written, has
  *      neither until it finishes);
  *  (5) lineage edges are stored twice (out and in) and only between finished
  *      blobs; deleting a blob removes both copies of each of its edges;
@@ -50,6 +50,7 @@ enum {
     BT_EMBED,       /* u64 id -> dim u32 (the vector: blob:vec:<dim>) */
     BT_EOUT,        /* (from BE, to BE, rel) -> context               */
     BT_EIN,         /* (to BE, from BE, rel) -> empty                 */
+    BT_SHA,         /* (content sha256, id BE) -> empty               */
     BT_COUNT
 };
 
@@ -243,8 +244,10 @@ BLOB_MUST int blob_meta_load(strata_txn *txn, uint64_t id, blob_meta *m);
 BLOB_MUST int blob_exists(strata_txn *txn, uint64_t id);
 
 /* ---- index.c ---- */
-BLOB_MUST int blob_index_add(strata_txn *txn, uint64_t id, strata_slice ns, uint64_t hlc);
-/* Remove blob id's namespace, time and tag rows. */
+/* Write blob id's namespace, time and content (blob:sha) rows. */
+BLOB_MUST int blob_index_add(strata_txn *txn, uint64_t id, strata_slice ns, uint64_t hlc,
+                             const uint8_t sha[SHA_LEN]);
+/* Remove blob id's namespace, time, content and tag rows. */
 BLOB_MUST int blob_index_remove(strata_txn *txn, uint64_t id, const blob_meta *m);
 /* Key helper: u8 len, bytes, id BE into k (>= 1 + 255 + 8 bytes); returns its length. */
 size_t blob_lkey(uint8_t *k, strata_slice name, uint64_t id);

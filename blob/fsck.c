@@ -133,6 +133,11 @@ static int meta_row(void *ctx, strata_slice k, strata_slice v) {
     be64_put(tk, m.hlc);
     be64_put(tk + 8, id);
     if (!has_key(c, BT_TIME, tk, 16)) problem(c, "blob %llu: no time row", (unsigned long long)id);
+    uint8_t sk[SHA_LEN + 8];   /* blob:sha; a store from before the content index has no such table */
+    memcpy(sk, m.sha, SHA_LEN);
+    be64_put(sk + SHA_LEN, id);
+    if (c->t[BT_SHA] && !has_key(c, BT_SHA, sk, sizeof sk))
+        problem(c, "blob %llu: no content index row for its SHA-256", (unsigned long long)id);
     int rc = walk_list(c, id, &size, &n);
     if (rc) return rc;
     if (size != m.size || n != m.n_chunks)
@@ -335,6 +340,7 @@ static void check_counts(ck *c) {
     if (tlen(c, BT_CLIST) != c->clist_rows) problem(c, "chunk-list rows of no blob");
     if (tlen(c, BT_NS) != c->n_blobs || tlen(c, BT_TIME) != c->n_blobs)
         problem(c, "namespace or time rows of no blob");
+    if (c->t[BT_SHA] && tlen(c, BT_SHA) != c->n_blobs) problem(c, "content index rows of no blob");
     if (tlen(c, BT_TAGS) != tlen(c, BT_BTAGS)) problem(c, "tag rows not mirrored");
     if (tlen(c, BT_EOUT) != tlen(c, BT_EIN)) problem(c, "edge rows not mirrored");
     if (st[ST_N_BLOBS] != c->n_blobs || st[ST_LOGICAL] != c->logical || st[ST_N_CHUNKS] != n_chunks ||

@@ -1,8 +1,13 @@
 /* blob/index.c - the small index tables of finished blobs: namespaces
- * (blob:ns), the time index (blob:time) and tags (blob:tags and its mirror
- * blob:blobtags), with their listing functions. docs/BLOBS.md has the keys.
+ * (blob:ns), the time index (blob:time), the content index (blob:sha) and
+ * tags (blob:tags and its mirror blob:blobtags), with their listing and
+ * lookup functions. docs/BLOBS.md has the keys.
  * Invariants: (1) every finished blob has exactly one blob:ns row and one
- * blob:time row, written by blob_index_add at writer finish; (2) a tag row
+ * blob:time row, written by blob_index_add at writer finish, and, once
+ * blob:sha exists, exactly one blob:sha row (a store recorded before the
+ * content index existed has no blob:sha table until its first write that
+ * needs one, which creates it with a row for every blob; lookups in such a
+ * store scan blob:meta instead); (2) a tag row
  * (tag, id) exists iff its mirror (id, tag) does; (3) keys that must sort by
  * number hold big-endian integers, and variable-length names carry a length
  * byte first, so one name's rows form one contiguous key range. */
@@ -24,14 +29,96 @@ static void time_key(uint8_t k[16], uint64_t hlc, uint64_t id) {
     be64_put(k + 8, id);
 }
 
-int blob_index_add(strata_txn *txn, uint64_t id, strata_slice ns, uint64_t hlc) {
+enum { SHA_KEY = SHA_LEN + 8 };
+
+static void sha_key(uint8_t k[SHA_KEY], const uint8_t sha[SHA_LEN], uint64_t id) {
+    memcpy(k, sha, SHA_LEN);
+    be64_put(k + SHA_LEN, id);
+}
+
+/* The blob:sha keys of every finished blob, copied out of the map (the
+ * puts that follow may move it). */
+typedef struct sha_list { uint8_t *buf; size_t n, cap; } sha_list;
+
+static int sha_collect(void *ctx, strata_slice k, strata_slice v) {
+    sha_list *l = ctx;
+    blob_meta m;
+    if (k.len != 8 || blob_meta_decode(v, &m)) return STRATA_ECORRUPT;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        uint8_t *p = realloc(l->buf, cap * SHA_KEY);
+        if (!p) return STRATA_ENOMEM;
+        l->buf = p;
+        l->cap = cap;
+    }
+    sha_key(l->buf + l->n++ * SHA_KEY, m.sha, le64_get(k.data));
+    return STRATA_OK;
+}
+
+/* blob:sha for writing. In a store without it (recorded before the content
+ * index existed) it is created here with a row for every finished blob;
+ * failing half-way leaves txn abort-only, so a half-filled index is never
+ * committed (invariant 1). */
+static int sha_tab(strata_txn *txn, strata_table **t) {
+    strata_table *mt;
+    sha_list l = { NULL, 0, 0 };
+    int rc = blob_tab(txn, BT_SHA, 0, t);
+    if (rc != STRATA_NOTFOUND) return rc;
+    rc = blob_tab(txn, BT_META, 0, &mt);
+    if (rc == STRATA_OK) rc = blob_scan_prefix(mt, NULL, 0, sha_collect, &l);
+    else if (rc == STRATA_NOTFOUND) rc = STRATA_OK;
+    if (rc == STRATA_OK && (rc = blob_tab(txn, BT_SHA, 1, t)) == STRATA_OK)
+        for (size_t i = 0; rc == STRATA_OK && i < l.n; i++)
+            rc = blob_fail(txn, strata_put(*t, blob_sl(l.buf + i * SHA_KEY, SHA_KEY), blob_sl("", 0)));
+    free(l.buf);
+    return rc;
+}
+
+int blob_index_add(strata_txn *txn, uint64_t id, strata_slice ns, uint64_t hlc, const uint8_t sha[SHA_LEN]) {
     strata_table *t;
-    uint8_t k[LKEY_MAX], tk[16];
+    uint8_t k[LKEY_MAX], tk[16], sk[SHA_KEY];
     int rc = blob_tab(txn, BT_NS, 1, &t);
     if (rc || (rc = strata_put(t, blob_sl(k, blob_lkey(k, ns, id)), blob_sl("", 0)))) return rc;
     if ((rc = blob_tab(txn, BT_TIME, 1, &t))) return rc;
     time_key(tk, hlc, id);
-    return strata_put(t, blob_sl(tk, 16), blob_sl("", 0));
+    if ((rc = strata_put(t, blob_sl(tk, 16), blob_sl("", 0))) || (rc = sha_tab(txn, &t))) return rc;
+    sha_key(sk, sha, id);
+    return strata_put(t, blob_sl(sk, SHA_KEY), blob_sl("", 0));
+}
+
+/* A store without blob:sha: the first blob in id order whose record holds sha. */
+typedef struct sha_scan { const uint8_t *sha; uint64_t id; } sha_scan;
+
+static int sha_match(void *ctx, strata_slice k, strata_slice v) {
+    sha_scan *s = ctx;
+    blob_meta m;
+    if (k.len != 8 || blob_meta_decode(v, &m)) return STRATA_ECORRUPT;
+    if (memcmp(m.sha, s->sha, SHA_LEN)) return STRATA_OK;
+    s->id = le64_get(k.data);
+    return STRATA_EEXIST;   /* found: stops the scan */
+}
+
+int strata_blob_find(strata_txn *txn, const uint8_t sha256[32], uint64_t *id) {
+    strata_table *t;
+    strata_cursor *c;
+    strata_slice k, v;
+    if (!txn || !sha256 || !id) return STRATA_EINVAL;
+    int rc = blob_tab(txn, BT_SHA, 0, &t);
+    if (rc == STRATA_NOTFOUND) {
+        sha_scan s = { sha256, 0 };
+        if ((rc = blob_tab(txn, BT_META, 0, &t))) return rc;   /* NOTFOUND: no blob at all */
+        rc = blob_scan_prefix(t, NULL, 0, sha_match, &s);
+        if (rc == STRATA_EEXIST) *id = s.id;
+        return rc == STRATA_EEXIST ? STRATA_OK : rc == STRATA_OK ? STRATA_NOTFOUND : rc;
+    }
+    if (rc || (rc = strata_cursor_open(t, &c))) return rc;
+    rc = strata_cursor_seek(c, blob_sl(sha256, SHA_LEN));
+    if (rc == STRATA_OK) rc = strata_cursor_get(c, &k, &v);
+    if (rc == STRATA_OK && (k.len < SHA_LEN || memcmp(k.data, sha256, SHA_LEN))) rc = STRATA_NOTFOUND;
+    else if (rc == STRATA_OK && k.len != SHA_KEY) rc = STRATA_ECORRUPT;
+    if (rc == STRATA_OK) *id = be64_get((const uint8_t *)k.data + SHA_LEN);
+    strata_cursor_close(c);
+    return rc;
 }
 
 /* Blob id's tags, copied from the mirror table into a packed list of
@@ -73,13 +160,16 @@ static int tags_remove_all(strata_txn *txn, uint64_t id) {
 
 int blob_index_remove(strata_txn *txn, uint64_t id, const blob_meta *m) {
     strata_table *t;
-    uint8_t k[LKEY_MAX], tk[16];
+    uint8_t k[LKEY_MAX], tk[16], sk[SHA_KEY];
     size_t kl = blob_lkey(k, m->ns, id);    /* copy before the first write */
     time_key(tk, m->hlc, id);
+    sha_key(sk, m->sha, id);
     int rc = blob_tab(txn, BT_NS, 1, &t);
     if (rc || (rc = strata_del(t, blob_sl(k, kl))))
         return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
     if ((rc = blob_tab(txn, BT_TIME, 1, &t)) || (rc = strata_del(t, blob_sl(tk, 16))))
+        return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
+    if ((rc = sha_tab(txn, &t)) || (rc = strata_del(t, blob_sl(sk, SHA_KEY))))
         return rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc;
     return tags_remove_all(txn, id);
 }

@@ -15,7 +15,7 @@ const char *const blob_table_names[BT_COUNT] = {
     [BT_TAGS] = "blob:tags",         [BT_BTAGS] = "blob:blobtags",
     [BT_NS] = "blob:ns",             [BT_TIME] = "blob:time",
     [BT_EMBED] = "blob:embed",       [BT_EOUT] = "blob:edges_out",
-    [BT_EIN] = "blob:edges_in",
+    [BT_EIN] = "blob:edges_in",      [BT_SHA] = "blob:sha",
 };
 
 const strata_key_type blob_table_keys[BT_COUNT] = {
@@ -25,7 +25,7 @@ const strata_key_type blob_table_keys[BT_COUNT] = {
     [BT_TAGS] = STRATA_KEY_BYTES,    [BT_BTAGS] = STRATA_KEY_BYTES,
     [BT_NS] = STRATA_KEY_BYTES,      [BT_TIME] = STRATA_KEY_BYTES,
     [BT_EMBED] = STRATA_KEY_U64,     [BT_EOUT] = STRATA_KEY_BYTES,
-    [BT_EIN] = STRATA_KEY_BYTES,
+    [BT_EIN] = STRATA_KEY_BYTES,     [BT_SHA] = STRATA_KEY_BYTES,
 };
 
 static const char stats_key[] = "stats";

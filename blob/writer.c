@@ -79,6 +79,7 @@ struct strata_blob_writer {
     uint64_t      hashed;           /* content bytes fed to full (inv. 5)      */
     int           single;           /* meta.sha is the only chunk's hash       */
     int           oneshot;          /* strata_blob_put: no pending row         */
+    int           by_content;       /* opts->by_content: an equal blob is reused */
     int           gone;             /* a savepoint rollback undid begin (inv. 7) */
     uint64_t     *rollbacks;        /* blob_rollback_counter (streaming writers)        */
     uint64_t      rollbacks_seen;   /* its value when the rows were last as w left them */
@@ -146,6 +147,7 @@ static int writer_begin(strata_txn *txn, const strata_blob_opts *opts, int onesh
     w->magic = WRITER_MAGIC;
     w->txn = txn;
     w->oneshot = oneshot;
+    w->by_content = opts && opts->by_content;
     int rc = blob_chunker_init(&w->ck, opts);
     if (rc == STRATA_OK && !oneshot) {
         if ((w->rollbacks = blob_rollback_counter(txn))) w->rollbacks_seen = *w->rollbacks;
@@ -722,18 +724,20 @@ static int undo(strata_blob_writer *w) {
     return blob_stats_add(w->txn, ST_N_PENDING, (uint64_t)-1);
 }
 
-/* Write the meta row and indexes, drop the pending row, update counters. */
+/* Put the whole content's SHA-256 into w->meta.sha (all content emitted). */
+static int content_hash(strata_blob_writer *w) {
+    if (w->single) return w->n_chunks == 1 && w->emitted == w->size ? STRATA_OK : STRATA_EINVAL;   /* cannot happen */
+    if (w->hashed != w->size) return STRATA_EINVAL;   /* cannot happen */
+    return blob_sha_final(&w->full, w->meta.sha);
+}
+
+/* Write the meta row and indexes, drop the pending row, update counters
+ * (w->meta.sha is the content hash). */
 static int record(strata_blob_writer *w) {
     uint8_t k[8], *val = NULL;
     size_t vlen;
     strata_table *t;
     int rc;
-    if (w->single) {
-        if (w->n_chunks != 1 || w->emitted != w->size) return STRATA_EINVAL;   /* cannot happen */
-    } else {
-        if (w->hashed != w->size) return STRATA_EINVAL;   /* cannot happen */
-        if ((rc = blob_sha_final(&w->full, w->meta.sha))) return rc;
-    }
     w->meta.size = w->size;
     w->meta.hlc = w->hlc;
     w->meta.n_chunks = w->n_chunks;
@@ -741,7 +745,7 @@ static int record(strata_blob_writer *w) {
     if (rc || (rc = blob_tab(w->txn, BT_META, 1, &t))) goto out;
     le64_put(k, w->id);
     if ((rc = strata_put(t, blob_sl(k, 8), blob_sl(val, vlen)))) goto out;
-    if ((rc = blob_index_add(w->txn, w->id, w->meta.ns, w->hlc))) goto out;
+    if ((rc = blob_index_add(w->txn, w->id, w->meta.ns, w->hlc, w->meta.sha))) goto out;
     if (!w->oneshot) {
         if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t)) || (rc = strata_del(t, blob_sl(k, 8)))) goto out;
         w->dst[ST_N_PENDING] -= 1;
@@ -759,10 +763,22 @@ int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id) {
     int rc = w->state == W_OPEN ? check_rows(w) : STRATA_EINVAL;
     if (rc == STRATA_OK) rc = drain(w, 1);
     if (rc == STRATA_OK && w->emitted != w->size) rc = STRATA_EINVAL;   /* cannot happen */
-    if (rc == STRATA_OK) rc = record(w);
-    if (rc == STRATA_OK && id) *id = w->id;
+    if (rc == STRATA_OK) rc = content_hash(w);
+    uint64_t same = 0;   /* by_content: the finished blob with this content */
+    if (rc == STRATA_OK && w->by_content) {
+        rc = strata_blob_find(w->txn, w->meta.sha, &same);
+        if (rc == STRATA_NOTFOUND) {
+            rc = STRATA_OK;
+            same = 0;
+        }
+    }
+    if (rc == STRATA_OK && !same) rc = record(w);
     int urc;
-    if (rc && (urc = undo(w))) (void)blob_fail(w->txn, urc);   /* half-recorded: the txn must abort */
+    if ((rc || same) && (urc = undo(w))) {   /* same: w's chunks and pending row go again */
+        (void)blob_fail(w->txn, urc);       /* half-recorded or half-undone: the txn must abort */
+        if (rc == STRATA_OK) rc = urc;
+    }
+    if (rc == STRATA_OK && id) *id = same ? same : w->id;
     writer_free(w);
     return rc;
 }

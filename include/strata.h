@@ -881,6 +881,10 @@ typedef struct strata_blob_opts {
     uint32_t    avg_chunk;     /* CDC: power of two, 0 = 64 KiB; FIXED: the chunk
                                   size, 0 = 64 KiB; at most STRATA_BLOB_MAX_CHUNK  */
     uint32_t    max_chunk;     /* CDC: 0 = 256 KiB; avg < max <= STRATA_BLOB_MAX_CHUNK */
+    int         by_content;    /* 1: content-addressed: when a finished blob has the
+                                  same content (SHA-256), finish stores nothing and
+                                  returns that blob's id (its metadata unchanged,
+                                  the options' strings unused); 0: a new blob     */
 } strata_blob_opts;
 
 /* What a blob records. The slices point into the map: valid until the
@@ -919,7 +923,9 @@ STRATA_API int strata_blob_write(strata_blob_writer *w, const void *data, size_t
 /* Cut the last chunk, record the blob and its indexes, and free w, also on
  * failure: then everything w wrote is removed again (if that fails too, txn
  * is poisoned by the storage error and can only be aborted).
- * @param[out] id  the new blob's id (may be NULL)
+ * @param[out] id  the new blob's id (may be NULL); with opts->by_content,
+ *                 the id of the finished blob with the same content if there
+ *                 is one (then w's rows are removed and nothing is recorded)
  * Returns: STRATA_OK, STRATA_EINVAL (w failed earlier, or a savepoint
  * rollback undid part of what it wrote), storage errors. */
 STRATA_API int strata_blob_writer_finish(strata_blob_writer *w, uint64_t *id);
@@ -931,6 +937,15 @@ STRATA_API void strata_blob_writer_abort(strata_blob_writer *w);
  * has already ended (its pending blob, if committed, is for strata_blob_gc).
  * NULL-safe. Any thread. */
 STRATA_API void strata_blob_writer_free(strata_blob_writer *w);
+
+/* Find a blob by content: *id gets the smallest id of a finished blob whose
+ * whole-content SHA-256 is sha256 (strata_blob_info.sha256), so a content
+ * hash can stand for a blob id (see strata_blob_opts.by_content). One index
+ * lookup; in a store written before the content index existed (2026-11-25),
+ * a scan of the blob records until its first write.
+ * Returns: STRATA_OK, STRATA_NOTFOUND (no such blob), STRATA_EINVAL (NULL
+ * argument), STRATA_ECORRUPT (damaged index row). */
+STRATA_API int strata_blob_find(strata_txn *txn, const uint8_t sha256[32], uint64_t *id);
 
 /* Store len bytes as one blob (a writer fed in one piece).
  * Returns: as strata_blob_writer_begin and _finish; on failure nothing of the

@@ -217,6 +217,13 @@ int main(int argc, char **argv) {
     printf("   blob embeddings: nearest to v1's are %zu blobs, first %" PRIu64 " (%s)\n", nbh, bh[0].id,
            nbh == 2 && bh[0].id == v1 && bh[1].id == v2 ? "as expected" : "WRONG");
     if (nbh != 2 || bh[0].id != v1 || bh[1].id != v2) return 1;
+    strata_blob_info bi;                                  /* a content hash stands for an id */
+    uint64_t by_hash = 0;
+    TRY(strata_blob_info_get(r, v2, &bi));
+    TRY(strata_blob_find(r, bi.sha256, &by_hash));
+    printf("   content hash %02x%02x%02x%02x... names blob %" PRIu64 " (%s)\n", bi.sha256[0], bi.sha256[1],
+           bi.sha256[2], bi.sha256[3], by_hash, by_hash == v2 ? "as expected" : "WRONG");
+    if (by_hash != v2) return 1;
     strata_abort(r);
 
     /* 7. vectors: a vector table, exact top-k, and an IVF-PQ index in the same file */
