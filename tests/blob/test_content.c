@@ -201,6 +201,14 @@ static int blob_check_problems(tdb *t) {
     return n;
 }
 
+static uint64_t sha_rows(strata_txn *r) {
+    strata_table *st;
+    uint64_t rows = 0;
+    cr_assert_eq(strata_table_open(r, "blob:sha", STRATA_KEY_BYTES, 0, &st), STRATA_OK);
+    cr_assert_eq(strata_len(st, &rows), STRATA_OK);
+    return rows;
+}
+
 /* A store written before the content index existed has no blob:sha table
  * (made here by dropping it): find scans the records; the first write that
  * records or deletes a blob builds the index for every blob. */
@@ -225,11 +233,7 @@ Test(blob_content, store_from_before_the_index) {
     cr_assert_eq(strata_blob_delete(w, id[0]), STRATA_OK);   /* builds the index, then drops a row */
     tcommit(w);
     r = tr(&t);
-    strata_table *st;
-    uint64_t rows = 0;
-    cr_assert_eq(strata_table_open(r, "blob:sha", STRATA_KEY_BYTES, 0, &st), STRATA_OK);
-    cr_assert_eq(strata_len(st, &rows), STRATA_OK);
-    cr_assert_eq(rows, 2);
+    cr_assert_eq(sha_rows(r), 2);
     assert_not_found(r, p[0], k_sizes[0]);
     for (int i = 1; i < 3; i++) assert_found(r, p[i], k_sizes[i], id[i]);
     strata_abort(r);
@@ -243,9 +247,7 @@ Test(blob_content, store_from_before_the_index) {
     uint64_t n = put_bytes(w, NULL, p[0], k_sizes[0]);
     tcommit(w);
     r = tr(&t);
-    cr_assert_eq(strata_table_open(r, "blob:sha", STRATA_KEY_BYTES, 0, &st), STRATA_OK);
-    cr_assert_eq(strata_len(st, &rows), STRATA_OK);
-    cr_assert_eq(rows, 3);
+    cr_assert_eq(sha_rows(r), 3);
     assert_found(r, p[0], k_sizes[0], n);
     strata_abort(r);
     assert_consistent(&t);
