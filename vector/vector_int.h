@@ -8,7 +8,10 @@
  *      only reachable through its table, which dispatch.c hands out only after
  *      __builtin_cpu_supports() confirmed every feature the table needs.
  *  (3) vec_cosine_finish() is the one place cosine turns (dot, |q|^2, |x|^2)
- *      into a distance, so all levels share its rounding.
+ *      into a distance, so all levels share its rounding. A non-finite sum
+ *      (NaN/Inf in an input, or a norm that overflowed) gives NaN, never a
+ *      finite distance, so callers' result checks see it (docs/VECTORS.md
+ *      "Validation"); the zero-vector rule applies to valid inputs only.
  */
 #ifndef STRATA_VECTOR_INT_H
 #define STRATA_VECTOR_INT_H
@@ -29,9 +32,11 @@ extern const vec_kernels vec_kernels_avx2;
 extern const vec_kernels vec_kernels_avx512;
 #endif
 
-/* 1 - dot / sqrt(qq * xx) in double, clamped to [0, 2]; 1 when a norm is 0. */
+/* 1 - dot / sqrt(qq * xx) in double, clamped to [0, 2]; 1 when a norm is 0;
+ * NaN when a sum is not finite (a zero q times a NaN x still makes dot NaN). */
 static inline float vec_cosine_finish(float dot, float qq, float xx)
 {
+    if (!isfinite(dot) || !isfinite(qq) || !isfinite(xx)) return NAN;
     if (qq <= 0.0f || xx <= 0.0f) return 1.0f;
     double c = (double)dot / sqrt((double)qq * (double)xx);
     double d = 1.0 - c;

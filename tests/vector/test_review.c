@@ -1,0 +1,68 @@
+/* tests/vector/test_review.c - regression tests for bugs found in review of the
+ * vector layer: cosine of invalid inputs.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "vector.h"
+
+/* docs/VECTORS.md "Validation": a NaN or Inf in an input (or an overflowing
+ * norm) always gives a non-finite distance, so the public calls return
+ * STRATA_EINVAL. Cosine returned a finite 1 when the other vector was all
+ * zeros, or when a squared norm overflowed to Inf. */
+Test(review_cosine, invalid_input_is_not_finite_on_every_level)
+{
+    enum { DIM = 21 };   /* one full AVX-512 chunk and a tail; two AVX2 chunks */
+    float zero[DIM] = { 0 }, ones[DIM], nan_x[DIM] = { 0 }, inf_x[DIM] = { 0 }, big[DIM];
+    for (int i = 0; i < DIM; i++) { ones[i] = 1.0f; big[i] = 1e30f; }
+    nan_x[DIM - 1] = NAN;   /* in the tail */
+    inf_x[3] = INFINITY;
+    const float *bad[3] = { nan_x, inf_x, big };
+    const char *bad_name[3] = { "NaN", "Inf", "norm overflow" };
+    const float *good[2] = { zero, ones };
+    for (int l = 0; l < VEC_LEVEL_COUNT; l++) {
+        const vec_kernels *kt = vec_kernels_for((vec_level)l);
+        if (!kt) continue;
+        for (int b = 0; b < 3; b++) {
+            for (int g = 0; g < 2; g++) {
+                float d1 = kt->dist[STRATA_METRIC_COSINE](good[g], bad[b], DIM);
+                float d2 = kt->dist[STRATA_METRIC_COSINE](bad[b], good[g], DIM);
+                cr_assert(!isfinite(d1) && !isfinite(d2), "%s: cosine(%s, %s) = %g, %g",
+                          kt->name, g ? "ones" : "zeros", bad_name[b], (double)d1, (double)d2);
+                float base[5 * DIM], out[5];
+                for (int j = 0; j < 5; j++) memcpy(base + j * DIM, j == 2 ? bad[b] : ones, sizeof ones);
+                kt->dist_batch[STRATA_METRIC_COSINE](good[g], base, 5, DIM, out);
+                cr_assert(!isfinite(out[2]), "%s: batch cosine(%s, %s) = %g", kt->name,
+                          g ? "ones" : "zeros", bad_name[b], (double)out[2]);
+            }
+        }
+    }
+    float d = 42.0f;
+    cr_assert_eq(strata_vec_distance(STRATA_METRIC_COSINE, zero, nan_x, DIM, &d), STRATA_EINVAL,
+                 "zero vs NaN");
+    cr_assert_eq(strata_vec_distance(STRATA_METRIC_COSINE, ones, big, DIM, &d), STRATA_EINVAL,
+                 "norm overflow: the true distance is 0, not 1");
+    cr_assert_eq(d, 42.0f, "out untouched on error");
+    /* the zero-vector rule still holds for valid vectors */
+    cr_assert_eq(strata_vec_distance(STRATA_METRIC_COSINE, zero, ones, DIM, &d), STRATA_OK, "zero");
+    cr_assert_eq(d, 1.0f, "1 if either vector is all zeros");
+    cr_assert_eq(strata_vec_distance(STRATA_METRIC_COSINE, zero, zero, DIM, &d), STRATA_OK, "zeros");
+    cr_assert_eq(d, 1.0f, "1 if both vectors are all zeros");
+}
+
+/* strata_vec_topk does not validate base rows; a NaN row must make it fail
+ * rather than rank as a hit at distance 1. */
+Test(review_cosine, topk_nan_row_is_einval)
+{
+    enum { DIM = 4, N = 3 };
+    float q[DIM] = { 1, 0, 0, 0 };
+    float base[N * DIM] = { 0, 1, 0, 0,  NAN, 0, 0, 0,  0, 0, 1, 0 };
+    strata_hit out[N];
+    size_t n_out = 0;
+    cr_assert_eq(strata_vec_topk(STRATA_METRIC_COSINE, q, base, N, DIM, NULL, N, NULL, NULL, out,
+                                 &n_out), STRATA_EINVAL, "NaN row with a non-zero query");
+    float zq[DIM] = { 0 };
+    cr_assert_eq(strata_vec_topk(STRATA_METRIC_COSINE, zq, base, N, DIM, NULL, N, NULL, NULL, out,
+                                 &n_out), STRATA_EINVAL, "NaN row with a zero query");
+}
