@@ -4,6 +4,8 @@
  *  (1) For dimension i with span s = vmax[i] - vmin[i] > 0:
  *        code = round_half_up(clamp((x - vmin[i]) * (255 / s), 0, 255)),
  *        decode(code) = vmin[i] + code * (s / 255);
+ *      when 255 / s overflows (s < 255 / FLT_MAX), encode uses
+ *      (x - vmin[i]) / s * 255 instead, so the bound (2) still holds;
  *      with s == 0 every code is 0 and decodes to vmin[i].
  *  (2) For x in [vmin[i], vmax[i]]: |decode(encode(x)) - x| <= s / 510 plus a
  *      few float roundings of max(|vmin[i]|, |vmax[i]|) (tests/vector checks it).
@@ -37,7 +39,9 @@ void vec_sq8_encode(const float *vmin, const float *vmax, size_t dim, const floa
             code[i] = 0;
             continue;
         }
-        float t = (x[i] - vmin[i]) * (255.0f / s);
+        float scale = 255.0f / s;
+        /* s < 255 / FLT_MAX makes scale Inf: divide first then (0 * Inf is NaN) */
+        float t = isfinite(scale) ? (x[i] - vmin[i]) * scale : (x[i] - vmin[i]) / s * 255.0f;
         if (t < 0.0f) t = 0.0f;
         if (t > 255.0f) t = 255.0f;
         code[i] = (uint8_t)(t + 0.5f);

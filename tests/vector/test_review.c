@@ -1,5 +1,6 @@
 /* tests/vector/test_review.c - regression tests for bugs found in review of the
- * vector layer: cosine of invalid inputs.
+ * vector layer: cosine of invalid inputs, sq8 with a span too small for
+ * 255 / span to be finite.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -65,4 +66,36 @@ Test(review_cosine, topk_nan_row_is_einval)
     float zq[DIM] = { 0 };
     cr_assert_eq(strata_vec_topk(STRATA_METRIC_COSINE, zq, base, N, DIM, NULL, N, NULL, NULL, out,
                                  &n_out), STRATA_EINVAL, "NaN row with a zero query");
+}
+
+/* docs/VECTORS.md "sq8": |decode(encode(x)) - x| <= s / 510 plus a few roundings.
+ * With a normal but small span (s < 255 / FLT_MAX ~ 7.5e-37) 255 / s is Inf:
+ * every x above vmin encoded as 255, and x == vmin computed 0 * Inf = NaN and
+ * converted it to an integer (undefined behaviour). */
+Test(review_sq8, tiny_span_round_trip)
+{
+    enum { DIM = 3 };
+    const float vmin[DIM] = { 0.0f, -1e-37f, 2e-38f };
+    const float vmax[DIM] = { 1e-37f, 1e-37f, 4e-37f };
+    const float x[4][DIM] = {
+        { 5e-38f, 0.0f, 2e-37f },
+        { 0.0f, -1e-37f, 2e-38f },     /* exactly vmin */
+        { 1e-37f, 1e-37f, 4e-37f },    /* exactly vmax */
+        { 2.5e-38f, 3e-38f, 1e-37f },
+    };
+    uint8_t codes[4 * DIM];
+    float back[4 * DIM];
+    cr_assert_eq(strata_sq8_encode(vmin, vmax, DIM, &x[0][0], 4, codes), STRATA_OK, "encode");
+    cr_assert_eq(strata_sq8_decode(vmin, vmax, DIM, codes, 4, back), STRATA_OK, "decode");
+    for (int j = 0; j < 4; j++) {
+        for (int i = 0; i < DIM; i++) {
+            double s = (double)vmax[i] - (double)vmin[i];
+            double err = fabs((double)back[j * DIM + i] - (double)x[j][i]);
+            cr_assert(err <= s / 510 * 1.01, "x[%d][%d] = %g: code %u decodes to %g (error %g > %g)",
+                      j, i, (double)x[j][i], codes[j * DIM + i], (double)back[j * DIM + i], err,
+                      s / 510);
+        }
+    }
+    cr_assert_eq(codes[1 * DIM + 0], 0, "vmin encodes as 0");
+    cr_assert_eq(codes[2 * DIM + 0], 255, "vmax encodes as 255");
 }
