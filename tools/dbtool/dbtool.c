@@ -176,7 +176,8 @@ static int cmd_dump(const char *path, const char *name) {
     if (rc == STRATA_OK) rc = open_any(r, &f.info, &t);
     if (rc == STRATA_OK) rc = strata_cursor_open(t, &c);
     uint64_t n = 0;
-    for (int m = rc ? rc : strata_cursor_first(c); rc == STRATA_OK && m == STRATA_OK; m = strata_cursor_next(c)) {
+    int m = rc ? rc : strata_cursor_first(c);
+    for (; rc == STRATA_OK && m == STRATA_OK; m = strata_cursor_next(c)) {
         strata_slice k, v;
         if ((rc = strata_cursor_get(c, &k, &v))) break;
         print_key(f.info.key_type, &k);
@@ -185,6 +186,7 @@ static int cmd_dump(const char *path, const char *name) {
         printf("\n");
         n++;
     }
+    if (rc == STRATA_OK && m != STRATA_NOTFOUND) rc = m;   /* a damaged page ended the walk */
     strata_abort(r);
     strata_close(db);
     if (rc) return fail(name, rc);
