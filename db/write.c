@@ -5,6 +5,7 @@
  * the user value, and its index holds (u64 BE expiry, key) for every entry with
  * a non-zero expiry; (2) a change record is written in the same transaction as
  * the change it describes; (3) tables without TTL or CDC pay nothing extra. */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,13 +20,22 @@ int db_ensure_buf(uint8_t **buf, size_t *cap, size_t need) {
     return STRATA_OK;
 }
 
-/* A vector table's value: exactly dim finite little-endian f32 values. */
+/* A vector table's value: exactly dim finite little-endian f32 values with a
+ * squared norm (summed in double) of at most FLT_MAX / 4: strata_vec_validate's
+ * rule (vector/validate.c), restated because db/ does not depend on vector/.
+ * Without the bound, one stored row made every L2 top-k of the table fail. */
 static int vector_ok(const strata_table *t, strata_slice val) {
     if (val.len != (size_t)t->desc.dim * 4) return 0;
     const uint8_t *p = val.data;
-    for (size_t i = 0; i < val.len; i += 4)
-        if ((le32_get(p + i) & 0x7F800000u) == 0x7F800000u) return 0;   /* Inf or NaN */
-    return 1;
+    double s = 0.0;
+    for (size_t i = 0; i < val.len; i += 4) {
+        uint32_t u = le32_get(p + i);
+        if ((u & 0x7F800000u) == 0x7F800000u) return 0;   /* Inf or NaN */
+        float x;
+        memcpy(&x, &u, sizeof x);
+        s += (double)x * (double)x;
+    }
+    return s <= (double)FLT_MAX / 4.0;
 }
 
 int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op) {

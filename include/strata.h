@@ -186,7 +186,8 @@ typedef struct strata_table_spec {
 } strata_table_spec;
 
 /* Table flag: a vector table. Keys are STRATA_KEY_U64 ids; every value is
- * exactly vector_dim little-endian f32 values (4 * dim bytes), all finite: any
+ * exactly vector_dim little-endian f32 values (4 * dim bytes) that pass
+ * strata_vec_validate (all finite, squared norm at most FLT_MAX / 4): any
  * other value is STRATA_EINVAL and nothing is written. The dimension is stored
  * in the catalog; opening with another dimension is STRATA_ETYPE. */
 #define STRATA_VECTOR 0x800u
