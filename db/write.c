@@ -21,7 +21,7 @@ int db_ensure_buf(uint8_t **buf, size_t *cap, size_t need) {
 }
 
 /* A vector table's value: exactly dim finite little-endian f32 values with a
- * squared norm (summed in double) of at most FLT_MAX / 4: strata_vec_validate's
+ * squared norm (summed in double) of at most FLT_MAX / 8: strata_vec_validate's
  * rule (vector/validate.c), restated because db/ does not depend on vector/.
  * Without the bound, one stored row made every L2 top-k of the table fail. */
 static int vector_ok(const strata_table *t, strata_slice val) {
@@ -35,7 +35,7 @@ static int vector_ok(const strata_table *t, strata_slice val) {
         memcpy(&x, &u, sizeof x);
         s += (double)x * (double)x;
     }
-    return s <= (double)FLT_MAX / 4.0;
+    return s <= (double)FLT_MAX / 8.0;
 }
 
 int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op) {

@@ -187,7 +187,7 @@ typedef struct strata_table_spec {
 
 /* Table flag: a vector table. Keys are STRATA_KEY_U64 ids; every value is
  * exactly vector_dim little-endian f32 values (4 * dim bytes) that pass
- * strata_vec_validate (all finite, squared norm at most FLT_MAX / 4): any
+ * strata_vec_validate (all finite, squared norm at most FLT_MAX / 8): any
  * other value is STRATA_EINVAL and nothing is written. The dimension is stored
  * in the catalog; opening with another dimension is STRATA_ETYPE. */
 #define STRATA_VECTOR 0x800u
@@ -603,8 +603,8 @@ typedef struct strata_hit {
 typedef int (*strata_vec_filter_fn)(void *ctx, uint64_t id);
 
 /* Check a vector before it is stored or used as a query: every element
- * finite, and the squared norm at most FLT_MAX/4 (so any L2 or dot product
- * of two valid vectors is finite).
+ * finite, and the squared norm at most FLT_MAX/8 (so any L2 or dot product
+ * of two valid vectors is finite, f32 rounding included).
  * @param[in] x    dim floats
  * Returns: STRATA_OK, STRATA_EINVAL (x NULL, dim 0 or > STRATA_VEC_MAX_DIM,
  * NaN, Inf or too large). Any thread. */

@@ -71,9 +71,10 @@ const vec_kernels *vec_kernels_for(vec_level level);
 /* ---- validation --------------------------------------------------------- */
 
 /* STRATA_OK if every element is finite and the squared norm is at most
- * VEC_MAX_NORM2 (so that any L2 or dot product of two valid vectors is finite);
+ * VEC_MAX_NORM2 (so that any L2 or dot product of two valid vectors is finite,
+ * f32 rounding of the sums included: see validate.c);
  * STRATA_EINVAL otherwise (also for x == NULL or dim outside 1..STRATA_VEC_MAX_DIM). */
-#define VEC_MAX_NORM2 ((double)FLT_MAX / 4.0)
+#define VEC_MAX_NORM2 ((double)FLT_MAX / 8.0)
 int vec_validate(const float *x, size_t dim);
 
 /* ---- top-k heap ---------------------------------------------------------

@@ -195,11 +195,11 @@ Test(validate, rejects_bad_vectors)
     cr_assert_eq(strata_vec_validate(x, 4), STRATA_EINVAL, "NaN");
     x[2] = -INFINITY;
     cr_assert_eq(strata_vec_validate(x, 4), STRATA_EINVAL, "-Inf");
-    x[2] = 1e19f;                                  /* 1e38 > FLT_MAX / 4 */
+    x[2] = 7e18f;                                  /* 4.9e37 > FLT_MAX / 8 */
     cr_assert_eq(strata_vec_validate(x, 4), STRATA_EINVAL, "norm overflow");
-    x[2] = 9e18f;                                  /* 8.1e37 <= FLT_MAX / 4 */
+    x[2] = 6e18f;                                  /* 3.6e37 <= FLT_MAX / 8 */
     cr_assert_eq(strata_vec_validate(x, 4), STRATA_OK, "large but valid");
-    float y[4] = { -9e18f, 0, 0, 0 }, d;
+    float y[4] = { -6e18f, 0, 0, 0 }, d;
     x[0] = x[1] = x[3] = 0;
     cr_assert_eq(strata_vec_validate(y, 4), STRATA_OK, "large but valid");
     cr_assert_eq(strata_vec_distance(STRATA_METRIC_L2, x, y, 4, &d), STRATA_OK,

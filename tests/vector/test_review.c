@@ -1,8 +1,9 @@
 /* tests/vector/test_review.c - regression tests for bugs found in review of the
  * vector layer: cosine of invalid inputs, sq8 with a span too small for
- * 255 / span to be finite.
+ * 255 / span to be finite, distances of valid vectors at the norm bound.
  */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -98,4 +99,41 @@ Test(review_sq8, tiny_span_round_trip)
     }
     cr_assert_eq(codes[1 * DIM + 0], 0, "vmin encodes as 0");
     cr_assert_eq(codes[2 * DIM + 0], 255, "vmax encodes as 255");
+}
+
+/* vector.h: "any L2 or dot product of two valid vectors is finite". With the
+ * bound on the squared norm at FLT_MAX / 4 (now FLT_MAX / 8), a and -a at the bound have |a - b|^2 = FLT_MAX
+ * in exact arithmetic, and f32 rounding of the partial sums took it to Inf
+ * (dim 23, 81, 82 on every level): strata_vec_distance said STRATA_EINVAL for
+ * two vectors strata_vec_validate accepts. */
+Test(review_validate, extremes_at_the_bound_give_finite_distances)
+{
+    static float a[STRATA_VEC_MAX_DIM], b[STRATA_VEC_MAX_DIM];
+    for (size_t dim = 1; dim <= STRATA_VEC_MAX_DIM; dim = dim < 300 ? dim + 1 : dim * 4 + 3) {
+        /* the largest x with [x, x, ...] valid: binary search on the bit
+         * patterns of positive floats (ordered as the floats are) */
+        uint32_t lo = 0, hi = 0x7F7FFFFFu;   /* 0 is valid, FLT_MAX is not */
+        while (hi - lo > 1) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            float y;
+            memcpy(&y, &mid, sizeof y);
+            for (size_t i = 0; i < dim; i++) a[i] = y;
+            if (strata_vec_validate(a, dim) == STRATA_OK) lo = mid;
+            else hi = mid;
+        }
+        float x;
+        memcpy(&x, &lo, sizeof x);
+        for (size_t i = 0; i < dim; i++) { a[i] = x; b[i] = -x; }
+        cr_assert_eq(strata_vec_validate(a, dim), STRATA_OK, "dim %zu", dim);
+        cr_assert_eq(strata_vec_validate(b, dim), STRATA_OK, "dim %zu", dim);
+        for (int l = 0; l < VEC_LEVEL_COUNT; l++) {
+            const vec_kernels *kt = vec_kernels_for((vec_level)l);
+            if (!kt) continue;
+            for (int m = 0; m < VEC_N_METRICS; m++) {
+                float d = kt->dist[m](a, b, dim), s = kt->dist[m](a, a, dim);
+                cr_assert(isfinite(d) && isfinite(s), "%s dim %zu metric %d x %g: %g %g",
+                          kt->name, dim, m, (double)x, (double)d, (double)s);
+            }
+        }
+    }
 }

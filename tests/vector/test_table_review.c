@@ -28,7 +28,7 @@ Test(vector_table, put_rejects_what_validate_rejects)
     OK(strata_begin_write(db, &w));
     strata_table_spec spec = { STRATA_KEY_U64, NULL, 4 };
     OK(strata_table_open_ex(w, "v", &spec, STRATA_CREATE | STRATA_VECTOR, &t));
-    float a[4] = { 1, 2, 3, 4 }, big[4] = { 1e30f, 1e30f, 0, 0 }, edge[4] = { 9e18f, 0, 0, 0 };
+    float a[4] = { 1, 2, 3, 4 }, big[4] = { 1e30f, 1e30f, 0, 0 }, edge[4] = { 6e18f, 0, 0, 0 };
     uint64_t k1 = 1, k2 = 2, k3 = 3;
     OK(strata_put(t, (strata_slice){ &k1, 8 }, (strata_slice){ a, sizeof a }));
     cr_assert_eq(strata_vec_validate(big, 4), STRATA_EINVAL, "premise");
