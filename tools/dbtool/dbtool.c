@@ -52,9 +52,13 @@ static int open_db(const char *path, strata_db **db) {
     int rc = strata_open(path, STRATA_RDONLY, db);
     if (rc) return fail(path, rc);
     strata_txn *r;
-    if ((rc = strata_begin_read(*db, &r))) return fail("begin read", rc);
+    if ((rc = strata_begin_read(*db, &r))) {
+        strata_close(*db);
+        return fail("begin read", rc);
+    }
     rc = strata_table_list(r, 1, stand_in, *db);
     strata_abort(r);
+    if (rc) strata_close(*db);
     return rc ? fail("list tables", rc) : 0;
 }
 
@@ -202,13 +206,13 @@ static void report_line(void *ctx, const char *msg) {
 static int cmd_blobs(const char *path) {
     strata_db *db;
     if (open_db(path, &db)) return 1;
-    strata_txn *r;
+    strata_txn *r = NULL;
     int rc = strata_begin_read(db, &r);
     strata_blob_stats st;
     double ratio = 1.0;
     if (rc == STRATA_OK) rc = strata_blob_stats_get(r, &st);
     if (rc == STRATA_OK) rc = strata_blob_dedup_ratio(r, &ratio);
-    strata_abort(r);
+    if (r) strata_abort(r);
     strata_close(db);
     if (rc) return fail("blobs", rc);
     printf("blobs:           %" PRIu64 " (%" PRIu64 " pending)\n", st.n_blobs, st.n_pending);
