@@ -103,11 +103,66 @@ static void cut_pages(const char *dbpath, const char *prefix) {
     fclose(f);
 }
 
+/* The seed of fuzz_layers: blobs with tags, namespaces, edges, embeddings
+ * and a two-chunk content; a trained fractal index "f" with a few leaves and
+ * buffered vectors; a trained IVF-PQ index "v" with raw vectors. */
+static void make_layers_db(void) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/layers/layers-4k", g_dir);
+    unlink(path);
+    strata_db *db;
+    strata_txn *w;
+    TRY(strata_open(path, STRATA_CREATE, &db));
+    TRY(strata_begin_write(db, &w));
+    uint8_t buf[20000];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + i / 97);
+    strata_blob_opts fixed = { .chunking = STRATA_BLOB_FIXED, .avg_chunk = 8192, .ns = "docs" };
+    uint64_t a, b, c;
+    TRY(strata_blob_put(w, NULL, buf, 3000, &a));
+    TRY(strata_blob_put(w, &fixed, buf, sizeof buf, &b));
+    TRY(strata_blob_put(w, NULL, buf + 100, 900, &c));
+    TRY(strata_blob_tag_add(w, a, "t"));
+    TRY(strata_blob_tag_add(w, b, "t"));
+    TRY(strata_blob_link(w, b, a, STRATA_BLOB_DERIVED_FROM, "edit"));
+    TRY(strata_blob_link(w, c, b, STRATA_BLOB_SUPPORTS, NULL));
+    static const float e1[4] = { 1, 0, 0, 0 }, e2[4] = { 0, 1, 0, 0 };
+    TRY(strata_blob_embed_set(w, a, e1, 4));
+    TRY(strata_blob_embed_set(w, b, e2, 4));
+    float v[8];
+    strata_fractal_config fc;
+    strata_fractal_config_default(&fc, 8, STRATA_METRIC_L2);
+    fc.pq_m = 4;
+    fc.max_leaf = 16;
+    fc.min_leaf = 4;
+    fc.max_fanout = 4;
+    fc.buffer_cap = 4;
+    fc.train_size = 40;
+    strata_fractal *f;
+    TRY(strata_fractal_create(w, "f", &fc, &f));
+    for (uint64_t i = 0; i < 90; i++) {
+        for (int d = 0; d < 8; d++) v[d] = (float)((i * 7 + (uint64_t)d * 13) % 17) + (float)(i % 3) * 5;
+        TRY(strata_fractal_add(f, i, v, 8, i));
+    }
+    TRY(strata_fractal_delete(f, 5));
+    strata_fractal_close(f);
+    strata_ivf_config ic = { .dim = 8, .metric = STRATA_METRIC_L2, .nlist = 4, .m = 4, .nprobe = 2,
+                             .flags = STRATA_IVF_RAW | STRATA_IVF_ATTR, .seed = 1 };
+    strata_ivf *ix;
+    TRY(strata_ivf_create(w, "v", &ic, &ix));
+    static float data[256 * 8];   /* training needs >= 256 vectors */
+    for (int i = 0; i < 256 * 8; i++) data[i] = (float)((i * 29) % 23) + (float)(i / 80);
+    TRY(strata_ivf_train(ix, data, 256, 8, NULL));
+    for (uint64_t i = 0; i < 60; i++) TRY(strata_ivf_insert(ix, i, data + i * 8, 8, i * 10));
+    strata_ivf_close(ix);
+    TRY(strata_commit(w));
+    strata_close(db);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: gen_corpus DIR\n"); return 2; }
     snprintf(g_dir, sizeof g_dir, "%s", argv[1]);
-    const char *subs[] = { "open", "page", "ops" };
-    for (int i = 0; i < 3; i++) {
+    const char *subs[] = { "open", "page", "ops", "layers" };
+    for (int i = 0; i < 4; i++) {
         char p[1200];
         snprintf(p, sizeof p, "%s/%s", g_dir, subs[i]);
         mkdir(g_dir, 0755);
@@ -128,6 +183,7 @@ int main(int argc, char **argv) {
     write_file("ops", "basic", ops1, sizeof ops1);
     write_file("ops", "overflow-commit", ops2, sizeof ops2);
     write_file("ops", "mixed", ops3, sizeof ops3);
+    make_layers_db();
     printf("corpus written under %s\n", g_dir);
     return 0;
 }
