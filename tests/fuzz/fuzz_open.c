@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "strata.h"
-#include "pager.h"
-#include "fuzz_common.h"
+#include "fuzz_image.h"
 
 enum { MAX_INPUT = 1 << 20, MAX_TABLES = 32, MAX_STEPS = 20000 };
 
@@ -104,31 +103,10 @@ static void open_and_read(const char *path, int verify) {
     strata_close(db);
 }
 
-/* Make both slots' checksums right for whatever bytes they hold. */
-static void fix_slots(uint8_t *img, size_t size) {
-    if (size < HDR_WRITE_LEN) return;
-    for (int s = 0; s < 2; s++) {
-        uint8_t *slot = img + (s ? HDR_OFF_SLOT1 : HDR_OFF_SLOT0);
-        le64_put(slot + SLOT_OFF_CK, ck64_compute(slot, SLOT_OFF_CK));
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > MAX_INPUT) return 0;
-    static char path[64];
-    if (!path[0]) {
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        snprintf(path, sizeof path, "%s/strata-fuzz-open-%d.db", dir, (int)getpid());
-    }
-    uint8_t *img = malloc(size ? size : 1);
-    if (!img) return 0;
-    if (size) memcpy(img, data, size);
-    fix_slots(img, size);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_FAIL_IF(fd < 0, "cannot create %s", path);
-    FUZZ_FAIL_IF(size && write(fd, img, size) != (ssize_t)size, "short write");
-    close(fd);
-    free(img);
+    const char *path = fuzz_image_file(data, size, "open");
+    if (!path) return 0;
     open_and_read(path, STRATA_VERIFY_ONCE);
     open_and_read(path, STRATA_VERIFY_OFF);
     unlink(path);
