@@ -732,7 +732,9 @@ static int content_hash(strata_blob_writer *w) {
 }
 
 /* Write the meta row and indexes, drop the pending row, update counters
- * (w->meta.sha is the content hash). */
+ * (w->meta.sha is the content hash). A failure after the meta row was
+ * written (e.g. the content index's backfill meeting a damaged record)
+ * leaves a half-recorded blob that undo does not remove: the txn must abort. */
 static int record(strata_blob_writer *w) {
     uint8_t k[8], *val = NULL;
     size_t vlen;
@@ -745,14 +747,16 @@ static int record(strata_blob_writer *w) {
     if (rc || (rc = blob_tab(w->txn, BT_META, 1, &t))) goto out;
     le64_put(k, w->id);
     if ((rc = strata_put(t, blob_sl(k, 8), blob_sl(val, vlen)))) goto out;
-    if ((rc = blob_index_add(w->txn, w->id, w->meta.ns, w->hlc, w->meta.sha))) goto out;
+    if ((rc = blob_index_add(w->txn, w->id, w->meta.ns, w->hlc, w->meta.sha))) goto half;
     if (!w->oneshot) {
-        if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t)) || (rc = strata_del(t, blob_sl(k, 8)))) goto out;
+        if ((rc = blob_tab(w->txn, BT_PENDING, 1, &t)) || (rc = strata_del(t, blob_sl(k, 8)))) goto half;
         w->dst[ST_N_PENDING] -= 1;
     }
     w->dst[ST_N_BLOBS] += 1;
     w->dst[ST_LOGICAL] += w->size;
     rc = flush_stats(w);
+half:
+    (void)blob_fail(w->txn, rc);
 out:
     free(val);
     return rc;
