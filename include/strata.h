@@ -945,7 +945,8 @@ STRATA_API void strata_blob_writer_free(strata_blob_writer *w);
  * lookup; in a store written before the content index existed (2026-11-25),
  * a scan of the blob records until its first write.
  * Returns: STRATA_OK, STRATA_NOTFOUND (no such blob), STRATA_EINVAL (NULL
- * argument), STRATA_ECORRUPT (damaged index row). */
+ * argument), STRATA_ECORRUPT (damaged index row; in a store without the
+ * index, a damaged blob record), storage errors. */
 STRATA_API int strata_blob_find(strata_txn *txn, const uint8_t sha256[32], uint64_t *id);
 
 /* Store len bytes as one blob (a writer fed in one piece).
@@ -1019,7 +1020,8 @@ STRATA_API int strata_blob_gc(strata_txn *txn, uint64_t *n_removed);
 /* Consistency check of the blob tables: every reference count equals the
  * number of chunk-list rows naming the chunk, every chunk exists with its
  * recorded length, the statistics match, every blob has its namespace and
- * time entries, tags and lineage edges are mirrored and name existing blobs.
+ * time entries and (where blob:sha exists) its content index entry, tags and
+ * lineage edges are mirrored and name existing blobs.
  * With hash != 0, also every chunk's SHA-256. report (may be NULL) gets one
  * line per problem. Returns: STRATA_OK if clean, STRATA_ECORRUPT if not. */
 STRATA_API int strata_blob_check(strata_txn *txn, int hash,
