@@ -352,6 +352,8 @@ typedef struct hash_job {
     pthread_mutex_t mu;
     pthread_cond_t  cv;           /* a chunk is done, or busy dropped to 0     */
     int             busy;         /* tasks the helper is doing (under mu)      */
+    int             pinned;       /* the helper started off the caller's CPU:  */
+    cpu_set_t       cpus;         /* it gets the process's CPUs back (these)   */
 } hash_job;
 
 /* Steps of the whole-content hash while no chunk is published yet. */
@@ -441,6 +443,8 @@ static int chunk_task(hash_job *j) {
 
 static void *hash_main(void *arg) {
     hash_job *j = arg;
+    if (j->pinned)   /* started where it should; now the scheduler may move it again */
+        (void)pthread_setaffinity_np(pthread_self(), sizeof j->cpus, &j->cpus);
     pthread_mutex_lock(&j->mu);
     j->busy++;
     pthread_mutex_unlock(&j->mu);
@@ -547,8 +551,10 @@ static int pipeline(strata_blob_writer *w, hash_job *j, size_t *pos, int final) 
  * load-balancing tick: measured on the 2-vCPU machine (HZ 250), a thread
  * created by a busy caller began running 3.3 ms later on average, so the
  * caller had done every task itself; allowed only on the other CPUs of the
- * process it begins in ~40 us (median). With one CPU allowed, or when a
- * call fails, it starts as a plain thread. */
+ * process it begins in ~40 us (median), and once running it takes back all
+ * of the process's CPUs (hash_main), so a helper preempted there can still
+ * be moved. With one CPU allowed, or when a call fails, it starts as a
+ * plain thread. */
 static int start_helper(pthread_t *th, hash_job *j) {
     pthread_attr_t at;
     cpu_set_t      cs;
@@ -556,8 +562,9 @@ static int start_helper(pthread_t *th, hash_job *j) {
     if (pthread_attr_init(&at)) return pthread_create(th, NULL, hash_main, j);
     if (self >= 0 && self < CPU_SETSIZE && sched_getaffinity(0, sizeof cs, &cs) == 0 && CPU_ISSET(self, &cs) &&
         CPU_COUNT(&cs) > 1) {
+        j->cpus = cs;
         CPU_CLR(self, &cs);
-        (void)pthread_attr_setaffinity_np(&at, sizeof cs, &cs);
+        j->pinned = pthread_attr_setaffinity_np(&at, sizeof cs, &cs) == 0;
     }
     rc = pthread_create(th, &at, hash_main, j);
     pthread_attr_destroy(&at);
