@@ -34,7 +34,7 @@ void db_close_nosync(strata_db *db);
 
 #define OK(x) do { int rc_ = (x); cr_assert_eq(rc_, STRATA_OK, "%s -> %s", #x, strata_strerror(rc_)); } while (0)
 
-enum { WL_COMMITS = 8, DIM = 8, N_FRAC_MAX = 400, N_IVF_MAX = 200, N_BLOB_MAX = 40 };
+enum { WL_COMMITS = 6, DIM = 8, N_FRAC_MAX = 400, N_IVF_MAX = 200, N_BLOB_MAX = 40 };
 static char g_path[96];
 
 static void setup(void) {
