@@ -214,6 +214,7 @@ NI static size_t ni_blocks2_gear(uint32_t ha[8], const uint8_t *pa, uint32_t hb[
     while (done < n) {
         uint64_t h0 = h;
         int miss = 1;
+        __builtin_prefetch(gp + 1024);   /* the scan's stream: see chunker.c GEAR_PREFETCH */
         lane_begin(&a, pa);
         lane_begin(&b, pb);
         lane_rounds(&a, a.w0, 0); lane_rounds(&b, b.w0, 0); gear4(gp, &h, mask, &miss); gear4(gp + 4, &h, mask, &miss);
