@@ -53,12 +53,14 @@ int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expir
         db_table_touched(t);
         return bt_put(cx, &t->tree, key.data, key.len, val.data, val.len, 0, NULL);
     }
+    /* refused before the change record: ETOOBIG leaves the txn usable */
+    if ((t->desc.flags & CAT_FLAG_TTL) && key.len + TTL_PREFIX_LEN > bt_max_key(cx->p->ps))
+        return STRATA_ETOOBIG;
     if (t->desc.flags & CAT_FLAG_CDC) {          /* first: val may point into a page we change */
         if ((rc = db_cdc_record(t, op, key, &val))) return rc;
     }
     strata_slice stored = val;
     if (t->desc.flags & CAT_FLAG_TTL) {
-        if (key.len + TTL_PREFIX_LEN > bt_max_key(cx->p->ps)) return STRATA_ETOOBIG;
         uint64_t old_exp = 0;
         bt_val old;
         rc = bt_get(cx, &t->tree, key.data, key.len, &old);
