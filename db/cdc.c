@@ -181,7 +181,8 @@ int strata_cdc_prune(strata_txn *txn, uint64_t max_age_ms, uint64_t max_count, u
         if ((rc = bt_cursor_get(&c, &k, &v))) break;
         if (decode(&k, &v, &ch)) { rc = CORRUPT(txn->db->p, log->tree.root); break; }
         int over_count = max_count && log->tree.count > max_count;
-        int too_old = max_age_ms && STRATA_HLC_PHYS_MS(ch.hlc) + max_age_ms < now;
+        uint64_t phys = STRATA_HLC_PHYS_MS(ch.hlc);      /* no phys + age: it can wrap */
+        int too_old = max_age_ms && phys < now && now - phys > max_age_ms;
         if (!over_count && !too_old) break;
         if (any && memcmp(k.data, floor, CDC_KEY_LEN) > 0) break;   /* unread by a consumer */
         uint8_t key[CDC_KEY_LEN];

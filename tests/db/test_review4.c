@@ -87,3 +87,27 @@ Test(rev4, ttl_cdc_too_big_key_leaves_no_change_record) {
     free(k);
     strata_close(db);
 }
+
+/* "older than max_age_ms": no record is older than UINT64_MAX ms. */
+Test(rev4, cdc_prune_huge_age_prunes_nothing) {
+    strata_db *db = open_db();
+    strata_txn *w;
+    strata_table *t;
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open(w, "c", STRATA_KEY_BYTES, STRATA_CREATE, &t));
+    OK(strata_cdc_enable(w, "c", 1));
+    OK(strata_put(t, S("a"), S("1")));
+    OK(strata_put(t, S("b"), S("2")));
+    OK(strata_commit(w));
+    g_now += 1000;
+    uint64_t n = 99;
+    OK(strata_begin_write(db, &w));
+    OK(strata_cdc_prune(w, UINT64_MAX, 0, &n));
+    cr_assert_eq(n, 0, "pruned %llu records younger than the age limit", (unsigned long long)n);
+    OK(strata_cdc_prune(w, UINT64_MAX - 1000, 0, &n));
+    cr_assert_eq(n, 0);
+    OK(strata_cdc_prune(w, 500, 0, &n));          /* a real limit still prunes */
+    cr_assert_eq(n, 2);
+    OK(strata_commit(w));
+    strata_close(db);
+}
