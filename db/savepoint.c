@@ -75,6 +75,25 @@ int strata_savepoint_create(strata_txn *txn, strata_savepoint **out) {
     return STRATA_OK;
 }
 
+static size_t sp_find(const strata_savepoint *sp, const strata_table *t) {
+    size_t i;
+    for (i = 0; i < sp->n && sp->tabs[i].t != t; i++) {}
+    return i;
+}
+
+/* Whether d describes a table that a handle opened with descriptor a can work on. */
+static int same_table(const cat_desc *a, const cat_desc *d) {
+    return a->key_type == d->key_type && (a->flags & CAT_KIND_FLAGS) == (d->flags & CAT_KIND_FLAGS) &&
+           a->dim == d->dim && !strcmp(a->cmp_name, d->cmp_name);
+}
+
+/* Whether a handle other than t of t's name is live. */
+static int other_live(strata_txn *txn, const strata_table *t) {
+    for (strata_table *o = txn->tables; o; o = o->next)
+        if (o != t && !o->dropped && !strcmp(o->name, t->name)) return 1;
+    return 0;
+}
+
 int strata_savepoint_rollback(strata_txn *txn, strata_savepoint *sp) {
     if (!txn || txn->magic != TXN_MAGIC || !sp || sp->magic != SP_MAGIC || sp->txn != txn || sp->dead)
         return STRATA_EINVAL;
@@ -87,8 +106,7 @@ int strata_savepoint_rollback(strata_txn *txn, strata_savepoint *sp) {
     txn->poisoned = 0;
     db_txn_counters_bump(txn);   /* cached copies of undone rows are stale */
     for (strata_table *t = txn->tables; t; t = t->next) {
-        size_t i;
-        for (i = 0; i < sp->n && sp->tabs[i].t != t; i++) {}
+        size_t i = sp_find(sp, t);
         if (i < sp->n) {
             t->tree.root = sp->tabs[i].tree.root;
             t->tree.root_ck = sp->tabs[i].tree.root_ck;
@@ -96,20 +114,24 @@ int strata_savepoint_rollback(strata_txn *txn, strata_savepoint *sp) {
             t->desc = sp->tabs[i].desc;
             t->dropped = sp->tabs[i].dropped;
             t->dirty = sp->tabs[i].dirty;
-        } else {                                 /* opened after sp: reload from the catalog */
-            cat_desc d;
-            rc = db_desc_get(txn, t->name, &d);
-            if (rc == STRATA_OK) {
-                t->tree.root = d.root;
-                t->tree.root_ck = d.root_ck;
-                t->tree.count = d.count;
-                t->desc = d;
-                t->dirty = 0;
-            } else {
-                t->dropped = 1;                  /* created after sp */
-            }
         }
         for (strata_cursor *c = t->cursors; c; c = c->next) { c->bc.depth = 0; c->stale = 0; }
+    }
+    /* opened after sp: reload from the catalog, once the handles from before
+     * sp are back (one live handle per name), if the table is still the kind
+     * the handle was opened as (a drop and re-create may be undone) */
+    for (strata_table *t = txn->tables; t; t = t->next) {
+        if (sp_find(sp, t) < sp->n) continue;
+        cat_desc d;
+        if (db_desc_get(txn, t->name, &d) == STRATA_OK && same_table(&t->desc, &d) && !other_live(txn, t)) {
+            t->tree.root = d.root;
+            t->tree.root_ck = d.root_ck;
+            t->tree.count = d.count;
+            t->desc = d;
+            t->dirty = 0;
+        } else {
+            t->dropped = 1;                      /* created after sp, or replaced */
+        }
     }
     for (strata_savepoint *o = txn->savepoints; o; o = o->next)
         if (bt_wsave_epoch(o->ws) > bt_wsave_epoch(sp->ws)) o->dead = 1;
