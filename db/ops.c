@@ -98,8 +98,10 @@ int strata_append(strata_table *t, strata_slice key, strata_slice val) {
     if (rc) return rc;
     if (is_mm(t) || (t->desc.flags & (CAT_FLAG_TTL | CAT_FLAG_CDC | CAT_FLAG_VECTOR))) return STRATA_EINVAL;
     if (key.len > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
+    strata_slice stored = val;                   /* compressed tables: flag byte first, as put */
+    if ((t->desc.flags & CAT_FLAG_COMPRESS) && (rc = db_compress(t, val, &stored))) return rc;
     db_table_touched(t);
-    return finish(t, bt_put(&t->txn->cx, &t->tree, key.data, key.len, val.data, val.len,
+    return finish(t, bt_put(&t->txn->cx, &t->tree, key.data, key.len, stored.data, stored.len,
                             BT_APPEND, NULL));
 }
 
