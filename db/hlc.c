@@ -49,8 +49,8 @@ int strata_hlc_receive(strata_db *db, uint64_t remote) {
     if (!db || db->magic != DB_MAGIC) return STRATA_EINVAL;
     int rc = STRATA_OK;
     pthread_mutex_lock(&db->mu);
-    uint64_t now = db_now_ms(db);
-    if (db->hlc_max_drift && (remote >> 16) > now + db->hlc_max_drift) rc = STRATA_EINVAL;
+    uint64_t now = db_now_ms(db), phys = remote >> 16;     /* no now + drift: it can wrap */
+    if (db->hlc_max_drift && phys > now && phys - now > db->hlc_max_drift) rc = STRATA_EINVAL;
     else if (remote > db->hlc_last) db->hlc_last = remote;
     pthread_mutex_unlock(&db->mu);
     return rc;

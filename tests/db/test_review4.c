@@ -217,3 +217,20 @@ Test(rev4, append_on_compressed_table_reads_back) {
     }
     strata_close(db);
 }
+
+/* A maximum drift at the top of its range is "practically no limit": remote
+ * timestamps near the local clock are accepted, not refused by a wrapped
+ * now + drift. */
+Test(rev4, hlc_receive_with_huge_max_drift) {
+    strata_db *db = open_db();
+    OK(strata_hlc_set_max_drift(db, UINT64_MAX));
+    uint64_t remote = (g_now + 10) << 16;
+    OK(strata_hlc_receive(db, remote));
+    uint64_t h;
+    OK(strata_hlc_now(db, &h));
+    cr_assert_gt(h, remote);
+    OK(strata_hlc_set_max_drift(db, 100));        /* a real limit still refuses */
+    cr_assert_eq(strata_hlc_receive(db, (g_now + 1000) << 16), STRATA_EINVAL);
+    OK(strata_hlc_receive(db, (g_now + 50) << 16));
+    strata_close(db);
+}
