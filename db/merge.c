@@ -82,6 +82,7 @@ static int check(strata_table *t, strata_slice key, strata_slice operand) {
     if ((!key.data && key.len) || (!operand.data && operand.len)) return STRATA_EINVAL;
     if (t->desc.flags & (CAT_FLAG_MULTIMAP | CAT_FLAG_VECTOR)) return STRATA_EINVAL;
     if ((rc = db_key_check(t, key.data, key.len))) return rc;
+    if (operand.len > UINT32_MAX) return STRATA_ETOOBIG;    /* no value is larger: sums stay in range */
     return key.len > bt_max_key(t->txn->db->p->ps) ? STRATA_ETOOBIG : STRATA_OK;
 }
 
@@ -99,6 +100,7 @@ int strata_merge(strata_table *t, strata_slice key, strata_slice operand, strata
     if (op == STRATA_MERGE_APPEND || op == STRATA_MERGE_OR) {
         size_t len = op == STRATA_MERGE_APPEND ? (found ? ex.len : 0) + operand.len : operand.len;
         if (op == STRATA_MERGE_OR && found && ex.len != operand.len) return STRATA_EINVAL;
+        if (len > UINT32_MAX) return STRATA_ETOOBIG;
         if (!(heap = malloc(len ? len : 1))) return STRATA_ENOMEM;
         size_t at = 0;
         if (op == STRATA_MERGE_APPEND && found && ex.len) { memcpy(heap, ex.data, ex.len); at = ex.len; }

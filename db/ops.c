@@ -24,8 +24,10 @@ static int slice_ok(strata_slice s) { return s.data || !s.len; }
 
 /* Composite key into buf (>= MM_KEY_MAX bytes). */
 static int mm_compose(strata_table *t, strata_slice key, strata_slice val, uint8_t *buf, size_t *len) {
+    size_t max = bt_max_key(t->txn->db->p->ps);
+    if (key.len > max || val.len > max) return STRATA_ETOOBIG;   /* first: the sum may not wrap */
     size_t need = 2 + key.len + val.len;
-    if (key.len > 0xFFFF || need > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
+    if (key.len > 0xFFFF || need > max) return STRATA_ETOOBIG;
     le16_put(buf, (uint16_t)key.len);
     if (key.len) memcpy(buf + 2, key.data, key.len);
     if (val.len) memcpy(buf + 2 + key.len, val.data, val.len);

@@ -41,6 +41,10 @@ static int vector_ok(const strata_table *t, strata_slice val) {
 int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expiry, int op) {
     bt_ctx *cx = &t->txn->cx;
     int rc;
+    /* the stored value (TTL: expiry prefix; compressed: at most a flag byte
+     * more) must fit bt_put's limit: refused before any size sum or change record */
+    size_t extra = (t->desc.flags & CAT_FLAG_TTL) ? TTL_PREFIX_LEN : (t->desc.flags & CAT_FLAG_COMPRESS) ? 1 : 0;
+    if (val.len > UINT32_MAX - cx->p->ps - extra) return STRATA_ETOOBIG;
     if ((t->desc.flags & CAT_FLAG_VECTOR) && !vector_ok(t, val)) return STRATA_EINVAL;
     if (t->desc.flags & CAT_FLAG_COMPRESS) {
         if ((t->desc.flags & CAT_FLAG_CDC) && (rc = db_cdc_record(t, op, key, &val))) return rc;

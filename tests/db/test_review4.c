@@ -234,3 +234,44 @@ Test(rev4, hlc_receive_with_huge_max_drift) {
     OK(strata_hlc_receive(db, (g_now + 50) << 16));
     strata_close(db);
 }
+
+static int grow_fn(void *ctx, const strata_slice *ex, strata_slice opd, void *out, size_t cap, size_t *len) {
+    (void)ctx; (void)ex; (void)opd; (void)out; (void)cap;
+    *len = 1;
+    return 0;
+}
+
+/* A value length no value can have (the slice cannot describe real memory,
+ * so nothing may be read through it): STRATA_ETOOBIG from every table kind,
+ * never a wrapped size computation followed by a huge copy. */
+Test(rev4, huge_value_lengths_are_refused_not_wrapped) {
+    strata_db *db = open_db();
+    static const size_t lens[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7, SIZE_MAX - 63 };
+    strata_txn *w;
+    strata_table *mm, *ttl, *lz, *zs, *plain;
+    strata_table_spec spec = { STRATA_KEY_BYTES, NULL, 0 };
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open_ex(w, "mm", &spec, STRATA_CREATE | STRATA_MULTIMAP, &mm));
+    OK(strata_table_open_ex(w, "ttl", &spec, STRATA_CREATE | STRATA_TTL, &ttl));
+    OK(strata_table_open_ex(w, "lz", &spec, STRATA_CREATE | STRATA_COMPRESS_LZ4, &lz));
+    OK(strata_table_open_ex(w, "zs", &spec, STRATA_CREATE | STRATA_COMPRESS_ZSTD, &zs));
+    OK(strata_table_open(w, "plain", STRATA_KEY_BYTES, STRATA_CREATE, &plain));
+    OK(strata_put(plain, S("k"), S("v")));
+    static const char byte = 'x';
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        strata_slice v = { &byte, lens[i] };
+        cr_assert_eq(strata_put(mm, S("k"), v), STRATA_ETOOBIG, "multimap len %zu", lens[i]);
+        cr_assert_eq(strata_mm_del(mm, S("k"), v), STRATA_NOTFOUND, "multimap del len %zu", lens[i]);
+        cr_assert_eq(strata_put(ttl, S("k"), v), STRATA_ETOOBIG, "ttl len %zu", lens[i]);
+        cr_assert_eq(strata_put_ttl(ttl, S("k"), v, 1000), STRATA_ETOOBIG, "ttl len %zu", lens[i]);
+        cr_assert_eq(strata_put(lz, S("k"), v), STRATA_ETOOBIG, "lz4 len %zu", lens[i]);
+        cr_assert_eq(strata_put(zs, S("k"), v), STRATA_ETOOBIG, "zstd len %zu", lens[i]);
+        cr_assert_eq(strata_merge(plain, S("k"), v, STRATA_MERGE_APPEND), STRATA_ETOOBIG, "append %zu", lens[i]);
+        cr_assert_eq(strata_merge_with(plain, S("k"), v, grow_fn, NULL), STRATA_ETOOBIG, "merge_with %zu", lens[i]);
+    }
+    strata_slice v;
+    OK(strata_get(plain, S("k"), &v));              /* nothing written, txn usable */
+    cr_assert(v.len == 1 && !memcmp(v.data, "v", 1));
+    OK(strata_commit(w));
+    strata_close(db);
+}
