@@ -135,7 +135,7 @@ void strata_cursor_close(strata_cursor *c) {
 static int seek_user(strata_cursor *c, const uint8_t *key, size_t len, int *exact) {
     if (!is_mm(c->t)) return bt_cursor_seek(&c->bc, key, len, exact);
     uint8_t buf[16384];
-    if (len + 2 > sizeof buf) return STRATA_ETOOBIG;
+    if (len > sizeof buf - 2) return STRATA_ETOOBIG;          /* not len + 2: it can wrap */
     le16_put(buf, (uint16_t)len);
     if (len) memcpy(buf + 2, key, len);
     int rc = bt_cursor_seek(&c->bc, buf, len + 2, exact);

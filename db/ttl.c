@@ -38,7 +38,7 @@ int db_ttl_index_update(strata_table *t, strata_slice key, uint64_t old_exp, uin
     int rc = db_ttl_index(t, &ix);
     if (rc) return rc;
     uint8_t buf[TTL_PREFIX_LEN + 16384];
-    if (key.len + TTL_PREFIX_LEN > sizeof buf) return STRATA_ETOOBIG;
+    if (key.len > sizeof buf - TTL_PREFIX_LEN) return STRATA_ETOOBIG;
     if (key.len) memcpy(buf + TTL_PREFIX_LEN, key.data, key.len);
     db_table_touched(ix);
     if (old_exp) {
@@ -78,7 +78,7 @@ static int ttl_put(strata_table *t, strata_slice key, strata_slice val, uint64_t
     if (!is_ttl(t)) return STRATA_ETYPE;
     if ((!key.data && key.len) || (!val.data && val.len)) return STRATA_EINVAL;
     if ((rc = db_key_check(t, key.data, key.len))) return rc;
-    if (key.len + TTL_PREFIX_LEN > bt_max_key(t->txn->db->p->ps)) return STRATA_ETOOBIG;
+    if (key.len > bt_max_key(t->txn->db->p->ps) - TTL_PREFIX_LEN) return STRATA_ETOOBIG;  /* no wrap */
     rc = db_write(t, key, val, at, STRATA_CHANGE_PUT);
     db_txn_poison(t->txn, rc);
     return rc;

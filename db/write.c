@@ -58,7 +58,7 @@ int db_write(strata_table *t, strata_slice key, strata_slice val, uint64_t expir
         return bt_put(cx, &t->tree, key.data, key.len, val.data, val.len, 0, NULL);
     }
     /* refused before the change record: ETOOBIG leaves the txn usable */
-    if ((t->desc.flags & CAT_FLAG_TTL) && key.len + TTL_PREFIX_LEN > bt_max_key(cx->p->ps))
+    if ((t->desc.flags & CAT_FLAG_TTL) && key.len > bt_max_key(cx->p->ps) - TTL_PREFIX_LEN)
         return STRATA_ETOOBIG;
     if (t->desc.flags & CAT_FLAG_CDC) {          /* first: val may point into a page we change */
         if ((rc = db_cdc_record(t, op, key, &val))) return rc;

@@ -275,3 +275,29 @@ Test(rev4, huge_value_lengths_are_refused_not_wrapped) {
     OK(strata_commit(w));
     strata_close(db);
 }
+
+/* Key lengths near SIZE_MAX: a TTL put and a multimap cursor seek refuse them
+ * (STRATA_ETOOBIG) instead of wrapping key + prefix and copying. */
+Test(rev4, huge_key_lengths_are_refused_not_wrapped) {
+    strata_db *db = open_db();
+    strata_txn *w;
+    strata_table *mm, *ttl;
+    strata_cursor *c;
+    strata_table_spec spec = { STRATA_KEY_BYTES, NULL, 0 };
+    OK(strata_begin_write(db, &w));
+    OK(strata_table_open_ex(w, "mm", &spec, STRATA_CREATE | STRATA_MULTIMAP, &mm));
+    OK(strata_table_open_ex(w, "ttl", &spec, STRATA_CREATE | STRATA_TTL, &ttl));
+    OK(strata_put(mm, S("k"), S("v")));
+    OK(strata_cursor_open(mm, &c));
+    static const char byte = 'x';
+    static const size_t lens[] = { SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7 };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        strata_slice k = { &byte, lens[i] };
+        cr_assert_eq(strata_put_ttl(ttl, k, S("v"), 1000), STRATA_ETOOBIG, "ttl key %zu", lens[i]);
+        cr_assert_eq(strata_put(ttl, k, S("v")), STRATA_ETOOBIG, "ttl key %zu", lens[i]);
+        cr_assert_eq(strata_cursor_seek(c, k), STRATA_ETOOBIG, "mm seek %zu", lens[i]);
+    }
+    OK(strata_cursor_first(c));
+    OK(strata_commit(w));
+    strata_close(db);
+}
