@@ -285,20 +285,25 @@ static int pop(strata_table *t, int last, strata_slice *key, strata_slice *val) 
     if (rc) return rc;
     bt_val k;
     strata_slice uk, uv;
-    if ((rc = edge_entry(t, last, &k, &uk, &uv))) return rc == STRATA_NOTFOUND ? rc : finish(t, rc);
-    size_t need = k.len + uv.len;
-    if ((rc = db_ensure_buf(&t->scratch, &t->scratch_cap, need))) return rc;
-    memcpy(t->scratch, k.data, k.len);
-    if (uv.len) memcpy(t->scratch + k.len, uv.data, uv.len);
-    bt_val sk = { t->scratch, k.len };
-    strata_slice tree_key = { t->scratch, k.len };
-    if (is_mm(t)) {
-        db_table_touched(t);
-        rc = bt_del(&t->txn->cx, &t->tree, t->scratch, k.len);
-    } else {
-        rc = db_delete(t, tree_key);
+    for (;;) {
+        if ((rc = edge_entry(t, last, &k, &uk, &uv))) return rc == STRATA_NOTFOUND ? rc : finish(t, rc);
+        size_t need = k.len + uv.len;
+        if ((rc = db_ensure_buf(&t->scratch, &t->scratch_cap, need))) return rc;
+        memcpy(t->scratch, k.data, k.len);
+        if (uv.len) memcpy(t->scratch + k.len, uv.data, uv.len);
+        strata_slice tree_key = { t->scratch, k.len };
+        if (is_mm(t)) {
+            db_table_touched(t);
+            rc = bt_del(&t->txn->cx, &t->tree, t->scratch, k.len);
+        } else {
+            rc = db_delete(t, tree_key);
+        }
+        /* TTL: the entry expired between the read and the delete (the clock
+         * moved), which removed it as expired: pop the next live one */
+        if (rc != STRATA_NOTFOUND || !is_ttl(t)) break;
     }
     if (rc) return finish(t, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc);
+    bt_val sk = { t->scratch, k.len };
     strata_slice ok_key, ok_val = { t->scratch + k.len, uv.len };
     if ((rc = user_key(t, sk, &ok_key, &ok_val))) return rc;
     if (key) *key = ok_key;
@@ -341,7 +346,8 @@ static int sweep(strata_table *t, const strata_slice *lo, const strata_slice *hi
             rc = bt_del(cx, &t->tree, buf, klen);
         } else {
             rc = db_delete(t, (strata_slice){ buf, klen });
-            if (rc == STRATA_NOTFOUND && !live) rc = STRATA_OK;   /* expired: removed */
+            /* expired (maybe between the read and the delete): removed */
+            if (rc == STRATA_NOTFOUND && is_ttl(t)) { rc = STRATA_OK; live = 0; }
         }
         if (rc) { rc = finish(t, rc == STRATA_NOTFOUND ? STRATA_ECORRUPT : rc); break; }
         n += live;

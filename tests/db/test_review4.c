@@ -301,3 +301,42 @@ Test(rev4, huge_key_lengths_are_refused_not_wrapped) {
     OK(strata_commit(w));
     strata_close(db);
 }
+
+/* A clock that moves one ms per reading: an entry can expire between two
+ * readings inside one call. That is an ordinary expiry, never corruption. */
+static uint64_t g_tick;
+static uint64_t tick_clock(void *ctx) { (void)ctx; return g_tick++; }
+
+Test(rev4, ttl_entry_expiring_inside_pop_or_del_range_is_not_corruption) {
+    strata_db *db;
+    OK(strata_open(g_path, STRATA_CREATE, &db));
+    OK(strata_set_clock(db, tick_clock, NULL));
+    strata_table_spec spec = { STRATA_KEY_BYTES, NULL, 0 };
+    for (int kind = 0; kind < 2; kind++) {
+        for (uint64_t d = 1; d <= 8; d++) {
+            g_tick = 1000000;
+            strata_txn *w;
+            strata_table *t;
+            OK(strata_begin_write(db, &w));
+            OK(strata_table_open_ex(w, "q", &spec, STRATA_CREATE | STRATA_TTL | STRATA_CDC, &t));
+            OK(strata_put_expire_at(t, S("a"), S("1"), g_tick + d));
+            OK(strata_put(t, S("b"), S("2")));     /* never expires */
+            int rc;
+            strata_slice k, v;
+            uint64_t n;
+            if (kind == 0) {
+                rc = strata_pop_first(t, &k, &v);
+                cr_assert_eq(rc, STRATA_OK, "pop d=%llu: %s", (unsigned long long)d, strata_strerror(rc));
+                cr_assert(k.len == 1 && (*(const char *)k.data == 'a' || *(const char *)k.data == 'b'));
+            } else {
+                rc = strata_del_range(t, NULL, NULL, 0, &n);
+                cr_assert_eq(rc, STRATA_OK, "del_range d=%llu: %s", (unsigned long long)d, strata_strerror(rc));
+                OK(strata_len(t, &n));
+                cr_assert_eq(n, 0);
+            }
+            OK(strata_table_drop(w, "q"));
+            OK(strata_commit(w));
+        }
+    }
+    strata_close(db);
+}
