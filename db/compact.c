@@ -6,7 +6,9 @@
  * the free list, lowers the page count, commits, and truncates the file.
  * Invariants: (1) every step is a normal copy-on-write commit, so a crash at
  * any point leaves the last committed state; (2) pages still needed by a live
- * reader or a retained commit are never dropped (the horizon rules apply). */
+ * reader or a retained commit are never dropped (the horizon rules apply), and
+ * the file keeps every page below a live reader's page count (a backup copies
+ * them all, free ones too, from the map: db_int.h invariant (2)). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +74,12 @@ int strata_compact(strata_db *db, uint64_t *before, uint64_t *after) {
         if ((rc = round_relocate(db, &shrunk))) return rc;
         strata_txn *w;                                /* the writer lock guards the file length */
         if ((rc = strata_begin_write(db, &w))) return rc;
-        uint64_t pc = w->snap.page_count;
-        rc = pager_shrink(db->p, pc);
+        uint64_t pc = w->snap.page_count, keep = pc;
+        pthread_mutex_lock(&db->mu);
+        for (size_t i = 0; i < db->n_readers; i++)
+            if (db->readers[i].pages > keep) keep = db->readers[i].pages;
+        pthread_mutex_unlock(&db->mu);
+        rc = pager_shrink(db->p, keep);
         strata_abort(w);
         if (rc) return rc;
         stalled = pc >= last && !shrunk ? stalled + 1 : 0;

@@ -6,9 +6,11 @@
  * --strata_commit/strata_abort--> idle. A panicked db refuses new transactions.
  * Invariants:
  *  (1) cur is the last commit (durable or not); p->durable the last durable one;
- *  (2) readers[] holds the snapshot txn id of every live read transaction;
- *      a writer may reuse pages freed by T only if T <= every entry and
- *      T <= the durable txn id;
+ *  (2) readers[] holds the snapshot txn id and page count of every live read
+ *      transaction; a writer may reuse pages freed by T only if T <= every
+ *      entry's txn id and T <= the durable txn id; the file is never truncated
+ *      below any entry's page count (strata_backup copies every page of its
+ *      snapshot, free ones included, from the map);
  *  (3) a table handle is unique per (txn, name); a cursor belongs to one table;
  *  (4) handles carry a magic word, checked at every API entry. */
 #ifndef STRATA_DB_INT_H
@@ -26,6 +28,11 @@
 #define CUR_MAGIC  0x53435231u
 #define DEAD_MAGIC 0xDEADDEADu
 
+typedef struct db_reader {
+    uint64_t txnid;                  /* the snapshot's txn id              */
+    uint64_t pages;                  /* and its page count                 */
+} db_reader;
+
 typedef struct cmp_entry {
     char          name[CAT_CMP_MAX + 1];
     strata_cmp_fn fn;
@@ -40,7 +47,7 @@ struct strata_db {
     int             writer_active;
     pg_state        cur;
     uint64_t        durable_txnid;   /* mirror of p->durable.txnid, under mu */
-    uint64_t       *readers;
+    db_reader      *readers;
     size_t          n_readers, cap_readers;
     cmp_entry      *cmps;
     size_t          n_cmps;

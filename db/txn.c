@@ -58,21 +58,21 @@ void db_txn_poison(strata_txn *txn, int rc) {
         txn->poisoned = 1;
 }
 
-static int reader_add(strata_db *db, uint64_t id) {
+static int reader_add(strata_db *db, const pg_state *st) {
     if (db->n_readers == db->cap_readers) {
         size_t nc = db->cap_readers ? db->cap_readers * 2 : 16;
-        uint64_t *n = realloc(db->readers, nc * sizeof *n);
+        db_reader *n = realloc(db->readers, nc * sizeof *n);
         if (!n) return STRATA_ENOMEM;
         db->readers = n;
         db->cap_readers = nc;
     }
-    db->readers[db->n_readers++] = id;
+    db->readers[db->n_readers++] = (db_reader){ st->txnid, st->page_count };
     return STRATA_OK;
 }
 
 static void reader_remove(strata_db *db, uint64_t id) {
     for (size_t i = 0; i < db->n_readers; i++) {
-        if (db->readers[i] == id) { db->readers[i] = db->readers[--db->n_readers]; return; }
+        if (db->readers[i].txnid == id) { db->readers[i] = db->readers[--db->n_readers]; return; }
     }
 }
 
@@ -97,7 +97,7 @@ int db_begin_read_state(strata_db *db, const pg_state *st, strata_txn **out) {
     strata_txn *txn = txn_new(db, 0);
     if (!txn) return STRATA_ENOMEM;
     txn->snap = *st;
-    int rc = reader_add(db, st->txnid);
+    int rc = reader_add(db, st);
     if (rc) { free(txn); return rc; }
     txn_setup(txn);
     *out = txn;
@@ -111,7 +111,7 @@ int strata_begin_read(strata_db *db, strata_txn **out) {
     if (!txn) return STRATA_ENOMEM;
     pthread_mutex_lock(&db->mu);
     txn->snap = db->cur;
-    int rc = reader_add(db, txn->snap.txnid);
+    int rc = reader_add(db, &txn->snap);
     pthread_mutex_unlock(&db->mu);
     if (rc) { free(txn); return rc; }
     txn_setup(txn);
@@ -141,7 +141,7 @@ int strata_begin_write_ex(strata_db *db, unsigned flags, strata_txn **out) {
     if (db->hist_oldest && db->hist_oldest < vhorizon) vhorizon = db->hist_oldest;
     if (db->sp_oldest && db->sp_oldest < vhorizon) vhorizon = db->sp_oldest;
     for (size_t i = 0; i < db->n_readers; i++)
-        if (db->readers[i] < vhorizon) vhorizon = db->readers[i];
+        if (db->readers[i].txnid < vhorizon) vhorizon = db->readers[i].txnid;
     uint64_t horizon = db->durable_txnid < vhorizon ? db->durable_txnid : vhorizon;
     pthread_mutex_unlock(&db->mu);
     int rc = bt_wtx_begin(db->p, &txn->snap, txn->snap.txnid + 1, horizon, &txn->w);
