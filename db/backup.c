@@ -5,7 +5,8 @@
  * copied too (their content is irrelevant: the free tree lists them).
  * Salvage walks every tree of the newest readable commit, tolerating damage:
  * a subtree whose page fails its checksum or structure check is counted lost
- * and skipped; everything else is re-inserted into a new database.
+ * and skipped; everything else is re-inserted into a new database of the same
+ * page size (so every key fits); a failed insert fails the salvage.
  * Invariants: (1) neither touches the source file; (2) the destination is
  * created exclusively (never overwrites), written, fsync'd. */
 #include <errno.h>
@@ -75,18 +76,23 @@ static void say(salv *s, const char *fmt, const char *name, uint64_t pg) {
     s->report(s->rctx, msg);
 }
 
-/* Copy the readable entries under page pg into s->out (raw tree keys). */
-static void copy_tree(salv *s, const char *name, pgno_t pg, ck128 ck, int depth) {
+/* Copy the readable entries under page pg into s->out (raw tree keys).
+ * Damage in the source is counted; a failed insert into the copy is returned. */
+static int copy_tree(salv *s, const char *name, pgno_t pg, ck128 ck, int depth) {
     const uint8_t *page;
     if (depth >= BT_MAX_DEPTH || bt_page(&s->cx, pg, &ck, &page) != STRATA_OK) {
         s->st.lost_pages++;
         say(s, "%s: page %llu unreadable, its subtree is lost", name, pg);
-        return;
+        return STRATA_OK;
     }
     unsigned n = pg_n(page);
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *c = pg_cell(page, i);
-        if (pg_type(page) == PT_BRANCH) { copy_tree(s, name, bc_child(c), bc_ck(c), depth + 1); continue; }
+        int rc;
+        if (pg_type(page) == PT_BRANCH) {
+            if ((rc = copy_tree(s, name, bc_child(c), bc_ck(c), depth + 1))) return rc;
+            continue;
+        }
         bt_val v;
         if (bt_cell_value(&s->cx, c, &v) != STRATA_OK) {
             s->st.lost_pages++;
@@ -95,9 +101,11 @@ static void copy_tree(salv *s, const char *name, pgno_t pg, ck128 ck, int depth)
         }
         strata_table *t = s->out;
         db_table_touched(t);
-        if (bt_put(&t->txn->cx, &t->tree, lc_key(c), lc_klen(c), v.data, v.len, 0, NULL) == STRATA_OK)
-            s->st.entries++;
+        if ((rc = bt_put(&t->txn->cx, &t->tree, lc_key(c), lc_klen(c), v.data, v.len, 0, NULL)))
+            return rc;
+        s->st.entries++;
     }
+    return STRATA_OK;
 }
 
 int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats,
@@ -108,7 +116,8 @@ int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats
     strata_options o = { .verify = STRATA_VERIFY_FULL };
     int rc = strata_open_ex(src, STRATA_RDONLY, &o, &in);
     if (rc) return rc;
-    if ((rc = strata_open(dst, STRATA_CREATE, &out))) { strata_close(in); return rc; }
+    strata_options oo = { .page_size = in->p->ps };     /* every source key fits */
+    if ((rc = strata_open_ex(dst, STRATA_CREATE, &oo, &out))) { strata_close(in); return rc; }
     strata_txn *r = NULL, *w = NULL;
     salv s = { .report = report, .rctx = ctx };
     if ((rc = strata_begin_read(in, &r)) || (rc = strata_begin_write(out, &w))) goto out;
@@ -132,7 +141,7 @@ int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats
         unsigned fl = STRATA_CREATE | db_desc_spec(&d, &spec);
         if (d.cmp_len) (void)strata_register_comparator(out, d.cmp_name, bt_cmp_bytes, NULL);
         if ((rc = db_table_open(w, name, &spec, fl, 1, &s.out))) goto out;
-        if (d.root) copy_tree(&s, name, d.root, d.root_ck, 0);
+        if (d.root && (rc = copy_tree(&s, name, d.root, d.root_ck, 0))) goto out;
     }
     if (crc != STRATA_NOTFOUND) {
         s.st.lost_pages++;
@@ -145,6 +154,7 @@ out:
     strata_abort(r);
     strata_close(out);
     strata_close(in);
+    if (rc) unlink(dst);                               /* created above: no half copy */
     if (rc == STRATA_OK && stats) *stats = s.st;
     return rc;
 }

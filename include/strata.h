@@ -561,8 +561,10 @@ typedef struct strata_salvage_stats {
     uint64_t lost_tables;      /* tables whose root could not be read  */
 } strata_salvage_stats;
 /* Copy every still-readable entry of the damaged database at src into a new
- * database at dst (which must not exist), skipping unreadable subtrees, and
- * report what was lost (report may be NULL; one line per problem).
+ * database at dst (which must not exist; same page size as src), skipping
+ * unreadable subtrees, and report what was lost (report may be NULL; one line
+ * per problem). A failure to write the copy (STRATA_ENOSPC, ...) is returned
+ * and leaves no file at dst.
  * Returns: STRATA_OK (even if data was lost: see stats), STRATA_ECORRUPT if
  * neither commit slot of src is readable, STRATA_EEXIST, ... Exclusive. */
 STRATA_API int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats,
