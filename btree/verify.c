@@ -3,7 +3,10 @@
  * records. Only pages newer than `since` are descended into, and every child of
  * such a page is checksummed (an old page where a new one should be means the
  * write never landed), so the cost is O(pages of the last commit x fan-out).
- * Invariants: (1) read-only; (2) bounded depth; (3) marks verified pages. */
+ * Invariants: (1) read-only; (2) bounded depth; (3) marks verified pages, and
+ * runs on a fresh bitmap (at open), so a page already marked was reached twice:
+ * damage (every page has one parent), and without this check a crafted image
+ * of shared subtrees would cost fan-out^depth. */
 #include "strata.h"
 #include "btree_int.h"
 #include "catalog.h"
@@ -17,7 +20,8 @@ typedef struct vctx {
 
 static int walk(vctx *v, pgno_t pg, ck128 ck, int kind, int depth) {
     pager *p = v->p;
-    if (depth >= BT_MAX_DEPTH || pg == 0 || pg >= v->page_count) return CORRUPT(p, pg);
+    if (depth >= BT_MAX_DEPTH || pg == 0 || pg >= v->page_count || pager_vbit_test(p, pg))
+        return CORRUPT(p, pg);
     const uint8_t *page = pager_ptr(p, pg);
     if (!ck_eq(ck_compute(page, p->ps), ck) || node_validate(page, p->ps)) return CORRUPT(p, pg);
     pager_vbit_set(p, pg);
