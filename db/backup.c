@@ -6,7 +6,9 @@
  * Salvage walks every tree of the newest readable commit, tolerating damage:
  * a subtree whose page fails its checksum or structure check is counted lost
  * and skipped; everything else is re-inserted into a new database of the same
- * page size (so every key fits); a failed insert fails the salvage.
+ * page size (so every key fits); a failed insert fails the salvage. A page
+ * reached a second time is damage too (every page has one parent): counted
+ * lost, not copied again, so shared subtrees cannot make the walk exponential.
  * Invariants: (1) neither touches the source file; (2) the destination is
  * created exclusively (never overwrites), written, fsync'd. */
 #include <errno.h>
@@ -67,6 +69,7 @@ typedef struct salv {
     void               (*report)(void *, const char *);
     void                *rctx;
     strata_table        *out;
+    uint8_t             *seen;       /* one bit per page of the snapshot */
 } salv;
 
 static void say(salv *s, const char *fmt, const char *name, uint64_t pg) {
@@ -80,11 +83,13 @@ static void say(salv *s, const char *fmt, const char *name, uint64_t pg) {
  * Damage in the source is counted; a failed insert into the copy is returned. */
 static int copy_tree(salv *s, const char *name, pgno_t pg, ck128 ck, int depth) {
     const uint8_t *page;
-    if (depth >= BT_MAX_DEPTH || bt_page(&s->cx, pg, &ck, &page) != STRATA_OK) {
+    int again = pg < s->cx.page_count && (s->seen[pg >> 3] & (1u << (pg & 7)));
+    if (depth >= BT_MAX_DEPTH || again || bt_page(&s->cx, pg, &ck, &page) != STRATA_OK) {
         s->st.lost_pages++;
         say(s, "%s: page %llu unreadable, its subtree is lost", name, pg);
         return STRATA_OK;
     }
+    s->seen[pg >> 3] |= (uint8_t)(1u << (pg & 7));
     unsigned n = pg_n(page);
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *c = pg_cell(page, i);
@@ -122,6 +127,9 @@ int strata_salvage(const char *src, const char *dst, strata_salvage_stats *stats
     salv s = { .report = report, .rctx = ctx };
     if ((rc = strata_begin_read(in, &r)) || (rc = strata_begin_write(out, &w))) goto out;
     s.cx = r->cx;
+    rc = STRATA_ENOMEM;
+    if (!(s.seen = calloc(r->snap.page_count / 8 + 1, 1))) goto out;
+    rc = STRATA_OK;
     bt_cursor c;
     bt_cursor_init(&c, &r->cx, &r->catalog);
     char name[CAT_NAME_MAX + 1];
@@ -154,6 +162,7 @@ out:
     strata_abort(r);
     strata_close(out);
     strata_close(in);
+    free(s.seen);
     if (rc) unlink(dst);                               /* created above: no half copy */
     if (rc == STRATA_OK && stats) *stats = s.st;
     return rc;
