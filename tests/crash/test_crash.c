@@ -29,9 +29,7 @@
 #include "pager.h"
 #include "page.h"
 #include "kvmodel.h"
-
-int  db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
-void db_close_nosync(strata_db *db);
+#include "crash_points.h"
 
 #define OK(x) do { int rc_ = (x); cr_assert_eq(rc_, STRATA_OK, "%s -> %s", #x, strata_strerror(rc_)); } while (0)
 
@@ -184,12 +182,7 @@ static int matches(strata_txn *r, const state *st, int *rc_out) {
     return 1;
 }
 
-typedef struct point {
-    const char *what;       /* "write", "sync" or "boundary" */
-    long        n;
-    int         mode;
-    uint64_t    seed;
-} point;
+typedef crash_point point;
 
 static void report_line(void *ctx, const char *msg) {
     const point *pt = ctx;
@@ -235,73 +228,34 @@ static void verify_reopen(const point *pt, int acked, int attempted) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* One run: fresh file, fault armed, workload until it fails or stops       */
+/* The workload for the crash-point driver (crash_points.h)                  */
 
-typedef struct run {
-    int  acked, attempted;
-    long writes, syncs;     /* counted after open */
-} run;
+static kv_model g_scratch[N_TABLES];   /* the models a run's commits update */
 
-/* kind: FAULT_WRITE / FAULT_SYNC to arm at n, or -1 for none; stop_after:
- * crash after this many commits (WL_COMMITS = run all). */
-static run run_workload(int kind, long n, int stop_after, int mode, uint64_t seed) {
-    unlink(g_path);
-    io_backend *inner, *io;
-    OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
-    OK(io_fault_wrap(inner, &io));
-    strata_db *db;
-    OK(db_open_backend(io, STRATA_CREATE, NULL, &db));   /* takes one reference */
-    long w0 = io_fault_count(io, FAULT_WRITE), s0 = io_fault_count(io, FAULT_SYNC);
-    if (kind >= 0) io_fault_arm(io, kind, n, STRATA_EIO, 1);
-    run r = { 0, 0, 0, 0 };
-    kv_model scratch[N_TABLES] = { { 0 } };
-    for (int i = 1; i <= stop_after; i++) {
-        r.attempted = i;
-        int rc = run_commit(db, i, scratch);
-        if (rc != STRATA_OK) {
-            cr_assert(rc == STRATA_EIO || rc == STRATA_EPANIC, "commit %d: unexpected %s", i,
-                      strata_strerror(rc));
-            break;
-        }
-        if (g_durable[i]) r.acked = i;
-    }
-    for (int k = 0; k < N_TABLES; k++) kv_free(&scratch[k]);
-    r.writes = io_fault_count(io, FAULT_WRITE) - w0;
-    r.syncs = io_fault_count(io, FAULT_SYNC) - s0;
-    db_close_nosync(db);
-    OK(io_fault_crash(io, seed, mode));
-    io_close(io);
-    return r;
+static int wl_commit(void *ctx, strata_db *db, int i) {
+    (void)ctx;
+    if (i == 1)   /* a fresh run */
+        for (int k = 0; k < N_TABLES; k++) kv_free(&g_scratch[k]);
+    return run_commit(db, i, g_scratch);
+}
+
+static int wl_durable(void *ctx, int i) {
+    (void)ctx;
+    return g_durable[i];
+}
+
+static void wl_verify(void *ctx, const crash_point *pt, int acked, int attempted) {
+    (void)ctx;
+    verify_reopen(pt, acked, attempted);
 }
 
 Test(crash, every_write_and_sync_point_in_three_modes) {
     build_states();
-    run full = run_workload(-1, 0, WL_COMMITS, 0, 1);
-    cr_assert_eq(full.attempted, WL_COMMITS);
+    crash_workload wl = { g_path, WL_COMMITS, wl_commit, wl_durable, wl_verify, NULL, 0x5EED0000ull, 0xB0D0000ull };
+    crash_run full;
+    long points = crash_every_point(&wl, &full);
+    for (int k = 0; k < N_TABLES; k++) kv_free(&g_scratch[k]);
     cr_assert_gt(full.writes, WL_COMMITS);
-    long points = 0;
-    for (int kind = FAULT_WRITE; kind <= FAULT_SYNC; kind++) {
-        long total = kind == FAULT_WRITE ? full.writes : full.syncs;
-        for (long n = 0; n < total; n++) {
-            for (int mode = 0; mode < 3; mode++) {
-                point pt = { kind == FAULT_WRITE ? "write" : "sync", n, mode,
-                             0x5EED0000ull + (uint64_t)kind * 1000003u + (uint64_t)n * 7u + (uint64_t)mode };
-                run r = run_workload(kind, n, WL_COMMITS, mode, pt.seed);
-                cr_assert_lt(r.attempted, WL_COMMITS + 1);
-                verify_reopen(&pt, r.acked, r.attempted);
-                points++;
-            }
-        }
-    }
-    for (int stop = 0; stop <= WL_COMMITS; stop++) {           /* crash between commits */
-        for (int mode = 0; mode < 3; mode++) {
-            point pt = { "boundary", stop, mode, 0xB0D0000ull + (uint64_t)stop * 7u + (uint64_t)mode };
-            run r = run_workload(-1, 0, stop, mode, pt.seed);
-            cr_assert_eq(r.attempted, stop);
-            verify_reopen(&pt, r.acked, r.attempted);
-            points++;
-        }
-    }
     printf("crash: %ld crash points covered (%ld writes, %ld syncs, %d commit boundaries; x3 modes)\n",
            points, full.writes, full.syncs, WL_COMMITS + 1);
     fflush(stdout);

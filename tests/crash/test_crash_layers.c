@@ -26,11 +26,11 @@
 #include "strata.h"
 #include "pager.h"
 
+#include "crash_points.h"
+
 /* blob/writer.c (blob_int.h clashes with pager.h's byte helpers): -1 measure,
  * 0 never, 1 always hash large pieces on the helper thread */
 void blob_writer_helper(int mode);
-int  db_open_backend(io_backend *io, unsigned flags, const strata_options *opts, strata_db **out);
-void db_close_nosync(strata_db *db);
 
 #define OK(x) do { int rc_ = (x); cr_assert_eq(rc_, STRATA_OK, "%s -> %s", #x, strata_strerror(rc_)); } while (0)
 
@@ -271,7 +271,7 @@ static void build_states(void) {
 /* ------------------------------------------------------------------------ */
 /* One run and its check                                                    */
 
-typedef struct point { const char *what; long n; int mode; } point;
+typedef crash_point point;
 
 static void report_line(void *ctx, const char *msg) {
     const point *pt = ctx;
@@ -308,59 +308,27 @@ static void verify_reopen(const point *pt, int acked, int attempted) {
     strata_close(db);
 }
 
-typedef struct run { int acked, attempted; long writes, syncs; } run;
+static int wl_commit(void *ctx, strata_db *db, int i) {
+    (void)ctx;
+    return run_commit(db, i);
+}
 
-static run run_workload(int kind, long n, int stop_after, int mode, uint64_t seed) {
-    unlink(g_path);
-    io_backend *inner, *io;
-    OK(io_file_open(g_path, IO_OPEN_CREATE, &inner));
-    OK(io_fault_wrap(inner, &io));
-    strata_db *db;
-    OK(db_open_backend(io, STRATA_CREATE, NULL, &db));
-    long w0 = io_fault_count(io, FAULT_WRITE), s0 = io_fault_count(io, FAULT_SYNC);
-    if (kind >= 0) io_fault_arm(io, kind, n, STRATA_EIO, 1);
-    run r = { 0, 0, 0, 0 };
-    for (int i = 1; i <= stop_after; i++) {
-        r.attempted = i;
-        int rc = run_commit(db, i);
-        if (rc != STRATA_OK) {
-            cr_assert(rc == STRATA_EIO || rc == STRATA_EPANIC, "commit %d: unexpected %s", i, strata_strerror(rc));
-            break;
-        }
-        r.acked = i;
-    }
-    r.writes = io_fault_count(io, FAULT_WRITE) - w0;
-    r.syncs = io_fault_count(io, FAULT_SYNC) - s0;
-    db_close_nosync(db);
-    OK(io_fault_crash(io, seed, mode));
-    io_close(io);
-    return r;
+static int wl_durable(void *ctx, int i) {   /* every commit is IMMEDIATE */
+    (void)ctx;
+    (void)i;
+    return 1;
+}
+
+static void wl_verify(void *ctx, const crash_point *pt, int acked, int attempted) {
+    (void)ctx;
+    verify_reopen(pt, acked, attempted);
 }
 
 Test(crash_layers, every_write_and_sync_point) {
     build_states();
-    run full = run_workload(-1, 0, WL_COMMITS, 0, 1);
-    cr_assert_eq(full.acked, WL_COMMITS);
-    long points = 0;
-    for (int kind = FAULT_WRITE; kind <= FAULT_SYNC; kind++) {
-        long total = kind == FAULT_WRITE ? full.writes : full.syncs;
-        for (long n = 0; n < total; n++) {
-            for (int mode = 0; mode < 3; mode++) {
-                point pt = { kind == FAULT_WRITE ? "write" : "sync", n, mode };
-                run r = run_workload(kind, n, WL_COMMITS, mode,
-                                     0x1A7E0000ull + (uint64_t)kind * 1000003u + (uint64_t)n * 7u + (uint64_t)mode);
-                verify_reopen(&pt, r.acked, r.attempted);
-                points++;
-            }
-        }
-    }
-    for (int stop = 0; stop <= WL_COMMITS; stop++)
-        for (int mode = 0; mode < 3; mode++) {
-            point pt = { "boundary", stop, mode };
-            run r = run_workload(-1, 0, stop, mode, 0xB1D0000ull + (uint64_t)stop * 7u + (uint64_t)mode);
-            verify_reopen(&pt, r.acked, r.attempted);
-            points++;
-        }
+    crash_workload wl = { g_path, WL_COMMITS, wl_commit, wl_durable, wl_verify, NULL, 0x1A7E0000ull, 0xB1D0000ull };
+    crash_run full;
+    long points = crash_every_point(&wl, &full);
     printf("crash_layers: %ld crash points (%ld writes, %ld syncs, %d boundaries; x3 modes)\n", points,
            full.writes, full.syncs, WL_COMMITS + 1);
     fflush(stdout);
