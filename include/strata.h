@@ -350,7 +350,11 @@ STRATA_API int strata_set_clock(strata_db *db, strata_clock_fn fn, void *ctx);
 /* Read transaction: the HLC of the commit it sees (0 before the first commit).
  * Write transaction: the HLC its commit will carry. Owner thread. */
 STRATA_API int strata_txn_hlc(const strata_txn *txn, uint64_t *hlc);
-/* A fresh timestamp, greater than every earlier one of this db (send rule). Any thread. */
+/* A fresh timestamp (send rule): greater than every earlier one of this open
+ * db and than every committed transaction's HLC. Only commit HLCs are
+ * durable: after a reopen with the wall clock stepped back, a value may be
+ * smaller than one handed out (or received) before close without a commit
+ * after it. Any thread. */
 STRATA_API int strata_hlc_now(strata_db *db, uint64_t *hlc);
 /* Receive rule: later local timestamps are greater than remote. A remote clock
  * ahead of the local one by more than the maximum drift is rejected with
