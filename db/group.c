@@ -40,6 +40,9 @@ static void run_group(strata_db *db, gc_req *group) {
         }
         if (bad) { strata_abort(txn); continue; }      /* replay without it */
         if (!any) { strata_abort(txn); return; }
+        /* every batch was promised a durable commit: a batch function that
+         * set the shared txn to DURABILITY_NONE does not decide for the group */
+        (void)strata_txn_set_durability(txn, STRATA_DURABILITY_IMMEDIATE);
         rc = strata_commit(txn);
         for (gc_req *r = group; r; r = r->next)
             if (!r->failed) r->rc = rc;

@@ -1,6 +1,7 @@
 /* tests/db/test_review4.c - review regressions in db/ features: change records
- * of writes that fail, the CDC prune age limit at the top of its range, and
- * table handles after a savepoint rollback undoes a drop and re-create. */
+ * of writes that fail, the CDC prune age limit at the top of its range,
+ * table handles after a savepoint rollback undoes a drop and re-create, and
+ * a group commit whose batch sets its transaction non-durable. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,5 +339,27 @@ Test(rev4, ttl_entry_expiring_inside_pop_or_del_range_is_not_corruption) {
             OK(strata_commit(w));
         }
     }
+    strata_close(db);
+}
+
+/* A batch function that sets the group's shared transaction to
+ * DURABILITY_NONE must not make the group's commit non-durable: every
+ * submitter is told its batch is committed durably. */
+static int nondurable_batch(void *ctx, strata_txn *txn) {
+    (void)ctx;
+    strata_table *t;
+    int rc = strata_table_open(txn, "g", STRATA_KEY_BYTES, STRATA_CREATE, &t);
+    if (rc == STRATA_OK) rc = strata_put(t, (strata_slice){ "k", 1 }, (strata_slice){ "v", 1 });
+    if (rc == STRATA_OK) rc = strata_txn_set_durability(txn, STRATA_DURABILITY_NONE);
+    return rc;
+}
+
+Test(rev4, group_commit_stays_durable_when_a_batch_sets_none) {
+    strata_db *db = open_db();
+    OK(strata_group_commit(db, nondurable_batch, NULL));
+    strata_info in;
+    OK(strata_db_info(db, &in));
+    cr_assert_eq(in.durable_txn_id, in.last_txn_id, "group committed non-durably (durable %llu, last %llu)",
+                 (unsigned long long)in.durable_txn_id, (unsigned long long)in.last_txn_id);
     strata_close(db);
 }
