@@ -275,15 +275,12 @@ int strata_cursor_get(strata_cursor *c, strata_slice *key, strata_slice *val) {
     return STRATA_OK;
 }
 
-static int copy_bound(uint8_t **dst, size_t *dlen, const strata_slice *s) {
-    free(*dst);
+/* A malloc'd copy of bound s into *dst (NULL for no bound). */
+static int copy_bound(uint8_t **dst, const strata_slice *s) {
     *dst = NULL;
-    *dlen = 0;
     if (!s) return STRATA_OK;
-    *dst = malloc(s->len ? s->len : 1);
-    if (!*dst) return STRATA_ENOMEM;
+    if (!(*dst = malloc(s->len ? s->len : 1))) return STRATA_ENOMEM;
     if (s->len) memcpy(*dst, s->data, s->len);
-    *dlen = s->len;
     return STRATA_OK;
 }
 
@@ -293,8 +290,17 @@ int strata_cursor_set_range(strata_cursor *c, const strata_slice *lo, const stra
     if (rc) return rc;
     if (flags & ~(STRATA_LO_EXCL | STRATA_HI_INCL)) return STRATA_EINVAL;
     if ((lo && key_arg(c, *lo)) || (hi && key_arg(c, *hi))) return STRATA_EINVAL;
-    if ((rc = copy_bound(&c->lo, &c->lo_len, lo)) || (rc = copy_bound(&c->hi, &c->hi_len, hi)))
+    uint8_t *nlo, *nhi = NULL;   /* copied first: on ENOMEM the old range stays as it was */
+    if ((rc = copy_bound(&nlo, lo)) || (rc = copy_bound(&nhi, hi))) {
+        free(nlo);
         return rc;
+    }
+    free(c->lo);
+    free(c->hi);
+    c->lo = nlo;
+    c->hi = nhi;
+    c->lo_len = lo ? lo->len : 0;
+    c->hi_len = hi ? hi->len : 0;
     c->has_lo = lo != NULL;
     c->has_hi = hi != NULL;
     c->range_flags = flags;
