@@ -36,7 +36,7 @@ static void add_edge(qmodel *m, strata_txn *w, uint64_t from, uint64_t to, int r
     m->e[m->ne++] = (medge){ from, to, rel };
 }
 
-static void del_blob(qmodel *m, strata_txn *w, size_t i) {
+void qm_del_blob(qmodel *m, strata_txn *w, size_t i) {
     cr_assert_eq(strata_blob_delete(w, m->b[i].id), STRATA_OK);
     size_t o = 0;
     for (size_t j = 0; j < m->ne; j++)
@@ -104,7 +104,7 @@ void qm_build(qmodel *m, uint64_t seed, size_t n) {
         size_t per = 1 + (size_t)(qm_rand(&rng) % 4);
         for (size_t j = 0; j < per && m->n < n; j++) one_blob(m, w, &rng);
         long d = pick(m, &rng);
-        if (d >= 0 && qm_rand(&rng) % 100 < 4) del_blob(m, w, (size_t)d);
+        if (d >= 0 && qm_rand(&rng) % 100 < 4) qm_del_blob(m, w, (size_t)d);
         cr_assert_eq(strata_commit(w), STRATA_OK);
     }
 }
@@ -366,4 +366,25 @@ void qp_assert_same(const strata_query_result *a, size_t na, const strata_query_
         cr_assert_eq(x->tags_matched, y->tags_matched, "%s: #%zu tags", what, i);
         cr_assert_eq(x->created_hlc, y->created_hlc, "%s: #%zu hlc", what, i);
     }
+}
+
+void qm_build_ivf(qmodel *m, strata_txn *w, const char *name, strata_metric met) {
+    float *data = malloc(m->n * QM_DIM * sizeof *data);
+    uint64_t *ids = malloc(m->n * sizeof *ids);
+    size_t n = 0;
+    cr_assert(data && ids);
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->b[i].id || !m->b[i].has_emb) continue;
+        memcpy(data + n * QM_DIM, m->b[i].emb, sizeof m->b[i].emb);
+        ids[n++] = m->b[i].id;
+    }
+    cr_assert_geq(n, 256, "need 256 training vectors, have %zu", n);
+    strata_ivf_config c = { QM_DIM, met, 4, 2, 4, STRATA_IVF_RAW, 10, 0, 7 };
+    strata_ivf *ix;
+    cr_assert_eq(strata_ivf_create(w, name, &c, &ix), STRATA_OK);
+    cr_assert_eq(strata_ivf_train(ix, data, n, QM_DIM, NULL), STRATA_OK);
+    cr_assert_eq(strata_ivf_insert_batch(ix, n, ids, data, QM_DIM, NULL), STRATA_OK);
+    strata_ivf_close(ix);
+    free(data);
+    free(ids);
 }

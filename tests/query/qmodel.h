@@ -43,6 +43,12 @@ const char *qm_tag(int t);
 /* Create a database with n blobs (<= QM_MAXB) from seed; asserts. */
 void qm_build(qmodel *m, uint64_t seed, size_t n);
 void qm_free(qmodel *m);
+/* Delete model blob i (ids are 1, 2, ... in model order) in w, with its
+ * edges; asserts. */
+void qm_del_blob(qmodel *m, strata_txn *w, size_t i);
+/* Create IVF-PQ index `name` in w (4 lists, 2 subspaces, raw vectors) over
+ * every live embedding under its blob id; asserts (needs >= 256). */
+void qm_build_ivf(qmodel *m, strata_txn *w, const char *name, strata_metric met);
 
 /* A query described as plain data: the test builds a strata_query from it
  * (qp_build) and evaluates it on the model (qp_eval). */

@@ -18,29 +18,10 @@ static const char *const names[3] = { "ivf-l2", "ivf-ip", "ivf-cos" };
 
 /* One index per metric holding every live embedding under its blob id. */
 static void build_indexes(qmodel *m) {
-    float *data = malloc(m->n * QM_DIM * sizeof *data);
-    uint64_t *ids = malloc(m->n * sizeof *ids);
-    size_t n = 0;
-    cr_assert(data && ids);
-    for (size_t i = 0; i < m->n; i++) {
-        if (!m->b[i].id || !m->b[i].has_emb) continue;
-        memcpy(data + n * QM_DIM, m->b[i].emb, sizeof m->b[i].emb);
-        ids[n++] = m->b[i].id;
-    }
-    cr_assert_geq(n, 256, "need 256 training vectors, have %zu", n);
     strata_txn *w;
     cr_assert_eq(strata_begin_write(m->db, &w), STRATA_OK);
-    for (int x = 0; x < 3; x++) {
-        strata_ivf_config c = { QM_DIM, metrics[x], 4, 2, 4, STRATA_IVF_RAW, 10, 0, 7 };
-        strata_ivf *ix;
-        cr_assert_eq(strata_ivf_create(w, names[x], &c, &ix), STRATA_OK);
-        cr_assert_eq(strata_ivf_train(ix, data, n, QM_DIM, NULL), STRATA_OK);
-        cr_assert_eq(strata_ivf_insert_batch(ix, n, ids, data, QM_DIM, NULL), STRATA_OK);
-        strata_ivf_close(ix);
-    }
+    for (int x = 0; x < 3; x++) qm_build_ivf(m, w, names[x], metrics[x]);
     cr_assert_eq(strata_commit(w), STRATA_OK);
-    free(data);
-    free(ids);
 }
 
 Test(query_ivf, exhaustive_index_equals_brute_force, .timeout = 300) {

@@ -16,38 +16,11 @@
 
 enum { NRES = QM_MAXB + 8 };
 
-/* Delete model blob i (ids are 1, 2, ... in model order), with its edges. */
-static void del_blob(qmodel *m, strata_txn *w, size_t i) {
-    cr_assert_eq(strata_blob_delete(w, m->b[i].id), STRATA_OK);
-    size_t o = 0;
-    for (size_t j = 0; j < m->ne; j++)
-        if (m->e[j].from != m->b[i].id && m->e[j].to != m->b[i].id) m->e[o++] = m->e[j];
-    m->ne = o;
-    m->b[i].id = 0;
-}
-
 static void build_ivf(qmodel *m, const char *name, strata_metric met) {
-    float *data = malloc(m->n * QM_DIM * sizeof *data);
-    uint64_t *ids = malloc(m->n * sizeof *ids);
-    size_t n = 0;
-    cr_assert(data && ids);
-    for (size_t i = 0; i < m->n; i++) {
-        if (!m->b[i].id || !m->b[i].has_emb) continue;
-        memcpy(data + n * QM_DIM, m->b[i].emb, sizeof m->b[i].emb);
-        ids[n++] = m->b[i].id;
-    }
-    cr_assert_geq(n, 256);
     strata_txn *w;
-    strata_ivf *ix;
-    strata_ivf_config c = { QM_DIM, met, 4, 2, 4, STRATA_IVF_RAW, 10, 0, 7 };
     cr_assert_eq(strata_begin_write(m->db, &w), STRATA_OK);
-    cr_assert_eq(strata_ivf_create(w, name, &c, &ix), STRATA_OK);
-    cr_assert_eq(strata_ivf_train(ix, data, n, QM_DIM, NULL), STRATA_OK);
-    cr_assert_eq(strata_ivf_insert_batch(ix, n, ids, data, QM_DIM, NULL), STRATA_OK);
-    strata_ivf_close(ix);
+    qm_build_ivf(m, w, name, met);
     cr_assert_eq(strata_commit(w), STRATA_OK);
-    free(data);
-    free(ids);
 }
 
 /* Blobs deleted after the index was built (their embeddings go with them;
@@ -71,7 +44,7 @@ Test(query_review, index_keeps_deleted_blobs) {
             float dist;
             if (!m.b[i].id || !m.b[i].has_emb) continue;
             cr_assert_eq(strata_vec_distance(STRATA_METRIC_L2, qv[t], m.b[i].emb, QM_DIM, &dist), STRATA_OK);
-            if (dist <= 0.5f) del_blob(&m, w, i);
+            if (dist <= 0.5f) qm_del_blob(&m, w, i);
         }
     }
     cr_assert_eq(strata_commit(w), STRATA_OK);
@@ -344,7 +317,7 @@ Test(query_review, random_against_model) {
         cr_assert_eq(strata_begin_write(m.db, &w), STRATA_OK);
         for (int d = 0; d < 20; d++) {
             size_t i = (size_t)(qm_rand(&rng) % m.n);
-            if (m.b[i].id) del_blob(&m, w, i);
+            if (m.b[i].id) qm_del_blob(&m, w, i);
         }
         cr_assert_eq(strata_txn_hlc(w, &hlc), STRATA_OK);
         for (unsigned sig = 1; sig < 16; sig++)
