@@ -69,6 +69,13 @@ static void drop(strata_db *db, const char *name) {
     OK(strata_commit(w));
 }
 
+/* Create an empty file named after the mkstemp pattern path (rewritten). */
+static void make_temp(char *path) {
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+}
+
 /* The backup's snapshot ends in free pages (a dropped table at the end of the
  * file, left there by a first compaction round whose truncation failed). A
  * compaction while the copy runs (both are "any thread") truncated them: they
@@ -77,9 +84,7 @@ static void drop(strata_db *db, const char *name) {
  * (EFAULT: STRATA_EIO, and no backup; a plain read there is SIGBUS). */
 Test(storage4, backup_while_compaction_truncates_the_file) {
     char path[] = "/tmp/strata-storage4-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    make_temp(path);
     unlink(path);
     char out[64];
     snprintf(out, sizeof out, "%s.backup", path);
@@ -126,9 +131,7 @@ Test(storage4, backup_while_compaction_truncates_the_file) {
  * neither copied nor counted lost, and salvage returned STRATA_OK. */
 Test(storage4, salvage_keeps_the_page_size_and_every_entry) {
     char path[] = "/tmp/strata-storage4-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    make_temp(path);
     unlink(path);
     char out[64];
     snprintf(out, sizeof out, "%s.salvaged", path);
@@ -235,9 +238,7 @@ static void write_dag_image(const char *path, uint8_t god) {
 
 Test(storage4, recovery_walk_of_a_shared_subtree_is_corrupt_not_a_hang) {
     char path[] = "/tmp/strata-storage4-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    make_temp(path);
     write_dag_image(path, GOD_DIRTY);                    /* not closed cleanly */
     alarm(20);                                   /* a hang fails the test */
     strata_db *db = NULL;
@@ -251,9 +252,7 @@ Test(storage4, recovery_walk_of_a_shared_subtree_is_corrupt_not_a_hang) {
  * path to it (FAN^DEPTH times). A page reached twice now counts as lost. */
 Test(storage4, salvage_of_a_shared_subtree_is_not_a_hang) {
     char path[] = "/tmp/strata-storage4-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
+    make_temp(path);
     write_dag_image(path, 0);
     char out[64];
     snprintf(out, sizeof out, "%s.salvaged", path);
