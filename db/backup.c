@@ -10,7 +10,8 @@
  * reached a second time is damage too (every page has one parent): counted
  * lost, not copied again, so shared subtrees cannot make the walk exponential.
  * Invariants: (1) neither touches the source file; (2) the destination is
- * created exclusively (never overwrites), written, fsync'd. */
+ * created exclusively (never overwrites), written, fsync'd, and its directory
+ * fsync'd (a backup that returned OK survives a power loss under its name). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ int strata_backup(strata_db *db, const char *path) {
 out:
     free(hdr);
     if (close(fd) != 0 && rc == STRATA_OK) rc = STRATA_EIO;
+    if (rc == STRATA_OK) rc = io_sync_dir_of(path);    /* the new name, too */
     if (rc) unlink(path);
     strata_abort(r);
     return rc;

@@ -41,6 +41,10 @@ struct io_backend {
 /* Open path. Takes an exclusive (or, read-only, shared) lock on the file:
  * STRATA_EBUSY if another handle holds it. STRATA_NOTFOUND if absent and not CREATE. */
 int  io_file_open(const char *path, int flags, io_backend **out);
+/* fsync the directory holding path, so a file just created there survives a
+ * power loss (its content is the file's own fsync's job). A file system that
+ * cannot sync a directory (EINVAL) counts as success. */
+int  io_sync_dir_of(const char *path);
 /* A database in memory (memfd). */
 int  io_mem_open(io_backend **out);
 static inline int io_write(io_backend *io, const void *buf, size_t len, uint64_t off) {

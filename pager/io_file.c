@@ -2,10 +2,13 @@
  * Invariants: (1) the fd is locked (flock) for the backend's lifetime, exclusive
  * unless read-only, so a second open of the same file in any process gets
  * STRATA_EBUSY; (2) short writes and EINTR are retried; ENOSPC maps to
- * STRATA_ENOSPC and every other failure to STRATA_EIO, errno kept in sys_errno. */
+ * STRATA_ENOSPC and every other failure to STRATA_EIO, errno kept in sys_errno;
+ * (3) a file io_file_open creates has its directory fsync'd before it returns,
+ * so the name of a database whose first commit was durable survives a power loss. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -122,13 +125,38 @@ static const io_ops fd_ops = {
     fd_start_writeback,
 };
 
+int io_sync_dir_of(const char *path) {
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/') n--;          /* keep the last '/' */
+    while (n > 1 && path[n - 1] == '/') n--;          /* "a//b" -> "a", "/b" -> "/" */
+    char *dir = malloc(n ? n + 1 : 2);
+    if (!dir) return STRATA_ENOMEM;
+    if (n) memcpy(dir, path, n), dir[n] = 0;
+    else dir[0] = '.', dir[1] = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
+    int rc = STRATA_OK;
+    /* EINVAL: the file system cannot sync a directory (nothing to make durable) */
+    if (fsync(fd) != 0 && errno != EINVAL) rc = STRATA_EIO;
+    close(fd);
+    return rc;
+}
+
 int io_file_open(const char *path, int flags, io_backend **out) {
     int oflags = O_CLOEXEC | ((flags & IO_OPEN_RDONLY) ? O_RDONLY : O_RDWR);
-    if (flags & IO_OPEN_CREATE) oflags |= O_CREAT;
-    int fd = open(path, oflags, 0644);
-    if (fd < 0) {
-        if (errno == ENOENT) return STRATA_NOTFOUND;
-        if (errno == ENOMEM) return STRATA_ENOMEM;
+    int created = 0, fd = -1;
+    if (flags & IO_OPEN_CREATE) {
+        /* exclusive first: a file this call creates gets its directory entry synced */
+        fd = open(path, oflags | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0) created = 1;
+        else if (errno != EEXIST) goto fail;
+    }
+    if (fd < 0) fd = open(path, oflags, 0644);
+    if (fd < 0) goto fail;
+    if (created && io_sync_dir_of(path) != STRATA_OK) {
+        close(fd);
+        unlink(path);
         return STRATA_EIO;
     }
     if (flock(fd, ((flags & IO_OPEN_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
@@ -142,6 +170,10 @@ int io_file_open(const char *path, int flags, io_backend **out) {
     f->fd = fd;
     *out = &f->base;
     return STRATA_OK;
+fail:
+    if (errno == ENOENT) return STRATA_NOTFOUND;
+    if (errno == ENOMEM) return STRATA_ENOMEM;
+    return STRATA_EIO;
 }
 
 int io_mem_open(io_backend **out) {

@@ -107,6 +107,32 @@ Test(pager, open_initializes_and_rejects_bad_headers) {
     free(path);
 }
 
+Test(pager, create_syncs_the_directory_and_opens_existing_files) {
+    char dir[] = "/tmp/strata-dir-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64], odd[80];
+    snprintf(path, sizeof path, "%s/db", dir);
+    snprintf(odd, sizeof odd, "%s//db2", dir);
+    cr_assert_eq(io_sync_dir_of(path), STRATA_OK);
+    cr_assert_eq(io_sync_dir_of(odd), STRATA_OK);          /* "dir//db2" -> "dir" */
+    cr_assert_eq(io_sync_dir_of("/db"), STRATA_OK);         /* "/" */
+    cr_assert_eq(io_sync_dir_of("relative-name"), STRATA_OK); /* "." */
+    cr_assert_eq(io_sync_dir_of("/nonexistent-strata-dir/db"), STRATA_EIO);
+    io_backend *io;
+    cr_assert_eq(io_file_open("/nonexistent-strata-dir/db", IO_OPEN_CREATE, &io), STRATA_NOTFOUND);
+    cr_assert_eq(io_file_open(path, 0, &io), STRATA_NOTFOUND);
+    cr_assert_eq(io_file_open(path, IO_OPEN_CREATE, &io), STRATA_OK);   /* created */
+    cr_assert_eq(io_write(io, "x", 1, 0), STRATA_OK);
+    io_close(io);
+    cr_assert_eq(io_file_open(path, IO_OPEN_CREATE, &io), STRATA_OK);   /* exists: opened, kept */
+    uint64_t len = 0;
+    cr_assert_eq(io->ops->get_len(io, &len), STRATA_OK);
+    cr_assert_eq(len, 1);
+    io_close(io);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(pager, file_lock_is_exclusive) {
     char *path = tmpfile_path();
     io_backend *a, *b;
