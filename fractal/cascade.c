@@ -4,6 +4,10 @@
  * posting list, and the buffer rows are deleted. A leaf without codes takes
  * its current centroid as the anchor; a leaf with codes keeps its anchor (the
  * codes already stored depend on it; split, merge and train re-anchor).
+ * A cascade into a list whose buffer lies far outside it (mean squared
+ * distance to the leaf's centroid above SEP_FAR times that of the posting
+ * members: a new region's vectors routed into an old region's leaf) marks
+ * the leaf for the separation check of the next frac_split_leaf (split.c).
  * Invariants: (1) every buffered member ends up exactly once in the posting
  * list, with its assignment row switched to WHERE_POST; (2) without raw
  * vectors, a member's contribution to the sums changes from its working
@@ -14,6 +18,20 @@
 #include <string.h>
 
 #include "fractal_int.h"
+
+#define SEP_FAR 2.0
+
+/* mean squared distance of n vectors w to c */
+static double spread(uint32_t dim, const float *c, const float *w, size_t n)
+{
+    float s = 0;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < dim; j++) {   /* f32: a comparison of spreads, vectorized */
+            float e = w[i * dim + j] - c[j];
+            s += e * e;
+        }
+    return (double)s / (double)n;
+}
 
 int frac_cascade(strata_fractal *f, frac_node *leaf)
 {
@@ -61,6 +79,10 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     leaf->n_codes += (uint32_t)nb;
     leaf->n_buf = 0;
     leaf->dirty = 1;
+    if (np > 0) {   /* w: the nb buffered members first, then the np posting members */
+        if (spread(dim, leaf->cent, w, nb) > SEP_FAR * spread(dim, leaf->cent, w + nb * dim, np))
+            leaf->sep_check = 1;
+    }
 out:
     free(mem); free(w); free(codes); free(bcodes); free(dec); free(pids); free(pts); free(allc);
     free(anchor);

@@ -105,6 +105,8 @@ typedef struct frac_node {
     uint8_t   live;        /* 0: slot unused (never created or deleted)     */
     uint8_t   leaf;        /* 1: leaf (level 0)                             */
     uint8_t   dirty;       /* record, centroid or sums need writing back    */
+    uint8_t   sep_check;   /* leaves: check for separate groups at the next
+                              frac_split_leaf (split.c); not stored          */
     uint16_t  level;
     uint32_t  parent;      /* FRAC_NONE for the root                        */
     uint32_t  n_child, cap_child;
@@ -149,6 +151,8 @@ struct strata_fractal {
     frac_node   **nodes;          /* by id; NULL or !live = no such node     */
     frac_pq       pq;             /* valid when cfg.cb_gen != 0              */
     const vec_kernels *kt;
+    uint64_t      sep_tests, sep_splits; /* separation checks run / splits they made
+                                     through this handle (split.c; for tests) */
     char          name[FRAC_NAME_MAX + 1];
 };
 
@@ -264,7 +268,8 @@ void frac_child_remove(frac_node *p, uint32_t id);
 int  frac_child_append(frac_node *p, uint32_t id);
 
 /* ---- split, merge, cascade (split.c, merge.c, cascade.c) ---- */
-/* Split leaf until no descendant leaf exceeds max_leaf; then fix fan-outs up. */
+/* Split leaf until no descendant leaf exceeds max_leaf, and (sep_check) a
+ * leaf holding separate groups into them; then fix fan-outs up. */
 int  frac_split_leaf(strata_fractal *f, frac_node *leaf);
 /* Split internal node n if it exceeds max_fanout (recursing upwards). */
 int  frac_split_internal(strata_fractal *f, frac_node *n);
@@ -276,6 +281,12 @@ int  frac_cascade(strata_fractal *f, frac_node *leaf);
  * sides are non-empty when n >= 2. */
 int  frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
                     uint8_t *side);
+/* The same with the balance guard optional (guard 0: the 2-means sides as
+ * they are, whatever their sizes, unless one is empty) and, in *ratio (may be
+ * NULL), the split's sum of squared distances to the side means over the sum
+ * to the common mean (1 for n < 2 or identical points). */
+int  frac_two_means_ex(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
+                       int guard, uint8_t *side, double *ratio);
 
 /* ---- ADC kernels (adc.c) ---- */
 /* The f32 ADC sums of the FRAC_BLK lanes of one block of codes (blk: m *

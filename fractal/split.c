@@ -5,6 +5,20 @@
  * on their centroids into itself and a new sibling; a root that splits gets a
  * new root above it, so every leaf stays at the same depth. A root already at
  * max_depth levels does not split: its fan-out is then unbounded.
+ * Separation: a leaf at or below max_leaf that holds separate groups (a new
+ * region's vectors routed into an old region's leaf, or a split that left two
+ * of three groups together) splits too, by 2-means without the balance
+ * guard, when it was marked for the check (sep_check: by a cascade whose
+ * buffer lies far outside the leaf's spread, cascade.c, and on both halves
+ * of a split whose ratio was below SEP_RATIO). With r the ratio of its
+ * members' 2-means (squared distances to the side means over those to the
+ * common mean; frac_two_means_ex) it needs r < SEP_RATIO and r < SEP_GAIN *
+ * the larger ratio of the two sides' own 2-means: a unimodal cloud of any
+ * dimension splits about as well one level down as at this one (1-d
+ * uniform: 0.25 both; 128-d Gaussian: about 0.995 both), two groups far
+ * apart do not (0.1 against 0.99). Both sides keep at least
+ * max(min_leaf, SEP_MIN) members, so a separated leaf is never small enough
+ * to be merged straight back.
  * Invariants: (1) a split moves members, never drops one: each member's buffer
  * row / posting entry and assignment row are rewritten to the leaf it lands
  * in; (2) the two halves' sums are recomputed from their members, the parent's
@@ -17,6 +31,10 @@
 #include <string.h>
 
 #include "fractal_int.h"
+
+#define SEP_RATIO 0.9   /* a split explaining less than 10 % is no separation */
+#define SEP_GAIN  0.8   /* ... and must explain more than the sides' splits would */
+enum { SEP_MIN = 8 };
 
 /* Reset a leaf's statistics and recompute them from the members on `side`. */
 static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_member *mem,
@@ -132,7 +150,34 @@ static int ensure_parent(strata_fractal *f, frac_node *n, frac_node **parent)
     return STRATA_OK;
 }
 
-static int split_leaf_once(strata_fractal *f, frac_node *leaf, frac_node **out_b)
+/* The larger 2-means ratio within the two sides of a split (each side's own
+ * 2-means, balance guard on, as a split would do it). */
+static int sides_ratio(const strata_fractal *f, const float *w, size_t n, const uint8_t *side,
+                       double *out)
+{
+    uint32_t dim = f->cfg.dim;
+    float *x = malloc((n ? n : 1) * dim * sizeof *x);
+    uint8_t *s2 = malloc(n ? n : 1);
+    int rc = x && s2 ? STRATA_OK : STRATA_ENOMEM;
+    double best = 0;
+    for (uint8_t s = 0; s < 2 && rc == STRATA_OK; s++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (side[i] == s) memcpy(x + k++ * dim, w + i * dim, (size_t)dim * sizeof *x);
+        double r;
+        rc = frac_two_means_ex(x, NULL, k, dim, f->cfg.seed, 1, s2, &r);
+        if (r > best) best = r;
+    }
+    free(x); free(s2);
+    *out = best;
+    return rc;
+}
+
+/* Split leaf in two. sep = 0: a split for size (2-means with the balance
+ * guard); *out_r gets its ratio. sep = 1: only if the leaf holds separate
+ * groups (see the top of the file); *out_b stays NULL when it does not. */
+static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_node **out_b,
+                           double *out_r)
 {
     size_t n = 0;
     frac_member *mem = NULL;
@@ -140,10 +185,22 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, frac_node **out_b
     uint8_t *codes = NULL, *side = NULL;
     float *anc = NULL;
     frac_node *parent = NULL, *b = NULL;
+    *out_b = NULL;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
     if (!(side = malloc(n ? n : 1))) { rc = STRATA_ENOMEM; goto out; }
-    if ((rc = frac_two_means(w, NULL, n, f->cfg.dim, f->cfg.seed, side)) != STRATA_OK) goto out;
+    if ((rc = frac_two_means_ex(w, NULL, n, f->cfg.dim, f->cfg.seed, !sep, side, out_r)) != STRATA_OK)
+        goto out;
+    if (sep) {
+        f->sep_tests++;
+        size_t n1 = 0, min = f->cfg.min_leaf > SEP_MIN ? f->cfg.min_leaf : SEP_MIN;
+        for (size_t i = 0; i < n; i++) n1 += side[i];
+        if (n1 < min || n - n1 < min || *out_r >= SEP_RATIO) goto out;   /* not separate */
+        double r2;
+        if ((rc = sides_ratio(f, w, n, side, &r2)) != STRATA_OK) goto out;
+        if (*out_r >= SEP_GAIN * r2) goto out;
+        f->sep_splits++;
+    }
     if ((rc = ensure_parent(f, leaf, &parent)) != STRATA_OK) goto out;
     if ((rc = frac_node_new(f, 1, 0, &b)) != STRATA_OK) goto out;
     if ((rc = frac_edge_add(f, parent, b)) != STRATA_OK) goto out;
@@ -166,7 +223,8 @@ out:
 
 int frac_split_leaf(strata_fractal *f, frac_node *leaf)
 {
-    /* work list of leaves that may be over the limit; each split shrinks both */
+    /* work list of leaves that may be over the limit or hold separate groups;
+     * each split shrinks both halves */
     uint32_t cap = 16, top = 0;
     uint32_t *work = malloc(cap * sizeof *work);
     if (!work) return STRATA_ENOMEM;
@@ -175,16 +233,22 @@ int frac_split_leaf(strata_fractal *f, frac_node *leaf)
     int rc = STRATA_OK;
     while (top && rc == STRATA_OK) {
         frac_node *l = frac_node_at(f, work[--top]), *b = NULL;
-        if (!l || l->pop <= f->cfg.max_leaf) continue;
-        rc = split_leaf_once(f, l, &b);
+        if (!l) continue;
+        int sep = l->pop <= f->cfg.max_leaf;
+        if (sep && !l->sep_check) continue;
+        l->sep_check = 0;
+        double r = 1;
+        rc = split_leaf_once(f, l, sep, &b, &r);
         if (rc == STRATA_NOTFOUND) { rc = STRATA_OK; break; }   /* max_depth 1 cannot occur */
-        if (rc != STRATA_OK) break;
+        if (rc != STRATA_OK || !b) continue;
         parent_id = l->parent;
         if (top + 2 > cap) {
             uint32_t *p = realloc(work, (cap *= 2) * sizeof *p);
             if (!p) { rc = STRATA_ENOMEM; break; }
             work = p;
         }
+        /* a split that separated groups may have left two of three together */
+        l->sep_check = b->sep_check = r < SEP_RATIO;
         work[top++] = l->id;
         work[top++] = b->id;
     }

@@ -4,6 +4,9 @@
  * fewer than 1/8 of the points, split at the median of the projection on the
  * line through the two centres instead, so one outlier cannot make a split
  * that leaves a leaf above max_leaf.
+ * frac_two_means_ex can skip the guard (a separation split keeps a small
+ * group on its own side) and reports the split's ratio: the sum of squared
+ * distances to the side means over the sum to the common mean.
  * Invariants: for n >= 2 both sides are non-empty; deterministic (no RNG use
  * beyond ties broken by index).
  */
@@ -56,11 +59,40 @@ static int median_split(const float *x, size_t n, size_t dim, const double *c0, 
     return STRATA_OK;
 }
 
+/* (weighted) sum of squared distances of the points to their side's mean
+ * (all on one side when side is NULL) */
+static int sse(const float *x, const double *wt, size_t n, size_t dim, const uint8_t *side,
+               double *out)
+{
+    double *m = calloc(2 * dim, sizeof *m), tw[2] = { 0, 0 }, s = 0;
+    if (!m) return STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int k = side ? side[i] : 0;
+        double w = wt ? wt[i] : 1.0;
+        tw[k] += w;
+        for (size_t j = 0; j < dim; j++) m[k * dim + j] += w * x[i * dim + j];
+    }
+    for (int k = 0; k < 2; k++)
+        for (size_t j = 0; j < dim; j++) m[k * dim + j] /= tw[k] > 0 ? tw[k] : 1;
+    for (size_t i = 0; i < n; i++)
+        s += (wt ? wt[i] : 1.0) * d2(x + i * dim, m + (side ? side[i] : 0) * dim, dim);
+    free(m);
+    *out = s;
+    return STRATA_OK;
+}
+
 int frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
                    uint8_t *side)
 {
+    return frac_two_means_ex(x, wt, n, dim, seed, 1, side, NULL);
+}
+
+int frac_two_means_ex(const float *x, const double *wt, size_t n, size_t dim, uint64_t seed,
+                      int guard, uint8_t *side, double *ratio)
+{
     (void)seed;
     memset(side, 0, n);
+    if (ratio) *ratio = 1.0;
     if (n < 2) return STRATA_OK;
     double *c = calloc(3 * dim, sizeof *c), *c0 = c + dim, *c1 = c + 2 * dim;
     if (!c) return STRATA_ENOMEM;
@@ -96,12 +128,18 @@ int frac_two_means(const float *x, const double *wt, size_t n, size_t dim, uint6
     for (size_t i = 0; i < n; i++) n1 += side[i];
     size_t small = n1 < n - n1 ? n1 : n - n1, need = n / 8 ? n / 8 : 1;
     int rc = STRATA_OK;
-    if (small < need) {
+    if (small < need && (guard || small == 0)) {
         int same = 1;
         for (size_t j = 0; j < dim && same; j++) same = c0[j] == c1[j];
         if (same) for (size_t i = 0; i < n; i++) side[i] = (uint8_t)(i & 1);   /* identical points */
         else rc = median_split(x, n, dim, c0, c1, side);
     }
     free(c);
+    if (rc == STRATA_OK && ratio) {
+        double before, after;
+        if ((rc = sse(x, wt, n, dim, NULL, &before)) == STRATA_OK &&
+            (rc = sse(x, wt, n, dim, side, &after)) == STRATA_OK)
+            *ratio = before > 0 ? after / before : 1.0;
+    }
     return rc;
 }

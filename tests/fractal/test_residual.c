@@ -226,6 +226,36 @@ static int lab_cmp(const void *a, const void *b)
  * call strata_fractal_train once at the end. Returns the PQ-only recall@10
  * of the probed search and (r_all) of a scan of every leaf. */
 enum { DN = 8000, DDIM = 32, DNQ = 100, DK = 10 };
+
+/* Mean squared error |w - decoded code|^2 over every posting member (raw
+ * vectors kept): how well the codebooks in use fit the vectors they code. */
+static double code_error(strata_fractal *f)
+{
+    uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
+    float *a = malloc((dim + 1) * sizeof *a), *w = malloc(dim * sizeof *w), *d = malloc(dim * sizeof *d);
+    double se = 0;
+    size_t cnt = 0;
+    for (uint32_t li = 0; li < f->n_slots; li++) {
+        const frac_node *l = frac_node_at(f, li);
+        if (!l || !l->leaf || !l->n_codes) continue;
+        uint32_t np;
+        uint64_t *ids, *ts;
+        uint8_t *codes;
+        cr_assert_eq(frac_post_read(f, li, &np, &ids, &ts, &codes, a), STRATA_OK);
+        for (uint32_t i = 0; i < np; i++, cnt++) {
+            cr_assert_eq(frac_raw_get(f, ids[i], w), STRATA_OK);
+            frac_working(f, w, w);
+            frac_decode_res(f, a, codes + (size_t)i * m, d);
+            for (uint32_t j = 0; j < dim; j++) se += ((double)w[j] - d[j]) * ((double)w[j] - d[j]);
+        }
+        free(ids); free(ts); free(codes);
+    }
+    free(a); free(w); free(d);
+    cr_assert_gt(cnt, 0);
+    return se / (double)cnt;
+}
+
+static double drift_err;   /* code_error of the last drift_run's index */
 static double drift_run(strata_metric m, const char *name, uint32_t growth, int retrain,
                         uint32_t flags, double *r_all_out, uint32_t *gen_out)
 {
@@ -270,6 +300,7 @@ static double drift_run(strata_metric m, const char *name, uint32_t growth, int 
         cr_assert_eq(strata_fractal_search(f, qs + i * DDIM, DDIM, DK, &all_leaves, h, &got), STRATA_OK);
         r_all += ft_recall(h, got, gt, DK);
     }
+    drift_err = code_error(f);
     strata_fractal_close(f);
     cr_assert_eq(ft_check(x, name), STRATA_OK);
     cr_assert_eq(strata_commit(x), STRATA_OK);
@@ -297,24 +328,30 @@ Test(fractal_residual, ip_drift_pq_only_recall, .timeout = 300) { drift(STRATA_M
 
 /* The retrain policy (retrain_growth 100: at 800, 1600, 3200 and 6400
  * vectors) and a manual strata_fractal_train on a trained index both
- * re-encode every code with codebooks fitted to the data present: PQ-only
- * recall beats codebooks trained on the first tenth, the invariants hold
+ * re-encode every code with codebooks fitted to the data present: the mean
+ * code error falls by more than a fifth against codebooks trained on the
+ * first tenth (24.2 -> 15.4 / 14.4 before leaves split by separation, 22.8
+ * -> 15.2 / 13.5 since), PQ-only recall does not fall, the invariants hold
  * (drift_run checks them), and the knob survives a reopen. */
 Test(fractal_residual, retraining_policy_and_manual_retrain, .timeout = 300)
 {
     double fixed_all, pol_all, man_all;
     uint32_t g0, g1, g2;
-    double fixed = drift_run(STRATA_METRIC_L2, "fixed", 0, 0, 0, &fixed_all, &g0);
-    double pol = drift_run(STRATA_METRIC_L2, "policy", 100, 0, 0, &pol_all, &g1);
-    double man = drift_run(STRATA_METRIC_L2, "manual", 0, 1, 0, &man_all, &g2);
-    fprintf(stderr, "drift L2 PQ-only recall@10 (probed / all leaves): trained once %.3f / %.3f, "
-            "retrain_growth 100 %.3f / %.3f, manual retrain %.3f / %.3f\n",
-            fixed, fixed_all, pol, pol_all, man, man_all);
+    double fixed = drift_run(STRATA_METRIC_L2, "fixed", 0, 0, 0, &fixed_all, &g0), fixed_e = drift_err;
+    double pol = drift_run(STRATA_METRIC_L2, "policy", 100, 0, 0, &pol_all, &g1), pol_e = drift_err;
+    double man = drift_run(STRATA_METRIC_L2, "manual", 0, 1, 0, &man_all, &g2), man_e = drift_err;
+    fprintf(stderr, "drift L2 PQ-only recall@10 (probed / all leaves) and code error: trained once "
+            "%.3f / %.3f, %.2f; retrain_growth 100 %.3f / %.3f, %.2f; manual retrain %.3f / %.3f, %.2f\n",
+            fixed, fixed_all, fixed_e, pol, pol_all, pol_e, man, man_all, man_e);
     cr_assert_eq(g0, 1);
     cr_assert_eq(g1, 4, "policy trainings: %u", g1);   /* at 800, 1600, 3200, 6400 */
     cr_assert_eq(g2, 2);
-    cr_assert_gt(pol_all, fixed_all + 0.01, "policy %.3f vs fixed %.3f", pol_all, fixed_all);
-    cr_assert_gt(man_all, fixed_all + 0.01, "manual %.3f vs fixed %.3f", man_all, fixed_all);
+    /* the codebooks fit the data present better (recall on 100 queries moves
+     * by about 0.01 either way: it only must not fall) */
+    cr_assert_lt(pol_e, 0.8 * fixed_e, "policy code error %.2f vs fixed %.2f", pol_e, fixed_e);
+    cr_assert_lt(man_e, 0.8 * fixed_e, "manual code error %.2f vs fixed %.2f", man_e, fixed_e);
+    cr_assert_geq(pol_all, fixed_all - 0.01, "policy %.3f vs fixed %.3f", pol_all, fixed_all);
+    cr_assert_geq(man_all, fixed_all - 0.01, "manual %.3f vs fixed %.3f", man_all, fixed_all);
     tdb_reopen(&g);
     strata_txn *x = tr(&g);
     strata_fractal *f = NULL;
