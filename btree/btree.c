@@ -548,22 +548,45 @@ int bt_del(bt_ctx *cx, bt_tree *t, const void *key, size_t klen) {
     return rebalance(cx, t, &ph);
 }
 
-static int drop_rec(bt_ctx *cx, pgno_t pg, ck128 ck, int depth) {
-    if (depth >= BT_MAX_DEPTH) return CORRUPT(cx->p, pg);
+int bt_seen_init(bt_seen *s, uint64_t npages) {
+    s->n = npages;
+    s->bits = calloc((size_t)(npages / 8 + 1), 1);
+    return s->bits ? STRATA_OK : STRATA_ENOMEM;
+}
+
+int bt_seen_add(bt_seen *s, pgno_t pg) {
+    if (pg >= s->n) return 1;
+    uint8_t m = (uint8_t)(1u << (pg & 7));
+    if (s->bits[pg >> 3] & m) return 1;
+    s->bits[pg >> 3] |= m;
+    return 0;
+}
+
+void bt_seen_free(bt_seen *s) {
+    free(s->bits);
+    s->bits = NULL;
+}
+
+static int drop_rec(bt_ctx *cx, bt_seen *seen, pgno_t pg, ck128 ck, int depth) {
+    if (depth >= BT_MAX_DEPTH || bt_seen_add(seen, pg)) return CORRUPT(cx->p, pg);
     const uint8_t *page;
     int rc = bt_page(cx, pg, &ck, &page);
     if (rc) return rc;
     unsigned n = pg_n(page);
     for (unsigned i = 0; i < n && rc == STRATA_OK; i++) {
         const uint8_t *c = pg_cell(page, i);
-        if (pg_type(page) == PT_BRANCH) rc = drop_rec(cx, bc_child(c), bc_ck(c), depth + 1);
+        if (pg_type(page) == PT_BRANCH) rc = drop_rec(cx, seen, bc_child(c), bc_ck(c), depth + 1);
         else rc = free_value(cx, c);
     }
     return rc ? rc : bt_free(cx->w, pg, 1);
 }
 
 int bt_drop(bt_ctx *cx, bt_tree *t) {
-    int rc = t->root ? drop_rec(cx, t->root, t->root_ck, 0) : STRATA_OK;
+    if (!t->root) return STRATA_OK;
+    bt_seen seen;
+    int rc = bt_seen_init(&seen, bt_wtx_page_count(cx->w));
+    if (rc == STRATA_OK) rc = drop_rec(cx, &seen, t->root, t->root_ck, 0);
+    bt_seen_free(&seen);
     if (rc == STRATA_OK) { t->root = 0; t->count = 0; }
     return rc;
 }

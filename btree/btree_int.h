@@ -29,6 +29,16 @@ static inline void leaf_prefetch(const uint8_t *pg) {
         for (unsigned i = 0; i < n; i++) __builtin_prefetch(pg + pg_slot(pg, i));
 }
 
+/* Pages a whole-tree walk has reached (one bit each): a tree reaches each
+ * page from one parent only, so a page reached twice is damage (a crafted
+ * file whose branch cells share a child would otherwise be walked once per
+ * path - exponentially often - and freed more than once). */
+typedef struct bt_seen { uint8_t *bits; uint64_t n; } bt_seen;
+int  bt_seen_init(bt_seen *s, uint64_t npages);     /* STRATA_OK or STRATA_ENOMEM */
+/* 1 if pg was reached before (or is beyond the walk's pages), else marks it, 0. */
+int  bt_seen_add(bt_seen *s, pgno_t pg);
+void bt_seen_free(bt_seen *s);
+
 /* btree.c */
 unsigned leaf_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen, int *exact);
 unsigned branch_search(const bt_tree *t, const uint8_t *pg, const void *key, size_t klen);

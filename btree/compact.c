@@ -4,15 +4,17 @@
  * lowest-first; its parent is updated, which copies the parent too. Overflow
  * runs above the cutoff move the same way.
  * Invariants: (1) contents never change, only page numbers; (2) the recursion
- * is bounded by BT_MAX_DEPTH. Callers: db/compact.c. */
+ * is bounded by BT_MAX_DEPTH, and each page is walked once (bt_seen: a page
+ * reached twice is STRATA_ECORRUPT). Callers: db/compact.c. */
 #include <string.h>
 
 #include "strata.h"
 #include "btree_int.h"
 
-static int reloc(bt_ctx *cx, pgno_t *pg, ck128 *ck, pgno_t cutoff, int depth, int *moved) {
+static int reloc(bt_ctx *cx, bt_seen *seen, pgno_t *pg, ck128 *ck, pgno_t cutoff, int depth,
+                 int *moved) {
     *moved = 0;
-    if (depth >= BT_MAX_DEPTH) return CORRUPT(cx->p, *pg);
+    if (depth >= BT_MAX_DEPTH || bt_seen_add(seen, *pg)) return CORRUPT(cx->p, *pg);
     const uint8_t *page;
     int rc = bt_page(cx, *pg, ck, &page);
     if (rc) return rc;
@@ -30,7 +32,7 @@ static int reloc(bt_ctx *cx, pgno_t *pg, ck128 *ck, pgno_t cutoff, int depth, in
             pgno_t child = bc_child(cell);
             ck128 cck = bc_ck(cell);
             int cm;
-            if ((rc = reloc(cx, &child, &cck, cutoff, depth + 1, &cm))) return rc;
+            if ((rc = reloc(cx, seen, &child, &cck, cutoff, depth + 1, &cm))) return rc;
             if (!cm) continue;
             if (!buf) {
                 if ((rc = bt_touch(cx, *pg, ck, &npg, &buf))) return rc;
@@ -66,5 +68,9 @@ static int reloc(bt_ctx *cx, pgno_t *pg, ck128 *ck, pgno_t cutoff, int depth, in
 int bt_relocate(bt_ctx *cx, bt_tree *t, pgno_t cutoff) {
     if (!t->root) return STRATA_OK;
     int moved;
-    return reloc(cx, &t->root, &t->root_ck, cutoff, 0, &moved);
+    bt_seen seen;   /* a page reached twice: a crafted shared subtree, ECORRUPT */
+    int rc = bt_seen_init(&seen, bt_wtx_page_count(cx->w));
+    if (rc == STRATA_OK) rc = reloc(cx, &seen, &t->root, &t->root_ck, cutoff, 0, &moved);
+    bt_seen_free(&seen);
+    return rc;
 }

@@ -273,3 +273,34 @@ Test(storage4, salvage_of_a_shared_subtree_is_not_a_hang) {
     unlink(out);
     unlink(path);
 }
+
+/* The same image closed cleanly: dropping the table walked the shared subtree
+ * once per path (and would have freed its pages again and again), and so did
+ * compaction's relocation. Both now see the second visit: STRATA_ECORRUPT at
+ * once, and the database is left as it was. */
+Test(storage4, drop_and_compact_of_a_shared_subtree_are_corrupt_not_a_hang) {
+    char path[] = "/tmp/strata-storage4-XXXXXX";
+    make_temp(path);
+    write_dag_image(path, 0);
+    strata_db *db;
+    OK(strata_open(path, 0, &db));
+    strata_txn *w;
+    OK(strata_begin_write(db, &w));
+    alarm(20);                                   /* a hang fails the test */
+    int rc = strata_table_drop(w, "t");
+    alarm(0);
+    cr_assert_eq(rc, STRATA_ECORRUPT, "drop: %d", rc);
+    strata_abort(w);
+    uint64_t before, after;
+    alarm(20);
+    rc = strata_compact(db, &before, &after);
+    alarm(0);
+    cr_assert_eq(rc, STRATA_ECORRUPT, "compact: %d", rc);
+    strata_txn *r;                               /* the table is still there */
+    OK(strata_begin_read(db, &r));
+    strata_table *t;
+    OK(strata_table_open(r, "t", STRATA_KEY_U64, 0, &t));
+    strata_abort(r);
+    strata_close(db);
+    unlink(path);
+}
