@@ -43,7 +43,8 @@ struct io_backend {
 int  io_file_open(const char *path, int flags, io_backend **out);
 /* fsync the directory holding path, so a file just created there survives a
  * power loss (its content is the file's own fsync's job). A file system that
- * cannot sync a directory (EINVAL) counts as success. */
+ * cannot sync a directory (EINVAL), or a directory the caller may not read
+ * (EACCES at open: it cannot be synced at all), counts as success. */
 int  io_sync_dir_of(const char *path);
 /* A database in memory (memfd). */
 int  io_mem_open(io_backend **out);

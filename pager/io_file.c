@@ -135,7 +135,10 @@ int io_sync_dir_of(const char *path) {
     else dir[0] = '.', dir[1] = 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
-    if (fd < 0) return errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
+    /* EACCES: a directory the caller may write but not read (mode 0733) cannot
+     * be opened to be synced; creating a file there worked before the sync
+     * existed, so it is no reason to refuse (SQLite does the same) */
+    if (fd < 0) return errno == EACCES ? STRATA_OK : errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
     int rc = STRATA_OK;
     /* EINVAL: the file system cannot sync a directory (nothing to make durable) */
     if (fsync(fd) != 0 && errno != EINVAL) rc = STRATA_EIO;
@@ -178,7 +181,10 @@ fail:
 
 int io_mem_open(io_backend **out) {
     int fd = memfd_create("strata-mem", MFD_CLOEXEC);
-    if (fd < 0) return errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
+    /* EACCES: a directory the caller may write but not read (mode 0733) cannot
+     * be opened to be synced; creating a file there worked before the sync
+     * existed, so it is no reason to refuse (SQLite does the same) */
+    if (fd < 0) return errno == EACCES ? STRATA_OK : errno == ENOMEM ? STRATA_ENOMEM : STRATA_EIO;
     io_fd *f = calloc(1, sizeof *f);
     if (!f) { close(fd); return STRATA_ENOMEM; }
     f->base.ops = &fd_ops;

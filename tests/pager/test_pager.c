@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "strata.h"
@@ -131,6 +133,46 @@ Test(pager, create_syncs_the_directory_and_opens_existing_files) {
     io_close(io);
     unlink(path);
     rmdir(dir);
+}
+
+/* A directory the caller may write and search but not read (mode 0733, a
+ * drop box): creating a file there always worked, but the directory cannot be
+ * opened to be fsync'd (EACCES). A database and a backup must still be
+ * created there, not refused with STRATA_EIO and deleted. Run as an
+ * unprivileged user (root reads every directory): in a child that drops to
+ * nobody when the tests run as root. */
+Test(pager, create_in_a_directory_that_cannot_be_read) {
+    char dir[] = "/tmp/strata-wodir-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0733), 0);
+    char path[64], bak[64];
+    snprintf(path, sizeof path, "%s/db", dir);
+    snprintf(bak, sizeof bak, "%s/db.bak", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(10);
+        if (io_sync_dir_of(path) != STRATA_OK) _exit(1);
+        io_backend *io;
+        if (io_file_open(path, IO_OPEN_CREATE, &io) != STRATA_OK) _exit(2);
+        io_close(io);
+        strata_db *db;
+        unlink(path);
+        if (strata_open(path, STRATA_CREATE, &db) != STRATA_OK) _exit(3);
+        int rc = strata_backup(db, bak);
+        strata_close(db);
+        if (rc != STRATA_OK) _exit(4);
+        if (access(path, F_OK) != 0 || access(bak, F_OK) != 0) _exit(5);
+        _exit(0);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    unlink(path);
+    unlink(bak);
+    rmdir(dir);
+    cr_assert(WIFEXITED(st), "child died");
+    cr_assert_eq(WEXITSTATUS(st), 0, "step %d failed (1 sync, 2 io_file_open, 3 strata_open, "
+                 "4 strata_backup, 5 a file missing, 10 setuid)", WEXITSTATUS(st));
 }
 
 Test(pager, file_lock_is_exclusive) {
