@@ -562,6 +562,16 @@ int bt_seen_add(bt_seen *s, pgno_t pg) {
     return 0;
 }
 
+int bt_seen_run(bt_seen *s, pgno_t pg, uint64_t n) {
+    if (pg >= s->n || n > s->n - pg) return 1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t m = (uint8_t)(1u << ((pg + i) & 7));
+        if (s->bits[(pg + i) >> 3] & m) return 1;
+    }
+    for (uint64_t i = 0; i < n; i++) s->bits[(pg + i) >> 3] |= (uint8_t)(1u << ((pg + i) & 7));
+    return 0;
+}
+
 void bt_seen_free(bt_seen *s) {
     free(s->bits);
     s->bits = NULL;
@@ -576,6 +586,9 @@ static int drop_rec(bt_ctx *cx, bt_seen *seen, pgno_t pg, ck128 ck, int depth) {
     for (unsigned i = 0; i < n && rc == STRATA_OK; i++) {
         const uint8_t *c = pg_cell(page, i);
         if (pg_type(page) == PT_BRANCH) rc = drop_rec(cx, seen, bc_child(c), bc_ck(c), depth + 1);
+        else if ((lc_flags(c) & LF_OVERFLOW) &&
+                 bt_seen_run(seen, le64_get(lc_val(c)), pager_npages(cx->p, lc_vlen(c))))
+            rc = CORRUPT(cx->p, pg);    /* a run shared by two cells: freed twice */
         else rc = free_value(cx, c);
     }
     return rc ? rc : bt_free(cx->w, pg, 1);

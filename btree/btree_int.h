@@ -37,6 +37,9 @@ typedef struct bt_seen { uint8_t *bits; uint64_t n; } bt_seen;
 int  bt_seen_init(bt_seen *s, uint64_t npages);     /* STRATA_OK or STRATA_ENOMEM */
 /* 1 if pg was reached before (or is beyond the walk's pages), else marks it, 0. */
 int  bt_seen_add(bt_seen *s, pgno_t pg);
+/* The same for the n pages of an overflow run at pg: 1 if any was reached
+ * before (by a tree page or another run) or lies beyond, else marks all, 0. */
+int  bt_seen_run(bt_seen *s, pgno_t pg, uint64_t n);
 void bt_seen_free(bt_seen *s);
 
 /* btree.c */

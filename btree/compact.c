@@ -5,7 +5,7 @@
  * runs above the cutoff move the same way.
  * Invariants: (1) contents never change, only page numbers; (2) the recursion
  * is bounded by BT_MAX_DEPTH, and each page is walked once (bt_seen: a page
- * reached twice is STRATA_ECORRUPT). Callers: db/compact.c. */
+ * or overflow-run page reached twice is STRATA_ECORRUPT). Callers: db/compact.c. */
 #include <string.h>
 
 #include "strata.h"
@@ -42,6 +42,7 @@ static int reloc(bt_ctx *cx, bt_seen *seen, pgno_t *pg, ck128 *ck, pgno_t cutoff
         } else if (lc_flags(cell) & LF_OVERFLOW) {
             pgno_t op = le64_get(lc_val(cell));
             uint32_t np = (uint32_t)pager_npages(cx->p, lc_vlen(cell));
+            if (bt_seen_run(seen, op, np)) return CORRUPT(cx->p, *pg);   /* shared: moved, freed twice */
             if (op + np <= cutoff) continue;
             bt_val v;
             if ((rc = bt_cell_value(cx, cell, &v))) return rc;

@@ -304,3 +304,76 @@ Test(storage4, drop_and_compact_of_a_shared_subtree_are_corrupt_not_a_hang) {
     strata_close(db);
     unlink(path);
 }
+
+/* A crafted image (valid checksums): table "t" is one leaf whose two cells
+ * (u64 keys 0 and 1) both point to the same two-page overflow run (pages 3
+ * and 4). Dropping the table freed the run twice: the free list then held
+ * pages 3 and 4 twice, and two later allocations could get the same page. A
+ * run reached twice is damage like a page reached twice: STRATA_ECORRUPT. */
+static void write_shared_run_image(const char *path) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    static uint8_t page[PS], run[2 * PS];
+    enum { VLEN = PS + 100 };
+    memset(run, 'v', VLEN);
+    put_page(f, 3, run);
+    put_page(f, 4, run + PS);
+    ck128 vck = ck_compute(run, VLEN);
+    uint8_t lc[2][LC_HDR + 8 + OVREF_SIZE];
+    cellref refs[2];
+    for (int i = 0; i < 2; i++) {
+        memset(lc[i], 0, sizeof lc[i]);
+        le16_put(lc[i] + LC_OFF_KLEN, 8);
+        le32_put(lc[i] + LC_OFF_VLEN, VLEN);
+        lc[i][LC_OFF_FLAGS] = LF_OVERFLOW;
+        le64_put(lc[i] + LC_HDR, (uint64_t)i);        /* u64 keys are big-endian: 0 < 1 either way */
+        le64_put(lc[i] + LC_HDR + 8, 3);
+        ck_put(lc[i] + LC_HDR + 16, vck);
+        refs[i] = (cellref){ lc[i], sizeof lc[i] };
+    }
+    node_build(page, PT_LEAF, 2, PS, refs, 2);
+    put_page(f, 2, page);
+    ck128 ck = ck_compute(page, PS);
+    cat_desc d = { .key_type = 1, .root = 2, .root_ck = ck, .count = 2 };
+    uint8_t dv[CAT_DESC_FIXED + CAT_CMP_MAX], cc[LC_HDR + 1 + sizeof dv];
+    size_t dl = cat_desc_encode(&d, dv);
+    le16_put(cc + LC_OFF_KLEN, 1);
+    le32_put(cc + LC_OFF_VLEN, (uint32_t)dl);
+    cc[LC_OFF_FLAGS] = 0;
+    cc[LC_HDR] = 't';
+    memcpy(cc + LC_HDR + 1, dv, dl);
+    cellref c = { cc, (uint32_t)(LC_HDR + 1 + dl) };
+    node_build(page, PT_LEAF, 2, PS, &c, 1);             /* the catalog */
+    put_page(f, 1, page);
+    pg_state st = { .txnid = 2, .cat_root = 1, .cat_ck = ck_compute(page, PS), .page_count = 5 };
+    memset(page, 0, PS);
+    memcpy(page + HDR_OFF_MAGIC, STRATA_MAGIC, 8);
+    le32_put(page + HDR_OFF_VERSION, STRATA_FORMAT_VERSION);
+    le32_put(page + HDR_OFF_PAGE_SIZE, PS);
+    pager_slot_encode(page + HDR_OFF_SLOT0, &st, PS);
+    put_page(f, 0, page);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(storage4, drop_of_a_shared_overflow_run_is_corrupt_not_a_double_free) {
+    char path[] = "/tmp/strata-storage4-XXXXXX";
+    make_temp(path);
+    write_shared_run_image(path);
+    strata_db *db;
+    OK(strata_open(path, 0, &db));
+    strata_txn *r;                               /* the image reads back: both values */
+    OK(strata_begin_read(db, &r));
+    strata_table *t;
+    OK(strata_table_open(r, "t", STRATA_KEY_U64, 0, &t));
+    uint64_t n;
+    OK(strata_len(t, &n));
+    cr_assert_eq(n, 2);
+    strata_abort(r);
+    strata_txn *w;
+    OK(strata_begin_write(db, &w));
+    int rc = strata_table_drop(w, "t");
+    cr_assert_eq(rc, STRATA_ECORRUPT, "drop: %d", rc);
+    strata_abort(w);
+    strata_close(db);
+    unlink(path);
+}
