@@ -156,16 +156,23 @@ int io_file_open(const char *path, int flags, io_backend **out) {
         else if (errno != EEXIST) goto fail;
     }
     if (fd < 0) fd = open(path, oflags, 0644);
-    if (fd < 0) goto fail;
-    if (created && io_sync_dir_of(path) != STRATA_OK) {
-        close(fd);
-        unlink(path);
-        return STRATA_EIO;
+    if (fd < 0 && errno == ENOENT && (flags & IO_OPEN_CREATE)) {
+        /* EEXIST, then gone: a dangling symlink (O_EXCL never follows one;
+         * a plain create makes its target) or a file removed in between */
+        fd = open(path, oflags | O_CREAT, 0644);
+        created = fd >= 0;
     }
+    if (fd < 0) goto fail;
     if (flock(fd, ((flags & IO_OPEN_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         return e == EWOULDBLOCK ? STRATA_EBUSY : STRATA_EIO;
+    }
+    int rc;   /* synced under the lock: no other handle can be using a file we remove */
+    if (created && (rc = io_sync_dir_of(path)) != STRATA_OK) {
+        unlink(path);
+        close(fd);
+        return rc;
     }
     io_fd *f = calloc(1, sizeof *f);
     if (!f) { close(fd); return STRATA_ENOMEM; }

@@ -131,6 +131,16 @@ Test(pager, create_syncs_the_directory_and_opens_existing_files) {
     cr_assert_eq(io->ops->get_len(io, &len), STRATA_OK);
     cr_assert_eq(len, 1);
     io_close(io);
+    /* a dangling symlink: created through it, as a plain create would */
+    char link[80], target[80];
+    snprintf(link, sizeof link, "%s/link", dir);
+    snprintf(target, sizeof target, "%s/target", dir);
+    cr_assert_eq(symlink(target, link), 0);
+    cr_assert_eq(io_file_open(link, IO_OPEN_CREATE, &io), STRATA_OK);
+    io_close(io);
+    cr_assert_eq(access(target, F_OK), 0, "the link's target was created");
+    unlink(link);
+    unlink(target);
     unlink(path);
     rmdir(dir);
 }
