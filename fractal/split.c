@@ -185,6 +185,7 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
     uint8_t *codes = NULL, *side = NULL;
     float *anc = NULL;
     frac_node *parent = NULL, *b = NULL;
+    int changing = 0;
     *out_b = NULL;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
@@ -201,7 +202,10 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
         if (*out_r >= SEP_GAIN * r2) goto out;
         f->sep_splits++;
     }
+    /* STRATA_NOTFOUND here, before any change, is the depth limit; a missing
+     * row later is damage (the caller takes NOTFOUND as "cannot split") */
     if ((rc = ensure_parent(f, leaf, &parent)) != STRATA_OK) goto out;
+    changing = 1;
     if ((rc = frac_node_new(f, 1, 0, &b)) != STRATA_OK) goto out;
     if ((rc = frac_edge_add(f, parent, b)) != STRATA_OK) goto out;
     if ((rc = move_bufs(f, leaf, b, n, mem, w, side)) != STRATA_OK) goto out;
@@ -218,7 +222,7 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
     *out_b = b;
 out:
     free(mem); free(w); free(codes); free(side); free(anc);
-    return rc;
+    return changing && rc == STRATA_NOTFOUND ? FRAC_CORRUPT() : rc;
 }
 
 int frac_split_leaf(strata_fractal *f, frac_node *leaf)
