@@ -264,7 +264,7 @@ int frac_split_leaf(strata_fractal *f, frac_node *leaf)
     return rc;
 }
 
-static int split_internal_once(strata_fractal *f, frac_node *n, frac_node *parent)
+static int split_internal_once(strata_fractal *f, frac_node *n, frac_node *parent, frac_node **out_q)
 {
     uint32_t dim = f->cfg.dim, k = n->n_child;
     float *x = malloc((size_t)k * dim * sizeof *x);
@@ -293,21 +293,54 @@ static int split_internal_once(strata_fractal *f, frac_node *n, frac_node *paren
     if (rc != STRATA_OK) goto out;
     frac_node_from_children(f, n);
     frac_node_from_children(f, q);
+    *out_q = q;
 out:
     free(x); free(wt); free(side); free(kids);
     return rc;
 }
 
+/* Level by level from n up: every node of the level above max_fanout splits
+ * until it is not, and so does every new sibling such a split makes (a leaf
+ * split can add more than one child to a parent - a half separated again, a
+ * merged leaf above max_leaf split twice - and one 2-means of max_fanout + k
+ * children can leave a side above the limit); then their parents. A root at
+ * max_depth levels does not split (its fan-out is unbounded). */
 int frac_split_internal(strata_fractal *f, frac_node *n)
 {
-    for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
-        if (n->leaf || n->n_child <= f->cfg.max_fanout) return STRATA_OK;
-        frac_node *parent;
-        int rc = ensure_parent(f, n, &parent);
-        if (rc == STRATA_NOTFOUND) return STRATA_OK;   /* root at max_depth */
-        if (rc != STRATA_OK) return rc;
-        if ((rc = split_internal_once(f, n, parent)) != STRATA_OK) return rc;
-        n = parent;
+    uint32_t cap = 8, cnt = 0;
+    uint32_t *lv = malloc(cap * sizeof *lv);
+    if (!lv) return STRATA_ENOMEM;
+    int rc = STRATA_OK;
+    if (n && !n->leaf) lv[cnt++] = n->id;
+    for (uint32_t step = 0; cnt && rc == STRATA_OK && step <= FRAC_DEPTH_LIMIT; step++) {
+        for (uint32_t i = 0; i < cnt && rc == STRATA_OK; i++) {   /* lv grows while we go */
+            frac_node *x = frac_node_at(f, lv[i]), *parent;
+            if (!x) { rc = FRAC_CORRUPT(); break; }
+            while (rc == STRATA_OK && x->n_child > f->cfg.max_fanout) {
+                if ((rc = ensure_parent(f, x, &parent)) == STRATA_NOTFOUND) { rc = STRATA_OK; break; }
+                frac_node *q = NULL;
+                if (rc == STRATA_OK) rc = split_internal_once(f, x, parent, &q);
+                if (rc != STRATA_OK || !q || q->n_child <= f->cfg.max_fanout) continue;
+                if (cnt == cap) {
+                    uint32_t *nl = realloc(lv, (cap *= 2) * sizeof *nl);
+                    if (!nl) { rc = STRATA_ENOMEM; break; }
+                    lv = nl;
+                }
+                lv[cnt++] = q->id;
+            }
+        }
+        /* the parents of this level that are now above the limit */
+        uint32_t nc = 0;
+        for (uint32_t i = 0; i < cnt && rc == STRATA_OK; i++) {
+            frac_node *x = frac_node_at(f, lv[i]);
+            frac_node *p = x && x->parent != FRAC_NONE ? frac_node_at(f, x->parent) : NULL;
+            if (!p || p->n_child <= f->cfg.max_fanout) continue;
+            uint32_t k = 0;
+            while (k < nc && lv[k] != p->id) k++;
+            if (k == nc) lv[nc++] = p->id;   /* nc <= i: in place */
+        }
+        cnt = rc == STRATA_OK ? nc : 0;
     }
-    return STRATA_OK;
+    free(lv);
+    return rc;
 }

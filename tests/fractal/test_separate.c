@@ -130,3 +130,39 @@ Test(fractal_separate, one_group_arriving_along_a_line_is_not_split)
     strata_abort(x);
     free(data);
 }
+
+/* A leaf split can add more than one child to its parent (a half separated
+ * again; a merged leaf above max_leaf split twice), and one internal 2-means
+ * of max_fanout + k children can leave a side above max_fanout: the internal
+ * split repeats, on both sides, until no node is above it. Built directly: a
+ * root with 12+ leaf children, then max_fanout lowered to 2 and the root's
+ * split run (the old single pass left nodes of 3 to 6 children). */
+Test(fractal_separate, internal_split_repeats_until_within_max_fanout)
+{
+    enum { N = 400, D = 8 };
+    uint64_t s = 9;
+    float *data = malloc(N * D * sizeof *data);
+    for (size_t i = 0; i < N * D; i++) data[i] = (float)(ft_gauss(&s) * 10);
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 4, 24, 8, 100, 16, 2, STRATA_FRACTAL_KEEP_RAW);
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "fan", &c, &f), STRATA_OK);
+    for (size_t i = 0; i < N; i++) cr_assert_eq(strata_fractal_add(f, i, data + i * D, D, i), STRATA_OK);
+    frac_node *root = frac_node_at(f, f->cfg.root);
+    cr_assert(root && !root->leaf);
+    cr_assert_geq(root->n_child, 12, "%u leaves under the root", root->n_child);
+    f->cfg.max_fanout = 2;
+    cr_assert_eq(frac_split_internal(f, root), STRATA_OK);
+    for (uint32_t k = 0; k < f->n_slots; k++) {
+        const frac_node *n = frac_node_at(f, k);
+        if (!n || n->leaf) continue;
+        int capped_root = n->id == f->cfg.root && (uint32_t)n->level + 1 >= f->cfg.max_depth;
+        cr_assert(capped_root || n->n_child <= 2, "node %u (level %u) has %u children", n->id,
+                  (unsigned)n->level, n->n_child);
+    }
+    cr_assert_eq(frac_flush(f), STRATA_OK);   /* records as the API's calls write them */
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, "fan"), STRATA_OK);
+    strata_abort(x);
+    free(data);
+}
