@@ -187,6 +187,33 @@ static void put_page(FILE *f, pgno_t pg, const uint8_t *buf) {
     cr_assert_eq(fwrite(buf, PS, 1, f), 1);
 }
 
+/* The end of a crafted image: a catalog leaf (page 1) naming table "t"
+ * (u64 keys, root page 2 with checksum root_ck, `entries` entries) and the
+ * header with slot 0 (txn 2, page_count pages, god byte god); closes f. */
+static void finish_image(FILE *f, ck128 root_ck, uint64_t entries, pgno_t page_count, uint8_t god) {
+    static uint8_t page[PS];
+    cat_desc d = { .key_type = 1, .root = 2, .root_ck = root_ck, .count = entries };
+    uint8_t dv[CAT_DESC_FIXED + CAT_CMP_MAX], cc[LC_HDR + 1 + sizeof dv];
+    size_t dl = cat_desc_encode(&d, dv);
+    le16_put(cc + LC_OFF_KLEN, 1);
+    le32_put(cc + LC_OFF_VLEN, (uint32_t)dl);
+    cc[LC_OFF_FLAGS] = 0;
+    cc[LC_HDR] = 't';
+    memcpy(cc + LC_HDR + 1, dv, dl);
+    cellref c = { cc, (uint32_t)(LC_HDR + 1 + dl) };
+    node_build(page, PT_LEAF, 2, PS, &c, 1);             /* the catalog */
+    put_page(f, 1, page);
+    pg_state st = { .txnid = 2, .cat_root = 1, .cat_ck = ck_compute(page, PS), .page_count = page_count };
+    memset(page, 0, PS);
+    memcpy(page + HDR_OFF_MAGIC, STRATA_MAGIC, 8);
+    le32_put(page + HDR_OFF_VERSION, STRATA_FORMAT_VERSION);
+    le32_put(page + HDR_OFF_PAGE_SIZE, PS);
+    page[HDR_OFF_GOD] = god;                             /* slot 0 */
+    pager_slot_encode(page + HDR_OFF_SLOT0, &st, PS);
+    put_page(f, 0, page);
+    cr_assert_eq(fclose(f), 0);
+}
+
 static void write_dag_image(const char *path, uint8_t god) {
     FILE *f = fopen(path, "wb");
     cr_assert(f);
@@ -214,26 +241,7 @@ static void write_dag_image(const char *path, uint8_t god) {
         put_page(f, pg, page);
         ck = ck_compute(page, PS);
     }
-    cat_desc d = { .key_type = 1, .root = 2, .root_ck = ck, .count = 1 };
-    uint8_t dv[CAT_DESC_FIXED + CAT_CMP_MAX], cc[LC_HDR + 1 + sizeof dv];
-    size_t dl = cat_desc_encode(&d, dv);
-    le16_put(cc + LC_OFF_KLEN, 1);
-    le32_put(cc + LC_OFF_VLEN, (uint32_t)dl);
-    cc[LC_OFF_FLAGS] = 0;
-    cc[LC_HDR] = 't';
-    memcpy(cc + LC_HDR + 1, dv, dl);
-    cellref c = { cc, (uint32_t)(LC_HDR + 1 + dl) };
-    node_build(page, PT_LEAF, 2, PS, &c, 1);             /* the catalog */
-    put_page(f, 1, page);
-    pg_state st = { .txnid = 2, .cat_root = 1, .cat_ck = ck_compute(page, PS), .page_count = count };
-    memset(page, 0, PS);
-    memcpy(page + HDR_OFF_MAGIC, STRATA_MAGIC, 8);
-    le32_put(page + HDR_OFF_VERSION, STRATA_FORMAT_VERSION);
-    le32_put(page + HDR_OFF_PAGE_SIZE, PS);
-    page[HDR_OFF_GOD] = god;                             /* slot 0 */
-    pager_slot_encode(page + HDR_OFF_SLOT0, &st, PS);
-    put_page(f, 0, page);
-    cr_assert_eq(fclose(f), 0);
+    finish_image(f, ck, 1, count, god);
 }
 
 Test(storage4, recovery_walk_of_a_shared_subtree_is_corrupt_not_a_hang) {
@@ -334,25 +342,7 @@ static void write_shared_run_image(const char *path) {
     node_build(page, PT_LEAF, 2, PS, refs, 2);
     put_page(f, 2, page);
     ck128 ck = ck_compute(page, PS);
-    cat_desc d = { .key_type = 1, .root = 2, .root_ck = ck, .count = 2 };
-    uint8_t dv[CAT_DESC_FIXED + CAT_CMP_MAX], cc[LC_HDR + 1 + sizeof dv];
-    size_t dl = cat_desc_encode(&d, dv);
-    le16_put(cc + LC_OFF_KLEN, 1);
-    le32_put(cc + LC_OFF_VLEN, (uint32_t)dl);
-    cc[LC_OFF_FLAGS] = 0;
-    cc[LC_HDR] = 't';
-    memcpy(cc + LC_HDR + 1, dv, dl);
-    cellref c = { cc, (uint32_t)(LC_HDR + 1 + dl) };
-    node_build(page, PT_LEAF, 2, PS, &c, 1);             /* the catalog */
-    put_page(f, 1, page);
-    pg_state st = { .txnid = 2, .cat_root = 1, .cat_ck = ck_compute(page, PS), .page_count = 5 };
-    memset(page, 0, PS);
-    memcpy(page + HDR_OFF_MAGIC, STRATA_MAGIC, 8);
-    le32_put(page + HDR_OFF_VERSION, STRATA_FORMAT_VERSION);
-    le32_put(page + HDR_OFF_PAGE_SIZE, PS);
-    pager_slot_encode(page + HDR_OFF_SLOT0, &st, PS);
-    put_page(f, 0, page);
-    cr_assert_eq(fclose(f), 0);
+    finish_image(f, ck, 2, 5, 0);
 }
 
 Test(storage4, drop_of_a_shared_overflow_run_is_corrupt_not_a_double_free) {
