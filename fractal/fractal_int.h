@@ -268,7 +268,8 @@ void frac_child_remove(frac_node *p, uint32_t id);
 int  frac_child_append(frac_node *p, uint32_t id);
 
 /* ---- split, merge, cascade (split.c, merge.c, cascade.c) ---- */
-/* Split leaf until no descendant leaf exceeds max_leaf, and (sep_check) a
+/* Split leaf (a no-op unless it is above max_leaf or marked by sep_check)
+ * until no descendant leaf exceeds max_leaf, and (sep_check) a
  * leaf holding separate groups into them; then fix fan-outs up. */
 int  frac_split_leaf(strata_fractal *f, frac_node *leaf);
 /* Split internal node n if it exceeds max_fanout (recursing upwards). */

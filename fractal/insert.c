@@ -68,8 +68,7 @@ int frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts)
     if (rc != STRATA_OK) return rc;
     if (f->cfg.cb_gen && leaf->n_buf >= f->cfg.buffer_cap && (rc = frac_cascade(f, leaf)))
         return rc;
-    if ((leaf->pop > f->cfg.max_leaf || leaf->sep_check) && (rc = frac_split_leaf(f, leaf)) != STRATA_OK)
-        return rc;
+    if ((rc = frac_split_leaf(f, leaf)) != STRATA_OK) return rc;   /* if full or marked */
     if (f->cfg.cb_gen == 0 && f->cfg.train_size && f->cfg.n_vectors >= f->cfg.train_size)
         rc = frac_train(f, 0);
     else if (f->cfg.cb_gen && f->cfg.retrain_growth && f->cfg.n_vectors >= retrain_at(&f->cfg))

@@ -190,8 +190,7 @@ int frac_merge_leaf(strata_fractal *f, frac_node *leaf)
     if ((rc = frac_node_delete(f, leaf)) != STRATA_OK) return rc;
     if (f->cfg.cb_gen && s->n_buf >= f->cfg.buffer_cap && (rc = frac_cascade(f, s))) return rc;
     uint32_t pid = p->id;
-    if ((s->pop > f->cfg.max_leaf || s->sep_check) && (rc = frac_split_leaf(f, s)) != STRATA_OK)
-        return rc;
+    if ((rc = frac_split_leaf(f, s)) != STRATA_OK) return rc;   /* if full or marked */
     p = frac_node_at(f, pid);
     return p ? collapse_up(f, p) : STRATA_OK;
 }

@@ -229,6 +229,7 @@ int frac_split_leaf(strata_fractal *f, frac_node *leaf)
 {
     /* work list of leaves that may be over the limit or hold separate groups;
      * each split shrinks both halves */
+    if (leaf->pop <= f->cfg.max_leaf && !leaf->sep_check) return STRATA_OK;   /* nothing to do */
     uint32_t cap = 16, top = 0;
     uint32_t *work = malloc(cap * sizeof *work);
     if (!work) return STRATA_ENOMEM;
