@@ -6,9 +6,9 @@
  * Checks: (1) every member of a leaf has an assignment row naming that leaf and
  * place, no id is in two places, and the assignment, buffer, posting and raw
  * tables hold no other rows, and with KEEP_RAW each buffered member's vector
- * is its raw row's working form; (2) pop, n_buf, n_codes and the f64 sums of every
- * node match its members (leaves) or children (internal nodes), centroids are
- * sums / pop; (3) a leaf's time range covers its members, an internal node's
+ * is its raw row's working form; (2) pop, n_buf, n_codes, the f64 sums and
+ * the sum of squared norms of every node match its members (leaves) or
+ * children (internal nodes), centroids are sums / pop; (3) a leaf's time range covers its members, an internal node's
  * is exactly the union of its children's; (4) no leaf is above max_leaf, and
  * with codebooks no buffer is full.
  */
@@ -47,6 +47,12 @@ static int sums_match(const double *a, const double *b, const double *mag, uint3
     for (uint32_t j = 0; j < dim; j++)
         if (!(fabs(a[j] - b[j]) <= 1e-9 * mag[j] + 1e-12)) return 0;   /* NaN: no match */
     return 1;
+}
+
+/* The same for sq, a sum of non-negative terms (its own magnitude). */
+static int sq_match(double want, double have)
+{
+    return sums_match(&want, &have, &want, 1);
 }
 
 static void check_cent(chk *c, const frac_node *n)
@@ -184,14 +190,17 @@ static int check_leaf(chk *c, const frac_node *leaf)
     if (rc != STRATA_OK) return rc;
     double *s = calloc(2 * (size_t)dim, sizeof *s), *mag = s + dim;
     if (!s) { rc = STRATA_ENOMEM; goto out; }
+    double sq = 0;
     for (size_t i = 0; i < n; i++) {
         nb += mem[i].where == WHERE_BUF;
         for (uint32_t j = 0; j < dim; j++) { s[j] += w[i * dim + j]; mag[j] += fabs(w[i * dim + j]); }
+        sq += frac_sqnorm(w + i * dim, dim);
     }
     if (leaf->pop != n || leaf->n_buf != nb || leaf->n_codes != n - nb)
         bad(c, "leaf %u: pop %llu / buf %u / codes %u, found %zu / %zu / %zu", leaf->id,
             (unsigned long long)leaf->pop, leaf->n_buf, leaf->n_codes, n, nb, n - nb);
     if (!sums_match(s, leaf->sum, mag, dim)) bad(c, "leaf %u: sums do not match its vectors", leaf->id);
+    if (!sq_match(sq, leaf->sq)) bad(c, "leaf %u: sum of squared norms does not match its vectors", leaf->id);
     if (leaf->pop > f->cfg.max_leaf) bad(c, "leaf %u: %llu vectors, above max_leaf %u", leaf->id,
                                          (unsigned long long)leaf->pop, f->cfg.max_leaf);
     if (f->cfg.cb_gen && leaf->n_buf >= f->cfg.buffer_cap)
@@ -211,9 +220,11 @@ static void check_internal(chk *c, const frac_node *n)
     double *s = calloc(2 * (size_t)dim, sizeof *s), *mag = s + dim;
     if (!s) return;
     uint64_t pop = 0, lo = UINT64_MAX, hi = 0;
+    double sq = 0;
     for (uint32_t i = 0; i < n->n_child; i++) {
         const frac_node *ch = frac_node_at(c->f, n->child[i]);
         pop += ch->pop;
+        sq += ch->sq;
         if (ch->ts_min < lo) lo = ch->ts_min;
         if (ch->ts_max > hi) hi = ch->ts_max;
         for (uint32_t j = 0; j < dim; j++) { s[j] += ch->sum[j]; mag[j] += fabs(ch->sum[j]); }
@@ -221,6 +232,7 @@ static void check_internal(chk *c, const frac_node *n)
     if (pop != n->pop) bad(c, "node %u: pop %llu, children hold %llu", n->id,
                            (unsigned long long)n->pop, (unsigned long long)pop);
     if (!sums_match(s, n->sum, mag, dim)) bad(c, "node %u: sums differ from its children's", n->id);
+    if (!sq_match(sq, n->sq)) bad(c, "node %u: sum of squared norms differs from its children's", n->id);
     if (lo != n->ts_min || hi != n->ts_max) bad(c, "node %u: time range is not its children's union", n->id);
     free(s);
 }

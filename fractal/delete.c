@@ -57,9 +57,11 @@ out:
 static int cancelled(strata_fractal *f, const frac_node *n, const float *w)
 {
     uint32_t dim = f->cfg.dim;
+    double sq = frac_sqnorm(w, dim);
     for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
         for (uint32_t j = 0; n->pop && j < dim; j++)
             if (n->sum[j] != 0 && fabs(n->sum[j]) < fabs(n->sum[j] + w[j]) * 0x1p-16) return 1;
+        if (n->pop && n->sq != 0 && fabs(n->sq) < (fabs(n->sq) + sq) * 0x1p-16) return 1;
         n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
     }
     return 0;
@@ -77,11 +79,12 @@ static int resum(strata_fractal *f, frac_node *leaf)
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
     memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
-    for (size_t i = 0; i < n; i++)
+    leaf->sq = 0;
+    for (size_t i = 0; i < n; i++) {
         for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
-    for (uint32_t j = 0; j < dim; j++)
-        leaf->cent[j] = leaf->pop ? (float)(leaf->sum[j] / (double)leaf->pop) : 0.0f;
-    leaf->dirty = 1;
+        leaf->sq += frac_sqnorm(w + i * dim, dim);
+    }
+    frac_node_cent(f, leaf);
     frac_node *a = leaf;
     for (uint32_t step = 0; a->parent != FRAC_NONE && step <= FRAC_DEPTH_LIMIT; step++) {
         if (!(a = frac_node_at(f, a->parent))) { rc = FRAC_CORRUPT(); break; }

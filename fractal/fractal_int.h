@@ -39,7 +39,8 @@
 
 #define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
 #define FRAC_HANDLE_MAGIC 0x46524143u
-#define FRAC_VERSION      4u    /* 4: codes in blocks of FRAC_BLK, subspace-major;
+#define FRAC_VERSION      5u    /* 5: sums rows end with the sum of squared norms;
+                                   4: codes in blocks of FRAC_BLK, subspace-major;
                                    3: retrain policy in the config; 2: residual
                                    codes, anchor in posting lists */
 #define FRAC_NAME_MAX     200u
@@ -116,7 +117,10 @@ typedef struct frac_node {
     uint64_t  pop;
     uint64_t  ts_min, ts_max;   /* empty: UINT64_MAX, 0                      */
     double   *sum;         /* dim                                           */
+    double    sq;          /* sum of the members' squared norms |w|^2      */
     float    *cent;        /* dim                                           */
+    float     spread;      /* sq / pop - |cent|^2 (>= 0): the members' mean
+                              squared distance to the centroid; not stored */
 } frac_node;
 
 /* One member of a leaf, gathered for a split, a merge or a check. */
@@ -229,6 +233,8 @@ int  frac_buf_del(strata_fractal *f, uint32_t leaf, uint64_t id);
  * anchor goes to anchor (dim floats; may be NULL; untouched when empty). */
 int  frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids,
                     uint64_t **ts, uint8_t **codes, float *anchor);
+/* The anchor of a leaf's posting list (dim floats); STRATA_NOTFOUND when it has none. */
+int  frac_post_anchor(strata_fractal *f, uint32_t leaf, float *anchor);
 /* Write a posting list of residual codes against anchor (ignored when n = 0:
  * the row is deleted); the per-code terms are computed here, and with
  * KEEP_RAW the raw vectors are copied in from the raw table (every id must
@@ -258,6 +264,12 @@ void frac_path_add(strata_fractal *f, frac_node *n, const float *w, int sign, in
 void frac_path_ts(strata_fractal *f, frac_node *n, uint64_t ts);
 /* Recompute the time range of n's ancestors as unions of their children. */
 void frac_ts_refresh_up(strata_fractal *f, frac_node *n);
+/* The centroid (sums / pop) and spread of n from its sums, sq and pop; marks n dirty. */
+void frac_node_cent(strata_fractal *f, frac_node *n);
+/* The spread alone, from sq, pop and the centroid. */
+void frac_node_spread(const strata_fractal *f, frac_node *n);
+/* |w|^2 in f64, the term of a member in its nodes' sq. */
+double frac_sqnorm(const float *w, uint32_t dim);
 /* Recompute n's sums, pop and time range from its children (internal nodes). */
 void frac_node_from_children(strata_fractal *f, frac_node *n);
 /* Squared L2 distance of w to n's centroid (the routing distance). */

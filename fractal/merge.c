@@ -37,14 +37,13 @@ static void absorb_stats(strata_fractal *f, frac_node *dst, const frac_node *src
 {
     uint32_t dim = f->cfg.dim;
     for (uint32_t j = 0; j < dim; j++) dst->sum[j] += src->sum[j];
+    dst->sq += src->sq;
     dst->pop += src->pop;
     dst->n_buf += src->n_buf;
     dst->n_codes += src->n_codes;
     if (src->ts_min < dst->ts_min) dst->ts_min = src->ts_min;
     if (src->ts_max > dst->ts_max) dst->ts_max = src->ts_max;
-    for (uint32_t j = 0; j < dim; j++)
-        dst->cent[j] = dst->pop ? (float)(dst->sum[j] / (double)dst->pop) : 0.0f;
-    dst->dirty = 1;
+    frac_node_cent(f, dst);
 }
 
 /* Move every member of leaf src into leaf dst (rows and assignments). dst

@@ -88,6 +88,19 @@ int frac_post_read(strata_fractal *f, uint32_t leaf, uint32_t *n, uint64_t **ids
     return STRATA_OK;
 }
 
+int frac_post_anchor(strata_fractal *f, uint32_t leaf, float *anchor)
+{
+    uint8_t k[8];
+    strata_slice v;
+    frac_post p;
+    frac_le64_put(k, leaf);
+    int rc = strata_get(f->t[FT_POST], sl(k, 8), &v);
+    if (rc != STRATA_OK) return rc;
+    rc = frac_post_view(v.data, v.len, f->cfg.pq_m, f->cfg.dim, (f->cfg.flags & CFG_F_RAW) != 0, &p);
+    if (rc == STRATA_OK) frac_f32_get(anchor, p.anchor, f->cfg.dim);
+    return rc;
+}
+
 /* The raw vectors of a posting list about to be written (rerank reads them
  * there): copied from the list being replaced while its ids line up with
  * the new ones (a cascade appends, a delete shifts the tail by one), else

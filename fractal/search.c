@@ -2,7 +2,8 @@
  * tree level by level: the children of the nodes kept so far are ranked by
  * routing distance to their centroids, `beam` of them are kept on internal
  * levels and `n_probe` leaves on the last (more, up to 2 * n_probe, when
- * deletes thinned them: thin_extend). Each chosen leaf contributes ADC
+ * deletes thinned them: thin_extend); leaves rank by centroid distance plus
+ * half their spread (LEAF_SPREAD_W). Each chosen leaf contributes ADC
  * distances over its posting list and exact distances over its buffer into
  * one candidate set that remembers where each posting member's raw vector
  * lies in its list; an optional rerank recomputes the best candidates
@@ -30,6 +31,12 @@
 #include <string.h>
 
 #include "fractal_int.h"
+
+/* Leaves are ranked by |q - centroid|^2 + LEAF_SPREAD_W * spread. The mean
+ * squared distance from q to a leaf's members is |q - c|^2 + spread, so a
+ * tight leaf at the same centroid distance holds nearer vectors than a wide
+ * one; half of it is what measured best (docs/FRACTAL.md "Leaf ranking"). */
+#define LEAF_SPREAD_W 0.5f
 
 typedef struct cand { float d; uint32_t id; } cand;
 
@@ -365,7 +372,9 @@ static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out,
             for (uint32_t j = 0; j < n->n_child; j++) {
                 const frac_node *c = frac_node_at(f, n->child[j]);
                 if (!c || c->pop == 0 || !in_window(s, c->ts_min, c->ts_max)) continue;
-                cs[n_c++] = (cand){ frac_route_dist(f, c, s->qw), c->id };
+                float d = frac_route_dist(f, c, s->qw);
+                if (last) d += LEAF_SPREAD_W * c->spread;
+                cs[n_c++] = (cand){ d, c->id };
             }
         }
         uint32_t keep = last ? n_probe : beam;
@@ -419,7 +428,7 @@ int frac_search(strata_fractal *f, const float *q, size_t k,
                 const strata_fractal_params *p, strata_hit *out, size_t *n_out)
 {
     uint32_t dim = f->cfg.dim, m = f->cfg.pq_m;
-    uint32_t beam = p->beam ? p->beam : 4, n_probe = p->n_probe ? p->n_probe : 8;
+    uint32_t beam = p->beam ? p->beam : 16, n_probe = p->n_probe ? p->n_probe : 8;
     size_t kk = p->rerank && p->rerank > k ? p->rerank : k;
     /* never more candidates than vectors: "rerank all" (UINT32_MAX) or a k
      * above the index's size must not size the buffers (4 kk + 64 hits) */

@@ -19,6 +19,12 @@
  * apart do not (0.1 against 0.99). Both sides keep at least
  * max(min_leaf, SEP_MIN) members, so a separated leaf is never small enough
  * to be merged straight back.
+ * Sibling moves: a member nearer to a sibling leaf's centroid than to its
+ * half's, and no farther from that sibling's anchor than from its half's
+ * centroid, goes into the sibling's buffer instead (pick_siblings): greedy
+ * routing and moving centroids leave vectors outside their nearest leaf, and
+ * most of them belong in a sibling. A sibling that took members cascades and
+ * splits like any leaf (frac_split_leaf's work list).
  * Invariants: (1) a split moves members, never drops one: each member's buffer
  * row / posting entry and assignment row are rewritten to the leaf it lands
  * in; (2) the two halves' sums are recomputed from their members, the parent's
@@ -42,19 +48,19 @@ static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_
 {
     uint32_t dim = f->cfg.dim;
     memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
+    leaf->sq = 0;
     leaf->pop = 0; leaf->n_buf = 0; leaf->n_codes = 0;
     leaf->ts_min = UINT64_MAX; leaf->ts_max = 0;
     for (size_t i = 0; i < n; i++) {
         if (side[i] != want) continue;
         for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
+        leaf->sq += frac_sqnorm(w + i * dim, dim);
         leaf->pop++;
         if (mem[i].where == WHERE_BUF) leaf->n_buf++; else leaf->n_codes++;
         if (mem[i].ts < leaf->ts_min) leaf->ts_min = mem[i].ts;
         if (mem[i].ts > leaf->ts_max) leaf->ts_max = mem[i].ts;
     }
-    for (uint32_t j = 0; j < dim; j++)
-        leaf->cent[j] = leaf->pop ? (float)(leaf->sum[j] / (double)leaf->pop) : 0.0f;
-    leaf->dirty = 1;
+    frac_node_cent(f, leaf);
 }
 
 /* Rewrite the posting lists of a and b from the posting members by side,
@@ -93,7 +99,7 @@ static int move_bufs(strata_fractal *f, frac_node *a, frac_node *b, size_t n,
 {
     int rc = STRATA_OK;
     for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
-        if (!side[i] || mem[i].where != WHERE_BUF) continue;
+        if (side[i] != 1 || mem[i].where != WHERE_BUF) continue;
         rc = frac_buf_del(f, a->id, mem[i].id);
         if (rc == STRATA_OK) rc = frac_buf_put(f, b->id, mem[i].id, mem[i].ts, w + i * f->cfg.dim);
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, b->id, WHERE_BUF, mem[i].ts);
@@ -118,7 +124,7 @@ static int reanchor(strata_fractal *f, frac_node *parent, const frac_node *a, co
     memcpy(an + dim, b->cent, (size_t)dim * sizeof *an);
     int raw = (f->cfg.flags & CFG_F_RAW) != 0, rc = STRATA_OK;
     for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
-        if (mem[i].where != WHERE_POST) continue;
+        if (mem[i].where != WHERE_POST || side[i] > 1) continue;   /* 2: leaves for a sibling */
         const float *ai = an + (size_t)side[i] * dim;
         float *wi = w + i * dim;
         if ((rc = frac_encode_res(f, ai, wi, 1, codes + i * m)) != STRATA_OK) break;
@@ -150,6 +156,89 @@ static int ensure_parent(strata_fractal *f, frac_node *n, frac_node **parent)
     return STRATA_OK;
 }
 
+/* Members nearer to a sibling leaf than to their half get side 2 and tgt[i]
+ * = that sibling: nearer to its centroid than to their half's (the halves'
+ * centroids from side), and no farther from the anchor its codes would be
+ * residuals of (its posting list's, else its centroid) than from that
+ * centroid, so a move never makes a member's code worse. None move when a
+ * half would be left empty. */
+static int pick_siblings(strata_fractal *f, const frac_node *leaf, const frac_node *parent,
+                         size_t n, const float *w, uint8_t *side, uint32_t *tgt)
+{
+    uint32_t dim = f->cfg.dim, ns = 0;
+    vec_dist_fn l2 = f->kt->dist[STRATA_METRIC_L2];
+    for (size_t i = 0; i < n; i++) tgt[i] = FRAC_NONE;
+    if (!parent || parent->n_child < 2) return STRATA_OK;
+    double *acc = calloc(2 * (size_t)dim, sizeof *acc);
+    float *hc = malloc((2 + (size_t)parent->n_child) * dim * sizeof *hc), *anc = hc + 2 * (size_t)dim;
+    const frac_node **sib = malloc(parent->n_child * sizeof *sib);
+    size_t cnt[2] = { 0, 0 }, moved[2] = { 0, 0 };
+    int rc = acc && hc && sib ? STRATA_OK : STRATA_ENOMEM;
+    for (uint32_t c = 0; c < parent->n_child && rc == STRATA_OK; c++) {
+        const frac_node *x = frac_node_at(f, parent->child[c]);
+        if (!x || x == leaf || !x->leaf || x->pop == 0) continue;
+        rc = frac_post_anchor(f, x->id, anc + (size_t)ns * dim);
+        if (rc == STRATA_NOTFOUND) {
+            memcpy(anc + (size_t)ns * dim, x->cent, (size_t)dim * sizeof *anc);
+            rc = STRATA_OK;
+        }
+        sib[ns++] = x;
+    }
+    if (rc != STRATA_OK || ns == 0) goto out;
+    for (size_t i = 0; i < n; i++) {
+        cnt[side[i]]++;
+        for (uint32_t j = 0; j < dim; j++) acc[side[i] * dim + j] += w[i * dim + j];
+    }
+    for (int k = 0; k < 2; k++)
+        for (uint32_t j = 0; j < dim; j++)
+            hc[k * dim + j] = cnt[k] ? (float)(acc[k * dim + j] / (double)cnt[k]) : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float *wi = w + i * dim;
+        float own = l2(wi, hc + side[i] * dim, dim), best = own;
+        for (uint32_t c = 0; c < ns; c++) {
+            float d = frac_route_dist(f, sib[c], wi);
+            if (d >= best || l2(wi, anc + (size_t)c * dim, dim) > own) continue;
+            best = d;
+            tgt[i] = sib[c]->id;
+        }
+        if (tgt[i] != FRAC_NONE) moved[side[i]]++;
+    }
+    int cancel = moved[0] == cnt[0] || moved[1] == cnt[1];
+    for (size_t i = 0; i < n; i++) {
+        if (cancel) tgt[i] = FRAC_NONE;
+        else if (tgt[i] != FRAC_NONE) side[i] = 2;
+    }
+out:
+    free(acc); free(hc); free(sib);
+    return rc;
+}
+
+/* Side-2 members into their target sibling's buffer (rows, assignment,
+ * statistics; the ancestors' do not change: same parent). */
+static int to_siblings(strata_fractal *f, frac_node *leaf, size_t n, const frac_member *mem,
+                       const float *w, const uint8_t *side, const uint32_t *tgt)
+{
+    uint32_t dim = f->cfg.dim;
+    int rc = STRATA_OK;
+    for (size_t i = 0; i < n && rc == STRATA_OK; i++) {
+        if (side[i] != 2) continue;
+        frac_node *s = frac_node_at(f, tgt[i]);
+        if (!s) return FRAC_CORRUPT();
+        if (mem[i].where == WHERE_BUF) rc = frac_buf_del(f, leaf->id, mem[i].id);
+        if (rc == STRATA_OK) rc = frac_buf_put(f, s->id, mem[i].id, mem[i].ts, w + i * dim);
+        if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, s->id, WHERE_BUF, mem[i].ts);
+        if (rc != STRATA_OK) break;
+        for (uint32_t j = 0; j < dim; j++) s->sum[j] += w[i * dim + j];
+        s->sq += frac_sqnorm(w + i * dim, dim);
+        s->pop++;
+        s->n_buf++;
+        if (mem[i].ts < s->ts_min) s->ts_min = mem[i].ts;
+        if (mem[i].ts > s->ts_max) s->ts_max = mem[i].ts;
+        frac_node_cent(f, s);
+    }
+    return rc;
+}
+
 /* The larger 2-means ratio within the two sides of a split (each side's own
  * 2-means, balance guard on, as a split would do it). */
 static int sides_ratio(const strata_fractal *f, const float *w, size_t n, const uint8_t *side,
@@ -173,7 +262,7 @@ static int sides_ratio(const strata_fractal *f, const float *w, size_t n, const 
     return rc;
 }
 
-/* Split leaf in two. sep = 0: a split for size (2-means with the balance
+/* Split leaf in two, members that belong in a sibling leaf moved there. sep = 0: a split for size (2-means with the balance
  * guard); *out_r gets its ratio. sep = 1: only if the leaf holds separate
  * groups (see the top of the file); *out_b stays NULL when it does not. */
 static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_node **out_b,
@@ -185,6 +274,7 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
     uint8_t *codes = NULL, *side = NULL;
     float *anc = NULL;
     frac_node *parent = NULL, *b = NULL;
+    uint32_t *tgt = NULL;
     int changing = 0;
     *out_b = NULL;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
@@ -206,6 +296,8 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
      * row later is damage (the caller takes NOTFOUND as "cannot split") */
     if ((rc = ensure_parent(f, leaf, &parent)) != STRATA_OK) goto out;
     changing = 1;
+    if (!(tgt = malloc((n ? n : 1) * sizeof *tgt))) { rc = STRATA_ENOMEM; goto out; }
+    if ((rc = pick_siblings(f, leaf, parent, n, w, side, tgt)) != STRATA_OK) goto out;
     if ((rc = frac_node_new(f, 1, 0, &b)) != STRATA_OK) goto out;
     if ((rc = frac_edge_add(f, parent, b)) != STRATA_OK) goto out;
     if ((rc = move_bufs(f, leaf, b, n, mem, w, side)) != STRATA_OK) goto out;
@@ -218,10 +310,11 @@ static int split_leaf_once(strata_fractal *f, frac_node *leaf, int sep, frac_nod
         leaf_stats(f, leaf, n, mem, w, side, 0);
         leaf_stats(f, b, n, mem, w, side, 1);
     }
+    if ((rc = to_siblings(f, leaf, n, mem, w, side, tgt)) != STRATA_OK) goto out;
     frac_ts_refresh_up(f, leaf);
     *out_b = b;
 out:
-    free(mem); free(w); free(codes); free(side); free(anc);
+    free(mem); free(w); free(codes); free(side); free(anc); free(tgt);
     return changing && rc == STRATA_NOTFOUND ? FRAC_CORRUPT() : rc;
 }
 
@@ -256,6 +349,19 @@ int frac_split_leaf(strata_fractal *f, frac_node *leaf)
         l->sep_check = b->sep_check = r < SEP_RATIO;
         work[top++] = l->id;
         work[top++] = b->id;
+        frac_node *pp = frac_node_at(f, l->parent);   /* siblings that took members */
+        for (uint32_t c = 0; pp && c < pp->n_child && rc == STRATA_OK; c++) {
+            frac_node *sib = frac_node_at(f, pp->child[c]);
+            if (!sib || sib == l || sib == b || !sib->leaf) continue;
+            if (f->cfg.cb_gen && sib->n_buf >= f->cfg.buffer_cap && (rc = frac_cascade(f, sib))) break;
+            if (sib->pop <= f->cfg.max_leaf && !sib->sep_check) continue;
+            if (top + 1 > cap) {
+                uint32_t *p2 = realloc(work, (cap *= 2) * sizeof *p2);
+                if (!p2) { rc = STRATA_ENOMEM; break; }
+                work = p2;
+            }
+            work[top++] = sib->id;
+        }
     }
     free(work);
     if (rc == STRATA_OK && parent_id != FRAC_NONE) {

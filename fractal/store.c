@@ -136,8 +136,10 @@ static int load_one(strata_fractal *f, uint32_t id, strata_slice rec)
     vec_f32_get(n->cent, v.data, dim);
     if ((rc = strata_get(f->t[FT_SUMS], sl(k, 8), &v)) != STRATA_OK)
         return rc == STRATA_NOTFOUND ? FRAC_CORRUPT() : rc;
-    if (v.len != (size_t)8 * dim) return FRAC_CORRUPT();
+    if (v.len != (size_t)8 * (dim + 1)) return FRAC_CORRUPT();
     frac_f64_get(n->sum, v.data, dim);
+    frac_f64_get(&n->sq, (const uint8_t *)v.data + (size_t)8 * dim, 1);
+    frac_node_spread(f, n);
     return STRATA_OK;
 }
 
@@ -336,10 +338,9 @@ static int node_save(strata_fractal *f, frac_node *n)
 {
     uint32_t dim = f->cfg.dim;
     uint8_t k[8], rec[NODE_SIZE];
-    uint8_t *buf = malloc((size_t)8 * dim);
+    uint8_t *buf = malloc((size_t)8 * (dim + 1));
     if (!buf) return STRATA_ENOMEM;
-    for (uint32_t i = 0; i < dim; i++)
-        n->cent[i] = n->pop ? (float)(n->sum[i] / (double)n->pop) : 0.0f;
+    frac_node_cent(f, n);
     frac_le64_put(k, n->id);
     frac_node_put(rec, n);
     int rc = strata_put(f->t[FT_NODES], sl(k, 8), sl(rec, NODE_SIZE));
@@ -349,7 +350,8 @@ static int node_save(strata_fractal *f, frac_node *n)
     }
     if (rc == STRATA_OK) {
         frac_f64_put(buf, n->sum, dim);
-        rc = strata_put(f->t[FT_SUMS], sl(k, 8), sl(buf, (size_t)8 * dim));
+        frac_f64_put(buf + (size_t)8 * dim, &n->sq, 1);
+        rc = strata_put(f->t[FT_SUMS], sl(k, 8), sl(buf, (size_t)8 * (dim + 1)));
     }
     free(buf);
     if (rc == STRATA_OK) n->dirty = 0;

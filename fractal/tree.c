@@ -1,5 +1,5 @@
-/* fractal/tree.c - bookkeeping along the tree: sums, populations and
- * centroids up the path of a changed leaf, time ranges (leaves widen, internal
+/* fractal/tree.c - bookkeeping along the tree: sums, sums of squared norms,
+ * populations, centroids and spreads up the path of a changed leaf, time ranges (leaves widen, internal
  * nodes are recomputed as unions of their children), and routing by centroid.
  * Invariants: (1) every change to a leaf's members goes through
  * frac_path_add(), so an ancestor's sums are always the sum of its
@@ -11,25 +11,41 @@
 
 #include "fractal_int.h"
 
-static void cent_update(frac_node *n, uint32_t dim)
+double frac_sqnorm(const float *w, uint32_t dim)
 {
-    for (uint32_t i = 0; i < dim; i++)
+    double s = 0;
+    for (uint32_t i = 0; i < dim; i++) s += (double)w[i] * w[i];
+    return s;
+}
+
+void frac_node_spread(const strata_fractal *f, frac_node *n)
+{
+    double s = n->pop ? n->sq / (double)n->pop - frac_sqnorm(n->cent, f->cfg.dim) : 0;
+    n->spread = s > 0 ? (float)s : 0.0f;
+}
+
+void frac_node_cent(strata_fractal *f, frac_node *n)
+{
+    for (uint32_t i = 0; i < f->cfg.dim; i++)
         n->cent[i] = n->pop ? (float)(n->sum[i] / (double)n->pop) : 0.0f;
+    frac_node_spread(f, n);
     n->dirty = 1;
 }
 
 void frac_path_add(strata_fractal *f, frac_node *n, const float *w, int sign, int dpop)
 {
     uint32_t dim = f->cfg.dim;
+    double sq = w ? frac_sqnorm(w, dim) : 0;
     for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
         if (w) {
             if (sign > 0) for (uint32_t i = 0; i < dim; i++) n->sum[i] += w[i];
             else          for (uint32_t i = 0; i < dim; i++) n->sum[i] -= w[i];
+            n->sq += sign * sq;
         }
         if (sign > 0) n->pop += (uint64_t)dpop;
         else          n->pop -= (uint64_t)dpop;
-        if (n->pop == 0) memset(n->sum, 0, (size_t)dim * sizeof *n->sum);
-        cent_update(n, dim);
+        if (n->pop == 0) { memset(n->sum, 0, (size_t)dim * sizeof *n->sum); n->sq = 0; }
+        frac_node_cent(f, n);
         n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
     }
 }
@@ -71,13 +87,15 @@ void frac_node_from_children(strata_fractal *f, frac_node *n)
     uint32_t dim = f->cfg.dim;
     memset(n->sum, 0, (size_t)dim * sizeof *n->sum);
     n->pop = 0;
+    n->sq = 0;
     for (uint32_t i = 0; i < n->n_child; i++) {
         const frac_node *c = frac_node_at(f, n->child[i]);
         if (!c) continue;
         for (uint32_t j = 0; j < dim; j++) n->sum[j] += c->sum[j];
+        n->sq += c->sq;
         n->pop += c->pop;
     }
-    cent_update(n, dim);
+    frac_node_cent(f, n);
     ts_from_children(f, n);
 }
 

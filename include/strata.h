@@ -1524,7 +1524,7 @@ STRATA_API int  strata_fractal_get(strata_fractal *f, uint64_t id, float *v, siz
 #define STRATA_FRACTAL_WINDOW 0x1u   /* search flag: only ts_min <= ts <= ts_max */
 
 typedef struct strata_fractal_params {
-    uint32_t             beam;      /* nodes kept per internal level (0 = 4)        */
+    uint32_t             beam;      /* nodes kept per internal level (0 = 16)       */
     uint32_t             n_probe;   /* leaves scanned at least (0 = 8); up to twice as
                                        many while deletes have thinned the leaves      */
     uint32_t             rerank;    /* exact rerank of the best max(k, rerank)

@@ -120,6 +120,15 @@ int ft_check(strata_txn *txn, const char *name)
     return strata_fractal_check(txn, name, print_report, NULL);
 }
 
+void ft_commit_checked(tdb *t, strata_txn *x, const char *name)
+{
+    cr_assert_eq(ft_check(x, name), STRATA_OK);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
+    x = tr(t);
+    cr_assert_eq(ft_check(x, name), STRATA_OK);
+    strata_abort(x);
+}
+
 strata_fractal_config ft_config(uint32_t dim, strata_metric m, uint32_t pq_m, uint32_t max_leaf,
                                 uint32_t min_leaf, uint32_t fanout, uint32_t depth,
                                 uint32_t bufcap, uint32_t flags)

@@ -35,6 +35,8 @@ void ft_exact(strata_metric m, const float *q, const float *base, const uint8_t 
 double ft_recall(const strata_hit *hits, size_t n_hits, const uint64_t *gt, size_t k);
 /* strata_fractal_check with problems printed to stderr. */
 int ft_check(strata_txn *txn, const char *name);
+/* Check index `name` in write txn x, commit x, check it again in a read txn. */
+void ft_commit_checked(tdb *t, strata_txn *x, const char *name);
 /* A small config: dim, metric, pq_m, max_leaf, min_leaf, fanout, depth, bufcap. */
 strata_fractal_config ft_config(uint32_t dim, strata_metric m, uint32_t pq_m, uint32_t max_leaf,
                                 uint32_t min_leaf, uint32_t fanout, uint32_t depth,

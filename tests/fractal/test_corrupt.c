@@ -222,7 +222,7 @@ Test(fractal_corrupt, golden_records)
     uint8_t b[CFG_SIZE];
     frac_config_put(b, &c);
     static const uint8_t want_head[] = {
-        0x46, 0x52, 0x43, 0x31, 0x04, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v4 raw dim */
+        0x46, 0x52, 0x43, 0x31, 0x05, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,  /* FRC1 v5 raw dim */
         0x02, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,  /* cosine m leaf */
     };
     cr_assert_eq(memcmp(b, want_head, sizeof want_head), 0);
@@ -251,12 +251,15 @@ Test(fractal_corrupt, golden_records)
     frac_le16_put(old + CFG_OFF_VERSION, 2);
     frac_le32_put(old + 76, frac_check32(old, 76));
     cr_assert_eq(frac_config_get(old, sizeof old, &d), STRATA_EVERSION);
-    /* a version-3 record (same layout, codes vector-major) is another version */
-    uint8_t v3[CFG_SIZE];
-    memcpy(v3, b, CFG_SIZE);
-    frac_le16_put(v3 + CFG_OFF_VERSION, 3);
-    frac_le32_put(v3 + CFG_OFF_CHECK, frac_check32(v3, CFG_OFF_CHECK));
-    cr_assert_eq(frac_config_get(v3, CFG_SIZE, &d), STRATA_EVERSION);
+    /* version-3 and -4 records (same layout; codes vector-major, sums rows
+     * without the sum of squared norms) are other versions */
+    for (uint16_t ver = 3; ver <= 4; ver++) {
+        uint8_t v3[CFG_SIZE];
+        memcpy(v3, b, CFG_SIZE);
+        frac_le16_put(v3 + CFG_OFF_VERSION, ver);
+        frac_le32_put(v3 + CFG_OFF_CHECK, frac_check32(v3, CFG_OFF_CHECK));
+        cr_assert_eq(frac_config_get(v3, CFG_SIZE, &d), STRATA_EVERSION, "version %u", ver);
+    }
     cr_assert_eq(frac_config_get(b, CFG_SIZE - 1, &d), STRATA_ECORRUPT);
     b[CFG_OFF_RETRAIN + 3] = 0x7F;   /* retrain_growth out of range, check word fixed */
     frac_le32_put(b + CFG_OFF_CHECK, frac_check32(b, CFG_OFF_CHECK));
@@ -265,7 +268,7 @@ Test(fractal_corrupt, golden_records)
                     .ts_min = 3, .ts_max = 9 }, m;
     uint8_t r[NODE_SIZE];
     frac_node_put(r, &n);
-    static const uint8_t want_node[] = { 0x04, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
+    static const uint8_t want_node[] = { 0x05, 0x01, 0x02, 0x00, 0xFF, 0xFF, 0xFF, 0xFF,
                                          0x05, 0x00, 0x00, 0x00 };
     cr_assert_eq(memcmp(r, want_node, sizeof want_node), 0);
     cr_assert_eq(r[NODE_OFF_POP], 77);

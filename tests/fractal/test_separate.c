@@ -72,11 +72,7 @@ static void separates(uint32_t flags)
     cr_assert_eq(got, 10);
     for (size_t i = 0; i < got; i++) cr_assert_geq(h[i].id, NA, "hit %zu is from group A", i);
     strata_fractal_close(f);
-    cr_assert_eq(ft_check(x, "s"), STRATA_OK);
-    cr_assert_eq(strata_commit(x), STRATA_OK);
-    x = tr(&g);
-    cr_assert_eq(ft_check(x, "s"), STRATA_OK);
-    strata_abort(x);
+    ft_commit_checked(&g, x, "s");
     free(data);
 }
 Test(fractal_separate, separate_groups_in_one_leaf_split_raw) { separates(STRATA_FRACTAL_KEEP_RAW); }
