@@ -356,7 +356,7 @@ int main(int argc, char **argv)
     double frac_ins = 0, fps_ins = 0, fg_ins = 0, f32_ins = 0;
     printf("# drift stream: %s, n=%zu dim=%zu queries=%zu, kernel %s\n", label, n, dim, nq, strata_vec_kernel_name());
     printf("# recall@10 / QPS (single thread) after each tenth; rr = exact rerank of 100;\n"
-           "# fractal: default config (buffer_cap %u), shared codebook, never retrained (beam 4, n_probe 8;\n"
+           "# fractal: default config (buffer_cap %u), shared codebook, never retrained (beam 16, n_probe 8;\n"
            "# hr: n_probe 16, rerank 50); fractal32: the same with buffer_cap 32 (hr);\n"
            "# hr, fractal32 hr and hnsw: best of 3 paired runs;\n"
            "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n", fc.buffer_cap);
@@ -373,9 +373,9 @@ int main(int argc, char **argv)
         f32_ins += frac_insert(db, "f32", x, ord, dim, lo, hi);
         for (size_t i = lo; i < hi; i++) present[ord[i]] = 1;
         ground_truth(x, present, n, dim, qs, nq, gt);
-        strata_fractal_params pr = { .beam = 4, .n_probe = 8, .rerank = 100 };
-        strata_fractal_params pp = { .beam = 4, .n_probe = 8 };
-        strata_fractal_params phr = { .beam = 4, .n_probe = 16, .rerank = 50 };
+        strata_fractal_params pr = { .n_probe = 8, .rerank = 100 };
+        strata_fractal_params pp = { .n_probe = 8 };
+        strata_fractal_params phr = { .n_probe = 16, .rerank = 50 };
         uint32_t g_gen = 0;
         result fr = frac_measure(db, "f", pr, dim, qs, nq, gt, NULL);
         result fp = frac_measure(db, "f", pp, dim, qs, nq, gt, NULL);
@@ -470,7 +470,7 @@ int main(int argc, char **argv)
     ground_truth(x, present, n, dim, qs, nq, gt);
     CHECK(strata_begin_read(db, &t));
     int ck = strata_fractal_check(t, "f", NULL, NULL);
-    fctx fx = { .dim = dim, .p = { .beam = 4, .n_probe = 8, .rerank = 100 } };
+    fctx fx = { .dim = dim, .p = { .n_probe = 8, .rerank = 100 } };
     CHECK(strata_fractal_open(t, "f", &fx.f));
     result dr = measure(frac_fn, &fx, qs, nq, dim, gt);
     fx.p.rerank = 0;
