@@ -12,7 +12,11 @@
  * list, with its assignment row switched to WHERE_POST; (2) without raw
  * vectors, a member's contribution to the sums changes from its working
  * vector to its decoded code (what a later removal can subtract exactly), on
- * the leaf and every ancestor; with raw vectors the sums do not change.
+ * the leaf and every ancestor; with raw vectors the sums do not change. A
+ * vector far outside the codebooks' scale decodes near the anchor: when
+ * taking it out cancelled most of a sum or sq on the path (a member large
+ * against the rest), the leaf's sums are recomputed from its members and the
+ * ancestors' from their children, as after such a delete.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,7 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     float *w = NULL, *dec = NULL, *anchor = NULL;
     uint8_t *codes = NULL, *bcodes = NULL, *allc = NULL;
     uint64_t *pids = NULL, *pts = NULL;
+    int cancel = 0;
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);   /* buffers first */
     if (rc != STRATA_OK) return rc;
     size_t nb = leaf->n_buf;
@@ -72,6 +77,7 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
         if (rc == STRATA_OK && !(f->cfg.flags & CFG_F_RAW)) {
             frac_decode_res(f, anchor, bcodes + i * m, dec);
             frac_path_add(f, leaf, w + i * dim, -1, 0);
+            cancel |= frac_cancelled(f, leaf, w + i * dim);
             frac_path_add(f, leaf, dec, +1, 0);
         }
     }
@@ -79,6 +85,7 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     leaf->n_codes += (uint32_t)nb;
     leaf->n_buf = 0;
     leaf->dirty = 1;
+    if (cancel && (rc = frac_resum(f, leaf)) != STRATA_OK) goto out;
     if (np > 0) {   /* w: the nb buffered members first, then the np posting members */
         if (spread(dim, leaf->cent, w, nb) > SEP_FAR * spread(dim, leaf->cent, w + nb * dim, np))
             leaf->sep_check = 1;

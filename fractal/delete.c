@@ -54,7 +54,7 @@ out:
  * exceed what is left: the check would see sums that do not match the
  * members. before = after + w, up to that rounding. An exact 0 is taken as
  * exact (integer-valued data such as SIFT: a dimension no member uses). */
-static int cancelled(strata_fractal *f, const frac_node *n, const float *w)
+int frac_cancelled(strata_fractal *f, const frac_node *n, const float *w)
 {
     uint32_t dim = f->cfg.dim;
     double sq = frac_sqnorm(w, dim);
@@ -69,7 +69,7 @@ static int cancelled(strata_fractal *f, const frac_node *n, const float *w)
 
 /* Recompute the leaf's sums from its members, in frac_check's order, and its
  * ancestors' from their children. */
-static int resum(strata_fractal *f, frac_node *leaf)
+int frac_resum(strata_fractal *f, frac_node *leaf)
 {
     uint32_t dim = f->cfg.dim;
     size_t n = 0;
@@ -122,7 +122,7 @@ int frac_delete_one(strata_fractal *f, uint64_t id, int allow_merge)
         frac_path_add(f, leaf, w, -1, 1);
         if (where == WHERE_BUF) leaf->n_buf--; else leaf->n_codes--;
         f->cfg.n_vectors--;
-        if (cancelled(f, leaf, w)) rc = resum(f, leaf);
+        if (frac_cancelled(f, leaf, w)) rc = frac_resum(f, leaf);
     }
     free(w);
     if (rc == STRATA_OK && allow_merge) rc = frac_merge_leaf(f, leaf);

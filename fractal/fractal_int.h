@@ -336,6 +336,11 @@ uint64_t frac_filter_block(const vec_kernels *kt, const uint16_t *qs, const floa
 /* ---- operations (insert.c, delete.c, train.c, search.c, check.c) ---- */
 int  frac_insert_one(strata_fractal *f, uint64_t id, const float *x, uint64_t ts);
 int  frac_delete_one(strata_fractal *f, uint64_t id, int allow_merge);
+/* Did subtracting w from the sums (and sq) of n and its ancestors cancel all
+ * but a small remainder of one of them (delete.c)? Then frac_resum: the
+ * leaf's sums from its members, its ancestors' from their children. */
+int  frac_cancelled(strata_fractal *f, const frac_node *n, const float *w);
+int  frac_resum(strata_fractal *f, frac_node *leaf);
 int  frac_train(strata_fractal *f, size_t max_sample);
 int  frac_check(strata_fractal *f, void (*report)(void *ctx, const char *msg), void *ctx);
 int  frac_search(strata_fractal *f, const float *q, size_t k,

@@ -204,3 +204,39 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
         strata_abort(x);
     }
 }
+
+/* Without raw vectors a buffered member's contribution to the sums becomes
+ * its decoded code at the cascade (-w, +code). A vector far outside the
+ * codebooks' scale cascaded into a leaf that keeps its anchor decodes to a
+ * code near that anchor, so the subtraction leaves a small remainder of a
+ * large sq: its f64 rounding must not stay behind (the check's tolerance is
+ * relative to the members present). Fewer than SEP_MIN of them: no
+ * separation split recomputes the leaf. */
+Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
+{
+    enum { D = 8 };
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 32, 0, 4, 3, 4, 0);
+    c.train_size = 64;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "h", &c, &f), STRATA_OK);
+    uint64_t s = 11, id = 0;
+    for (; id < 200; id++) {   /* small vectors: the codebooks' scale */
+        float v[D];
+        for (int j = 0; j < D; j++) v[j] = (float)(ft_gauss(&s) + (id % 4) * 5);
+        cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
+    }
+    uint64_t first = id;
+    for (int k = 0; k < 5; k++, id++) {   /* huge ones, into one leaf with codes */
+        float v[D];
+        for (int j = 0; j < D; j++) v[j] = (float)(3e5 + 1e3 * ft_gauss(&s));
+        cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
+        uint32_t at;
+        uint8_t where;
+        uint64_t ts;
+        cr_assert_eq(frac_assign_lookup(f, first, &at, &where, &ts), STRATA_OK);
+        if (where == WHERE_POST) break;
+    }
+    strata_fractal_close(f);
+    ft_commit_checked(&g, x, "h");
+}
