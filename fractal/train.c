@@ -8,7 +8,9 @@
  * After training, every posting list is re-anchored at its leaf's current
  * centroid and re-encoded with the new codebooks (from raw vectors when kept,
  * else from the old decoded codes), the sums are
- * adjusted by (new decoded - old decoded) when raw vectors are not kept, the
+ * adjusted by (new decoded - old decoded) when raw vectors are not kept (a
+ * leaf's recomputed from its members when taking an old code out cancelled
+ * most of a sum or sq on its path, as in the cascade), the
  * codebooks are stored with a new generation, and every full buffer cascades.
  * Invariants: (1) a posting list never mixes codes of two generations; (2)
  * the sums keep matching the members' working vectors as check.c defines them.
@@ -60,7 +62,7 @@ static int reencode(strata_fractal *f, frac_node *leaf, const frac_pq *old)
     if (rc == STRATA_OK && n != leaf->n_codes) rc = FRAC_CORRUPT();   /* list and node disagree */
     if (rc == STRATA_OK && (!(nc = malloc((size_t)n * m)) || !(w = malloc((size_t)n * dim * sizeof *w))))
         rc = STRATA_ENOMEM;
-    int raw = (f->cfg.flags & CFG_F_RAW) != 0;
+    int raw = (f->cfg.flags & CFG_F_RAW) != 0, cancel = 0;
     for (uint32_t i = 0; i < n && rc == STRATA_OK; i++) {
         float *wi = w + (size_t)i * dim;
         if (raw) {
@@ -74,9 +76,11 @@ static int reencode(strata_fractal *f, frac_node *leaf, const frac_pq *old)
     for (uint32_t i = 0; i < n && rc == STRATA_OK && !raw; i++) {   /* sums follow the codes */
         frac_decode_res(f, a_new, nc + (size_t)i * m, d);
         frac_path_add(f, leaf, w + (size_t)i * dim, -1, 0);
+        cancel |= frac_cancelled(f, leaf, w + (size_t)i * dim);
         frac_path_add(f, leaf, d, +1, 0);
     }
     if (rc == STRATA_OK) rc = frac_post_write(f, leaf->id, n, ids, ts, nc, a_new);
+    if (rc == STRATA_OK && cancel) rc = frac_resum(f, leaf);   /* as in the cascade */
     free(ids); free(ts); free(codes); free(nc); free(w); free(a);
     return rc;
 }

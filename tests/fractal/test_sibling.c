@@ -240,3 +240,31 @@ Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
     strata_fractal_close(f);
     ft_commit_checked(&g, x, "h");
 }
+
+/* The same at a retraining (without raw vectors each posting member's
+ * contribution changes from its old decoded code to its new one): a member
+ * whose old code was large and whose new code, from codebooks trained
+ * without it, is small leaves a leaf of near-zero vectors with the rounding
+ * of its sq. */
+Test(fractal_sibling, sq_exact_after_retraining_away_a_large_code)
+{
+    enum { D = 4, NA = 30, NB = 7 };
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 64, 0, 4, 3, 1, 0);
+    c.train_size = 0;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "t", &c, &f), STRATA_OK);
+    uint64_t s = 5;
+    for (uint64_t id = 0; id < NA + NB; id++) {   /* tiny ones, then a few large */
+        float v[D];
+        for (int j = 0; j < D; j++)
+            v[j] = id < NA ? (float)(1e-3 * ft_gauss(&s)) : (float)(30 + ft_gauss(&s));
+        cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
+    }
+    cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);   /* codewords for both */
+    for (uint64_t id = NA; id + 1 < NA + NB; id++) cr_assert_eq(strata_fractal_delete(f, id), STRATA_OK);
+    cr_assert_eq(ft_check(x, "t"), STRATA_OK);
+    cr_assert_eq(strata_fractal_train(f, 10), STRATA_OK);   /* a sample without the large one */
+    strata_fractal_close(f);
+    ft_commit_checked(&g, x, "t");
+}
