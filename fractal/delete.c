@@ -61,7 +61,9 @@ int frac_cancelled(strata_fractal *f, const frac_node *n, const float *w)
     for (uint32_t step = 0; n && step <= FRAC_DEPTH_LIMIT; step++) {
         for (uint32_t j = 0; n->pop && j < dim; j++)
             if (n->sum[j] != 0 && fabs(n->sum[j]) < fabs(n->sum[j] + w[j]) * 0x1p-16) return 1;
-        if (n->pop && n->sq != 0 && fabs(n->sq) < (fabs(n->sq) + sq) * 0x1p-16) return 1;
+        /* sq == 0 is no exact zero: with members left, a large |w|^2 absorbed
+         * the small ones' (1e12 + 1e-6 == 1e12); only zero vectors remain else */
+        if (n->pop && fabs(n->sq) < (fabs(n->sq) + sq) * 0x1p-16) return 1;
         n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
     }
     return 0;

@@ -268,3 +268,23 @@ Test(fractal_sibling, sq_exact_after_retraining_away_a_large_code)
     strata_fractal_close(f);
     ft_commit_checked(&g, x, "t");
 }
+
+/* A large member's |w|^2 can absorb a small member's entirely (1e12 + 1e-6
+ * rounds to 1e12), so removing it leaves sq exactly 0 while a member remains
+ * with a nonzero norm: that too is a cancellation (the sums do not show it
+ * when the two members use different dimensions). */
+Test(fractal_sibling, sq_zero_after_removing_a_member_that_absorbed_the_rest)
+{
+    enum { D = 2 };
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 1, 16, 0, 4, 3, 4, 0);
+    c.train_size = 0;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "z", &c, &f), STRATA_OK);
+    const float small[D] = { 0, 1e-3f }, large[D] = { 1e6f, 0 };
+    cr_assert_eq(strata_fractal_add(f, 1, small, D, 1), STRATA_OK);
+    cr_assert_eq(strata_fractal_add(f, 2, large, D, 2), STRATA_OK);
+    cr_assert_eq(strata_fractal_delete(f, 2), STRATA_OK);
+    strata_fractal_close(f);
+    ft_commit_checked(&g, x, "z");
+}
