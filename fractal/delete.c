@@ -81,7 +81,7 @@ int frac_resum(strata_fractal *f, frac_node *leaf)
     int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);
     if (rc != STRATA_OK) return rc;
     memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
-    leaf->sq = 0;
+    leaf->sq = leaf->sq_lo = 0;
     for (size_t i = 0; i < n; i++) {
         for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
         leaf->sq += frac_sqnorm(w + i * dim, dim);

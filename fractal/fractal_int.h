@@ -118,6 +118,8 @@ typedef struct frac_node {
     uint64_t  ts_min, ts_max;   /* empty: UINT64_MAX, 0                      */
     double   *sum;         /* dim                                           */
     double    sq;          /* sum of the members' squared norms |w|^2      */
+    double    sq_lo;       /* what sq's f64 roundings left out (frac_sq_add;
+                              0 after a recomputation or a load); not stored */
     float    *cent;        /* dim                                           */
     float     spread;      /* sq / pop - |cent|^2 (>= 0): the members' mean
                               squared distance to the centroid; not stored */
@@ -268,6 +270,9 @@ void frac_ts_refresh_up(strata_fractal *f, frac_node *n);
 void frac_node_cent(strata_fractal *f, frac_node *n);
 /* The spread alone, from sq, pop and the centroid. */
 void frac_node_spread(const strata_fractal *f, frac_node *n);
+/* sq += x, compensated (sq_lo): sq stays the sum of its terms to f64
+ * rounding of its present value, however far below its past values. */
+void frac_sq_add(frac_node *n, double x);
 /* |w|^2 in f64, the term of a member in its nodes' sq. */
 double frac_sqnorm(const float *w, uint32_t dim);
 /* Recompute n's sums, pop and time range from its children (internal nodes). */

@@ -37,7 +37,8 @@ static void absorb_stats(strata_fractal *f, frac_node *dst, const frac_node *src
 {
     uint32_t dim = f->cfg.dim;
     for (uint32_t j = 0; j < dim; j++) dst->sum[j] += src->sum[j];
-    dst->sq += src->sq;
+    frac_sq_add(dst, src->sq);
+    frac_sq_add(dst, src->sq_lo);
     dst->pop += src->pop;
     dst->n_buf += src->n_buf;
     dst->n_codes += src->n_codes;

@@ -48,7 +48,7 @@ static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_
 {
     uint32_t dim = f->cfg.dim;
     memset(leaf->sum, 0, (size_t)dim * sizeof *leaf->sum);
-    leaf->sq = 0;
+    leaf->sq = leaf->sq_lo = 0;
     leaf->pop = 0; leaf->n_buf = 0; leaf->n_codes = 0;
     leaf->ts_min = UINT64_MAX; leaf->ts_max = 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,7 +229,7 @@ static int to_siblings(strata_fractal *f, frac_node *leaf, size_t n, const frac_
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, s->id, WHERE_BUF, mem[i].ts);
         if (rc != STRATA_OK) break;
         for (uint32_t j = 0; j < dim; j++) s->sum[j] += w[i * dim + j];
-        s->sq += frac_sqnorm(w + i * dim, dim);
+        frac_sq_add(s, frac_sqnorm(w + i * dim, dim));
         s->pop++;
         s->n_buf++;
         if (mem[i].ts < s->ts_min) s->ts_min = mem[i].ts;

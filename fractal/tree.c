@@ -18,6 +18,20 @@ double frac_sqnorm(const float *w, uint32_t dim)
     return s;
 }
 
+/* TwoSum of sq and x (s + e == sq + x exactly), e kept in sq_lo, then sq
+ * the f64 nearest sq + sq_lo. Plain f64 additions keep the rounding of the
+ * largest value sq held: a leaf that held a 1e12 member and fell to 30 in
+ * steps each too small for the delete's cancellation test was off by 1e-5;
+ * this way the error is about 2^-104 of that value. */
+void frac_sq_add(frac_node *n, double x)
+{
+    double s = n->sq + x, bp = s - n->sq;
+    double e = (n->sq - (s - bp)) + (x - bp);
+    double lo = n->sq_lo + e, hi = s + lo;
+    n->sq_lo = lo - (hi - s);
+    n->sq = hi;
+}
+
 void frac_node_spread(const strata_fractal *f, frac_node *n)
 {
     double s = n->pop ? n->sq / (double)n->pop - frac_sqnorm(n->cent, f->cfg.dim) : 0;
@@ -40,11 +54,11 @@ void frac_path_add(strata_fractal *f, frac_node *n, const float *w, int sign, in
         if (w) {
             if (sign > 0) for (uint32_t i = 0; i < dim; i++) n->sum[i] += w[i];
             else          for (uint32_t i = 0; i < dim; i++) n->sum[i] -= w[i];
-            n->sq += sign * sq;
+            frac_sq_add(n, sign > 0 ? sq : -sq);
         }
         if (sign > 0) n->pop += (uint64_t)dpop;
         else          n->pop -= (uint64_t)dpop;
-        if (n->pop == 0) { memset(n->sum, 0, (size_t)dim * sizeof *n->sum); n->sq = 0; }
+        if (n->pop == 0) { memset(n->sum, 0, (size_t)dim * sizeof *n->sum); n->sq = n->sq_lo = 0; }
         frac_node_cent(f, n);
         n = n->parent == FRAC_NONE ? NULL : frac_node_at(f, n->parent);
     }
@@ -87,7 +101,7 @@ void frac_node_from_children(strata_fractal *f, frac_node *n)
     uint32_t dim = f->cfg.dim;
     memset(n->sum, 0, (size_t)dim * sizeof *n->sum);
     n->pop = 0;
-    n->sq = 0;
+    n->sq = n->sq_lo = 0;
     for (uint32_t i = 0; i < n->n_child; i++) {
         const frac_node *c = frac_node_at(f, n->child[i]);
         if (!c) continue;
