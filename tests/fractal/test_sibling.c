@@ -208,10 +208,11 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
 /* Without raw vectors a buffered member's contribution to the sums becomes
  * its decoded code at the cascade (-w, +code). A vector far outside the
  * codebooks' scale cascaded into a leaf that keeps its anchor decodes to a
- * code near that anchor, so the subtraction leaves a small remainder of a
- * large sq: its f64 rounding must not stay behind (the check's tolerance is
- * relative to the members present). Fewer than SEP_MIN of them: no
- * separation split recomputes the leaf. */
+ * code near that anchor, so the subtraction leaves a small remainder of
+ * large sums and sq: their f64 rounding must not stay behind (the check's
+ * tolerance is relative to the members present). At 3e5 this broke sq
+ * (before it was added to with compensation), at 3e9 the sums. Fewer than
+ * SEP_MIN of them: no separation split recomputes the leaf. */
 Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
 {
     enum { D = 8 };
@@ -229,7 +230,7 @@ Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
     uint64_t first = id;
     for (int k = 0; k < 5; k++, id++) {   /* huge ones, into one leaf with codes */
         float v[D];
-        for (int j = 0; j < D; j++) v[j] = (float)(3e5 + 1e3 * ft_gauss(&s));
+        for (int j = 0; j < D; j++) v[j] = (float)(3e9 + 1e7 * ft_gauss(&s));
         cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
         uint32_t at;
         uint8_t where;
@@ -245,7 +246,7 @@ Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
  * contribution changes from its old decoded code to its new one): a member
  * whose old code was large and whose new code, from codebooks trained
  * without it, is small leaves a leaf of near-zero vectors with the rounding
- * of its sq. */
+ * of its sums and sq (at 30 it broke sq, at 3e6 the sums). */
 Test(fractal_sibling, sq_exact_after_retraining_away_a_large_code)
 {
     enum { D = 4, NA = 30, NB = 7 };
@@ -258,7 +259,7 @@ Test(fractal_sibling, sq_exact_after_retraining_away_a_large_code)
     for (uint64_t id = 0; id < NA + NB; id++) {   /* tiny ones, then a few large */
         float v[D];
         for (int j = 0; j < D; j++)
-            v[j] = id < NA ? (float)(1e-3 * ft_gauss(&s)) : (float)(30 + ft_gauss(&s));
+            v[j] = id < NA ? (float)(1e-3 * ft_gauss(&s)) : (float)(3e6 + 1e5 * ft_gauss(&s));
         cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
     }
     cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);   /* codewords for both */
