@@ -55,6 +55,13 @@ static int sq_match(double want, double have)
     return sums_match(&want, &have, &want, 1);
 }
 
+/* sq_lo is what sq's roundings left out: below half an ulp of sq. */
+static void check_sq_lo(chk *c, const frac_node *n)
+{
+    if (!(fabs(n->sq_lo) <= fabs(n->sq) * 0x1p-52 + 0x1p-1074))
+        bad(c, "node %u: rounding remainder of the sum of squared norms out of range", n->id);
+}
+
 static void check_cent(chk *c, const frac_node *n)
 {
     for (uint32_t j = 0; j < c->f->cfg.dim; j++) {
@@ -201,6 +208,7 @@ static int check_leaf(chk *c, const frac_node *leaf)
             (unsigned long long)leaf->pop, leaf->n_buf, leaf->n_codes, n, nb, n - nb);
     if (!sums_match(s, leaf->sum, mag, dim)) bad(c, "leaf %u: sums do not match its vectors", leaf->id);
     if (!sq_match(sq, leaf->sq)) bad(c, "leaf %u: sum of squared norms does not match its vectors", leaf->id);
+    check_sq_lo(c, leaf);
     if (leaf->pop > f->cfg.max_leaf) bad(c, "leaf %u: %llu vectors, above max_leaf %u", leaf->id,
                                          (unsigned long long)leaf->pop, f->cfg.max_leaf);
     if (f->cfg.cb_gen && leaf->n_buf >= f->cfg.buffer_cap)
@@ -233,6 +241,7 @@ static void check_internal(chk *c, const frac_node *n)
                            (unsigned long long)n->pop, (unsigned long long)pop);
     if (!sums_match(s, n->sum, mag, dim)) bad(c, "node %u: sums differ from its children's", n->id);
     if (!sq_match(sq, n->sq)) bad(c, "node %u: sum of squared norms differs from its children's", n->id);
+    check_sq_lo(c, n);
     if (lo != n->ts_min || hi != n->ts_max) bad(c, "node %u: time range is not its children's union", n->id);
     free(s);
 }

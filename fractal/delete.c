@@ -84,7 +84,7 @@ int frac_resum(strata_fractal *f, frac_node *leaf)
     leaf->sq = leaf->sq_lo = 0;
     for (size_t i = 0; i < n; i++) {
         for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
-        leaf->sq += frac_sqnorm(w + i * dim, dim);
+        frac_sq_add(leaf, frac_sqnorm(w + i * dim, dim));
     }
     frac_node_cent(f, leaf);
     frac_node *a = leaf;

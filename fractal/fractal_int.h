@@ -39,7 +39,8 @@
 
 #define FRAC_MAGIC        0x31435246u   /* "FRC1" little-endian */
 #define FRAC_HANDLE_MAGIC 0x46524143u
-#define FRAC_VERSION      5u    /* 5: sums rows end with the sum of squared norms;
+#define FRAC_VERSION      5u    /* 5: sums rows end with the sum of squared norms
+                                   and its rounding remainder;
                                    4: codes in blocks of FRAC_BLK, subspace-major;
                                    3: retrain policy in the config; 2: residual
                                    codes, anchor in posting lists */
@@ -118,8 +119,9 @@ typedef struct frac_node {
     uint64_t  ts_min, ts_max;   /* empty: UINT64_MAX, 0                      */
     double   *sum;         /* dim                                           */
     double    sq;          /* sum of the members' squared norms |w|^2      */
-    double    sq_lo;       /* what sq's f64 roundings left out (frac_sq_add;
-                              0 after a recomputation or a load); not stored */
+    double    sq_lo;       /* what sq's f64 roundings left out (frac_sq_add):
+                              sq + sq_lo is the sum to about 2^-104 of the
+                              largest value sq held; stored after sq        */
     float    *cent;        /* dim                                           */
     float     spread;      /* sq / pop - |cent|^2 (>= 0): the members' mean
                               squared distance to the centroid; not stored */

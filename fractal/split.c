@@ -54,7 +54,7 @@ static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_
     for (size_t i = 0; i < n; i++) {
         if (side[i] != want) continue;
         for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
-        leaf->sq += frac_sqnorm(w + i * dim, dim);
+        frac_sq_add(leaf, frac_sqnorm(w + i * dim, dim));
         leaf->pop++;
         if (mem[i].where == WHERE_BUF) leaf->n_buf++; else leaf->n_codes++;
         if (mem[i].ts < leaf->ts_min) leaf->ts_min = mem[i].ts;

@@ -136,9 +136,10 @@ static int load_one(strata_fractal *f, uint32_t id, strata_slice rec)
     vec_f32_get(n->cent, v.data, dim);
     if ((rc = strata_get(f->t[FT_SUMS], sl(k, 8), &v)) != STRATA_OK)
         return rc == STRATA_NOTFOUND ? FRAC_CORRUPT() : rc;
-    if (v.len != (size_t)8 * (dim + 1)) return FRAC_CORRUPT();
+    if (v.len != (size_t)8 * (dim + 2)) return FRAC_CORRUPT();
     frac_f64_get(n->sum, v.data, dim);
     frac_f64_get(&n->sq, (const uint8_t *)v.data + (size_t)8 * dim, 1);
+    frac_f64_get(&n->sq_lo, (const uint8_t *)v.data + (size_t)8 * (dim + 1), 1);
     frac_node_spread(f, n);
     return STRATA_OK;
 }
@@ -338,7 +339,7 @@ static int node_save(strata_fractal *f, frac_node *n)
 {
     uint32_t dim = f->cfg.dim;
     uint8_t k[8], rec[NODE_SIZE];
-    uint8_t *buf = malloc((size_t)8 * (dim + 1));
+    uint8_t *buf = malloc((size_t)8 * (dim + 2));
     if (!buf) return STRATA_ENOMEM;
     frac_node_cent(f, n);
     frac_le64_put(k, n->id);
@@ -351,7 +352,8 @@ static int node_save(strata_fractal *f, frac_node *n)
     if (rc == STRATA_OK) {
         frac_f64_put(buf, n->sum, dim);
         frac_f64_put(buf + (size_t)8 * dim, &n->sq, 1);
-        rc = strata_put(f->t[FT_SUMS], sl(k, 8), sl(buf, (size_t)8 * (dim + 1)));
+        frac_f64_put(buf + (size_t)8 * (dim + 1), &n->sq_lo, 1);
+        rc = strata_put(f->t[FT_SUMS], sl(k, 8), sl(buf, (size_t)8 * (dim + 2)));
     }
     free(buf);
     if (rc == STRATA_OK) n->dirty = 0;

@@ -22,7 +22,9 @@ double frac_sqnorm(const float *w, uint32_t dim)
  * the f64 nearest sq + sq_lo. Plain f64 additions keep the rounding of the
  * largest value sq held: a leaf that held a 1e12 member and fell to 30 in
  * steps each too small for the delete's cancellation test was off by 1e-5;
- * this way the error is about 2^-104 of that value. */
+ * this way the error is about 2^-104 of that value. sq_lo is stored with sq
+ * (without it a reopen between the 1e12 and the fall loses the same), and
+ * every recomputation adds through here too. */
 void frac_sq_add(frac_node *n, double x)
 {
     double s = n->sq + x, bp = s - n->sq;
@@ -106,7 +108,8 @@ void frac_node_from_children(strata_fractal *f, frac_node *n)
         const frac_node *c = frac_node_at(f, n->child[i]);
         if (!c) continue;
         for (uint32_t j = 0; j < dim; j++) n->sum[j] += c->sum[j];
-        n->sq += c->sq;
+        frac_sq_add(n, c->sq);
+        frac_sq_add(n, c->sq_lo);
         n->pop += c->pop;
     }
     frac_node_cent(f, n);

@@ -133,8 +133,8 @@ static strata_table *sums_table(strata_txn *x)
 
 /* Every node's sq is the sum of its members' |w|^2 (the check recomputes
  * it), a leaf's spread is their mean squared distance to its centroid, both
- * survive a reopen; a sums row with a wrong sq fails the check, one without
- * it (format 4) fails the open. */
+ * survive a reopen; a sums row with a wrong sq or a rounding remainder out
+ * of range fails the check, one without them (format 4) fails the open. */
 Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
 {
     enum { D = 4 };
@@ -182,21 +182,23 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
     cr_assert_neq(leaf_id, FRAC_NONE);
     strata_fractal_close(f);
     strata_abort(x);
-    uint8_t k[8], row[8 * (D + 1)];
+    uint8_t k[8], row[8 * (D + 2)];
     frac_le64_put(k, leaf_id);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 4; t++) {   /* sq wrong, sq_lo NaN, sq_lo above an ulp, no sq */
         x = tw(&g);
         strata_slice v;
         cr_assert_eq(strata_get(sums_table(x), (strata_slice){k, 8}, &v), STRATA_OK);
         cr_assert_eq(v.len, sizeof row);
         memcpy(row, v.data, sizeof row);
-        double sq;
+        double sq, lo;
         frac_f64_get(&sq, row + 8 * D, 1);
-        sq = sq * 2 + 1;
+        lo = t == 1 ? NAN : sq * 0x1p-40;
+        if (t == 0) sq = sq * 2 + 1;
         frac_f64_put(row + 8 * D, &sq, 1);
-        size_t len = t == 0 ? sizeof row : 8 * D;
+        if (t == 1 || t == 2) frac_f64_put(row + 8 * (D + 1), &lo, 1);
+        size_t len = t < 3 ? sizeof row : 8 * D;
         cr_assert_eq(strata_put(sums_table(x), (strata_slice){k, 8}, (strata_slice){row, len}), STRATA_OK);
-        if (t == 0) {
+        if (t < 3) {
             cr_assert_eq(strata_fractal_check(x, "q", NULL, NULL), STRATA_ECORRUPT);
         } else {
             cr_assert_eq(strata_fractal_open(x, "q", &f), STRATA_ECORRUPT);
@@ -315,4 +317,35 @@ Test(fractal_sibling, sq_exact_after_a_gradual_fall)
     for (uint64_t k = 3 * NT; k-- > NT;) cr_assert_eq(strata_fractal_delete(f, k), STRATA_OK);
     strata_fractal_close(f);
     ft_commit_checked(&g, x, "g");
+}
+
+/* The same fall with a commit and a reopen between the large value and the
+ * fall: what sq's rounding left out must survive the sums row. */
+Test(fractal_sibling, sq_exact_after_a_gradual_fall_across_a_reopen)
+{
+    enum { D = 4, NT = 30 };
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 128, 0, 4, 3, 4, 0);
+    c.train_size = 0;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "r", &c, &f), STRATA_OK);
+    uint64_t s = 7, id = 0;
+    const double scale[] = { 0.5, 50, 5000 };
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < NT; i++, id++) {
+            float v[D];
+            for (int j = 0; j < D; j++) v[j] = (float)(scale[t] * (1 + 0.3 * ft_unit(&s)));
+            cr_assert_eq(strata_fractal_add(f, id, v, D, id), STRATA_OK);
+        }
+    const float huge[D] = { 5.3e5f, 4.9e5f, 5.1e5f, 4.7e5f };
+    cr_assert_eq(strata_fractal_add(f, id, huge, D, id), STRATA_OK);
+    strata_fractal_close(f);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
+    tdb_reopen(&g);
+    x = tw(&g);
+    cr_assert_eq(strata_fractal_open(x, "r", &f), STRATA_OK);
+    cr_assert_eq(strata_fractal_delete(f, id), STRATA_OK);
+    for (uint64_t k = 3 * NT; k-- > NT;) cr_assert_eq(strata_fractal_delete(f, k), STRATA_OK);
+    strata_fractal_close(f);
+    ft_commit_checked(&g, x, "r");
 }

@@ -189,10 +189,11 @@ Test(fractal_sibstress, extreme_seeds, .timeout = 100000)
 
 /* Seeds that found bugs: 116 (a cascade cancelling most of a leaf's sq), 299
  * (a retraining doing the same), 7285 (a leaf's sq falling far below a
- * past 1e12 in moderate steps). */
+ * past 1e12 in moderate steps), 8151 (the same across reopens). */
 Test(fractal_sibstress, seeds_that_found_bugs, .timeout = 100000)
 {
     one(116, 0, 0);
     one(299, 0, 0);
     one(7285, 0, 0);
+    one(8151, 0, 0);
 }
