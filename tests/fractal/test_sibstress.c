@@ -174,14 +174,14 @@ static void one(uint64_t seed, int xt, int verbose)
 }
 
 /* Leaves of 8..32, groups of one scale or 1e-3..1e3. */
-Test(fractal_sibstress, many_seeds, .timeout = 100000)
+Test(fractal_sibstress, many_seeds)
 {
     uint64_t first = envu("STRESS_SEED", 1), n = envu("STRESS_N", 12);
     for (uint64_t sd = first; sd < first + n; sd++) one(sd, 0, envu("STRESS_V", 0) != 0);
 }
 
 /* Leaves of 4..12, groups of one scale or 1e-6..1e6, some all duplicates. */
-Test(fractal_sibstress, extreme_seeds, .timeout = 100000)
+Test(fractal_sibstress, extreme_seeds)
 {
     uint64_t first = envu("STRESS_SEED", 1), n = envu("STRESS_N", 12);
     for (uint64_t sd = first; sd < first + n; sd++) one(sd, 1, envu("STRESS_V", 0) != 0);
@@ -190,7 +190,7 @@ Test(fractal_sibstress, extreme_seeds, .timeout = 100000)
 /* Seeds that found bugs: 116 (a cascade cancelling most of a leaf's sq), 299
  * (a retraining doing the same), 7285 (a leaf's sq falling far below a
  * past 1e12 in moderate steps), 8151 (the same across reopens). */
-Test(fractal_sibstress, seeds_that_found_bugs, .timeout = 100000)
+Test(fractal_sibstress, seeds_that_found_bugs)
 {
     one(116, 0, 0);
     one(299, 0, 0);
