@@ -43,6 +43,18 @@
 enum { SEP_MIN = 8 };
 
 /* Reset a leaf's statistics and recompute them from the members on `side`. */
+/* Add one member (working vector w, buffered or coded, time ts) to a
+ * leaf's sums, sq, counts and time range; the centroid is the caller's. */
+static void stats_add(frac_node *leaf, uint32_t dim, const float *w, uint8_t where, uint64_t ts)
+{
+    for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[j];
+    frac_sq_add(leaf, frac_sqnorm(w, dim));
+    leaf->pop++;
+    if (where == WHERE_BUF) leaf->n_buf++; else leaf->n_codes++;
+    if (ts < leaf->ts_min) leaf->ts_min = ts;
+    if (ts > leaf->ts_max) leaf->ts_max = ts;
+}
+
 static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_member *mem,
                        const float *w, const uint8_t *side, uint8_t want)
 {
@@ -51,15 +63,8 @@ static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_
     leaf->sq = leaf->sq_lo = 0;
     leaf->pop = 0; leaf->n_buf = 0; leaf->n_codes = 0;
     leaf->ts_min = UINT64_MAX; leaf->ts_max = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (side[i] != want) continue;
-        for (uint32_t j = 0; j < dim; j++) leaf->sum[j] += w[i * dim + j];
-        frac_sq_add(leaf, frac_sqnorm(w + i * dim, dim));
-        leaf->pop++;
-        if (mem[i].where == WHERE_BUF) leaf->n_buf++; else leaf->n_codes++;
-        if (mem[i].ts < leaf->ts_min) leaf->ts_min = mem[i].ts;
-        if (mem[i].ts > leaf->ts_max) leaf->ts_max = mem[i].ts;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (side[i] == want) stats_add(leaf, dim, w + i * dim, mem[i].where, mem[i].ts);
     frac_node_cent(f, leaf);
 }
 
@@ -228,12 +233,7 @@ static int to_siblings(strata_fractal *f, frac_node *leaf, size_t n, const frac_
         if (rc == STRATA_OK) rc = frac_buf_put(f, s->id, mem[i].id, mem[i].ts, w + i * dim);
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, s->id, WHERE_BUF, mem[i].ts);
         if (rc != STRATA_OK) break;
-        for (uint32_t j = 0; j < dim; j++) s->sum[j] += w[i * dim + j];
-        frac_sq_add(s, frac_sqnorm(w + i * dim, dim));
-        s->pop++;
-        s->n_buf++;
-        if (mem[i].ts < s->ts_min) s->ts_min = mem[i].ts;
-        if (mem[i].ts > s->ts_max) s->ts_max = mem[i].ts;
+        stats_add(s, dim, w + i * dim, WHERE_BUF, mem[i].ts);
         frac_node_cent(f, s);
     }
     return rc;
