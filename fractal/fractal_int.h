@@ -48,6 +48,7 @@
 #define FRAC_NONE         0xFFFFFFFFu   /* "no node" in parent fields  */
 #define FRAC_MAX_NODES    (1u << 30)    /* sanity bound on node ids      */
 #define FRAC_DEPTH_LIMIT  32u           /* max_depth may not exceed this */
+#define FRAC_ROUTE_BEAM   32u           /* internal nodes an insert's routing keeps per level */
 #define FRAC_RETRAIN_MAX  100000u       /* retrain_growth bound (percent) */
 
 /* Config record: docs/FRACTAL.md "Config record" (normative). */
@@ -281,7 +282,8 @@ double frac_sqnorm(const float *w, uint32_t dim);
 void frac_node_from_children(strata_fractal *f, frac_node *n);
 /* Squared L2 distance of w to n's centroid (the routing distance). */
 float frac_route_dist(const strata_fractal *f, const frac_node *n, const float *w);
-/* Descend from the root to the nearest leaf by centroid. */
+/* The nearest leaf by centroid, by a beam descent (FRAC_ROUTE_BEAM); NULL
+ * on a damaged tree. */
 frac_node *frac_route(strata_fractal *f, const float *w);
 void frac_child_remove(frac_node *p, uint32_t id);
 int  frac_child_append(frac_node *p, uint32_t id);

@@ -2,8 +2,9 @@
  * tree level by level: the children of the nodes kept so far are ranked by
  * routing distance to their centroids, `beam` of them are kept on internal
  * levels and `n_probe` leaves on the last (more, up to 2 * n_probe, when
- * deletes thinned them: thin_extend); leaves rank by centroid distance plus
- * half their spread (LEAF_SPREAD_W). Each chosen leaf contributes ADC
+ * deletes thinned them: thin_extend); leaves rank by an estimate of the
+ * distance to their nearest members, from centroid and spread (leaf_rank).
+ * Each chosen leaf contributes ADC
  * distances over its posting list and exact distances over its buffer into
  * one candidate set that remembers where each posting member's raw vector
  * lies in its list; an optional rerank recomputes the best candidates
@@ -32,11 +33,23 @@
 
 #include "fractal_int.h"
 
-/* Leaves are ranked by |q - centroid|^2 + LEAF_SPREAD_W * spread. The mean
- * squared distance from q to a leaf's members is |q - c|^2 + spread, so a
- * tight leaf at the same centroid distance holds nearer vectors than a wide
- * one; half of it is what measured best (docs/FRACTAL.md "Leaf ranking"). */
-#define LEAF_SPREAD_W 0.5f
+/* Leaves are ranked by an estimate of the distance from q to their nearest
+ * members: with D = |q - c|^2 and s the spread (the members' mean squared
+ * distance to c), the mean of |q - x|^2 over the members is D + s, and the
+ * nearest of them lie closer along q - c by about 2 z sqrt(D s / d) (their
+ * component along it has variance s / d in d dimensions, z ~ 2 for the few
+ * nearest of a leaf): D + LEAF_SPREAD_W s - LEAF_NEAR_W sqrt(D s), always > 0.
+ * So a tight leaf at the same centroid distance as a wide one ranks first
+ * when q is near both, the wide one when q is far. The weights are what
+ * measured best on a clustered and a real set together (docs/FRACTAL.md
+ * "Leaf ranking"); 0.35 is 2 z / sqrt(128). */
+#define LEAF_SPREAD_W 0.75f
+#define LEAF_NEAR_W   0.35f
+
+static inline float leaf_rank(float d, float spread)
+{
+    return d + LEAF_SPREAD_W * spread - LEAF_NEAR_W * sqrtf(d * spread);
+}
 
 typedef struct cand { float d; uint32_t id; } cand;
 
@@ -372,11 +385,12 @@ static int pick_leaves(sctx *s, uint32_t beam, uint32_t n_probe, uint32_t **out,
             for (uint32_t j = 0; j < n->n_child; j++) {
                 const frac_node *c = frac_node_at(f, n->child[j]);
                 if (!c || c->pop == 0 || !in_window(s, c->ts_min, c->ts_max)) continue;
-                float d = frac_route_dist(f, c, s->qw);
-                if (last) d += LEAF_SPREAD_W * c->spread;
-                cs[n_c++] = (cand){ d, c->id };
+                cs[n_c++] = (cand){ frac_route_dist(f, c, s->qw), c->id };
             }
         }
+        /* a pass of its own: the square roots overlap instead of each
+         * waiting for its distance */
+        for (size_t i = 0; last && i < n_c; i++) cs[i].d = leaf_rank(cs[i].d, frac_node_at(f, cs[i].id)->spread);
         uint32_t keep = last ? n_probe : beam;
         /* thin_extend looks at up to 2 * n_probe leaves in rank order */
         cand_top(cs, n_c, last ? (size_t)2 * n_probe : beam);
