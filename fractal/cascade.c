@@ -4,10 +4,12 @@
  * posting list, and the buffer rows are deleted. A leaf without codes takes
  * its current centroid as the anchor; a leaf with codes keeps its anchor (the
  * codes already stored depend on it; split, merge and train re-anchor).
- * A cascade into a list whose buffer lies far outside it (mean squared
- * distance to the leaf's centroid above SEP_FAR times that of the posting
- * members: a new region's vectors routed into an old region's leaf) marks
- * the leaf for the separation check of the next frac_split_leaf (split.c).
+ * A cascade into a list whose buffer lies far outside it (a new region's
+ * vectors routed into an old region's leaf: the buffer's mean squared
+ * distance to the leaf's centroid above SEP_FAR times the posting members',
+ * which comes from the leaf's sums and sq less the buffer's, not from the
+ * members' raw rows, a B-tree lookup each) marks the leaf for the separation
+ * check of the next frac_split_leaf (split.c).
  * Invariants: (1) every buffered member ends up exactly once in the posting
  * list, with its assignment row switched to WHERE_POST; (2) without raw
  * vectors, a member's contribution to the sums changes from its working
@@ -37,6 +39,25 @@ static double spread(uint32_t dim, const float *c, const float *w, size_t n)
     return (double)s / (double)n;
 }
 
+/* Mean squared distance to c of the leaf's posting members, from its sums
+ * and sq less the nb buffered members w (whose rows are all it reads: the
+ * posting members' vectors would cost a raw row lookup each). Rounding can
+ * leave a small negative value for members at c: taken as 0. */
+static double post_spread(uint32_t dim, const frac_node *leaf, const float *c, const float *w,
+                          size_t nb)
+{
+    double sq = leaf->sq + leaf->sq_lo, cross = 0, cc = 0;
+    for (size_t i = 0; i < nb; i++) sq -= frac_sqnorm(w + i * dim, dim);
+    for (uint32_t j = 0; j < dim; j++) {
+        double sj = leaf->sum[j];
+        for (size_t i = 0; i < nb; i++) sj -= w[i * dim + j];
+        cross += sj * c[j];
+        cc += (double)c[j] * c[j];
+    }
+    double np = (double)leaf->n_codes, s = (sq - 2 * cross + np * cc) / np;
+    return s > 0 ? s : 0;
+}
+
 int frac_cascade(strata_fractal *f, frac_node *leaf)
 {
     if (f->cfg.cb_gen == 0 || leaf->n_buf == 0) return STRATA_OK;
@@ -44,12 +65,15 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     size_t n = 0;
     frac_member *mem = NULL;
     float *w = NULL, *dec = NULL, *anchor = NULL;
-    uint8_t *codes = NULL, *bcodes = NULL, *allc = NULL;
+    uint8_t *bcodes = NULL, *allc = NULL;
     uint64_t *pids = NULL, *pts = NULL;
     int cancel = 0;
-    int rc = frac_leaf_gather(f, leaf, &n, &mem, &w, &codes);   /* buffers first */
+    int rc = frac_buf_gather(f, leaf, &n, &mem, &w);
     if (rc != STRATA_OK) return rc;
-    size_t nb = leaf->n_buf;
+    size_t nb = n;
+    /* before the sums change below: the stored members' spread, for the
+     * separation mark */
+    double sp_post = leaf->n_codes ? post_spread(dim, leaf, leaf->cent, w, nb) : 0;
     if (!(bcodes = malloc(nb * m)) || !(dec = malloc((size_t)dim * sizeof *dec)) ||
         !(anchor = malloc((size_t)dim * sizeof *anchor))) {
         rc = STRATA_ENOMEM;
@@ -86,12 +110,9 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     leaf->n_buf = 0;
     leaf->dirty = 1;
     if (cancel && (rc = frac_resum(f, leaf)) != STRATA_OK) goto out;
-    if (np > 0) {   /* w: the nb buffered members first, then the np posting members */
-        if (spread(dim, leaf->cent, w, nb) > SEP_FAR * spread(dim, leaf->cent, w + nb * dim, np))
-            leaf->sep_check = 1;
-    }
+    if (np > 0 && spread(dim, leaf->cent, w, nb) > SEP_FAR * sp_post) leaf->sep_check = 1;
 out:
-    free(mem); free(w); free(codes); free(bcodes); free(dec); free(pids); free(pts); free(allc);
+    free(mem); free(w); free(bcodes); free(dec); free(pids); free(pts); free(allc);
     free(anchor);
     return rc;
 }

@@ -256,6 +256,10 @@ int  frac_assign_set(strata_fractal *f, uint64_t id, uint32_t leaf, uint8_t wher
 int  frac_assign_lookup(strata_fractal *f, uint64_t id, uint32_t *leaf, uint8_t *where,
                         uint64_t *ts);
 int  frac_raw_get(strata_fractal *f, uint64_t id, float *x);
+/* The buffered members of a leaf with their working vectors (n = n_buf,
+ * else STRATA_ECORRUPT). Caller frees. */
+int  frac_buf_gather(strata_fractal *f, const frac_node *leaf, size_t *n, frac_member **mem,
+                     float **w);
 /* All members of a leaf with their working vectors (w: n * dim floats;
  * codes: n * m bytes for posting members, or NULL). Caller frees. */
 int  frac_leaf_gather(strata_fractal *f, const frac_node *leaf, size_t *n, frac_member **mem,

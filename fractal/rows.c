@@ -263,6 +263,19 @@ static int gather_buf(strata_fractal *f, const frac_node *leaf, size_t cap, size
     return rc == STRATA_NOTFOUND ? STRATA_OK : rc;
 }
 
+int frac_buf_gather(strata_fractal *f, const frac_node *leaf, size_t *n_out, frac_member **mem_out,
+                    float **w_out)
+{
+    size_t cap = leaf->n_buf, n = 0;
+    frac_member *mem = malloc((cap ? cap : 1) * sizeof *mem);
+    float *w = malloc((cap ? cap : 1) * f->cfg.dim * sizeof *w);
+    int rc = mem && w ? gather_buf(f, leaf, cap, &n, mem, w) : STRATA_ENOMEM;
+    if (rc == STRATA_OK && n != cap) rc = FRAC_CORRUPT();
+    if (rc != STRATA_OK) { free(mem); free(w); return rc; }
+    *n_out = n; *mem_out = mem; *w_out = w;
+    return STRATA_OK;
+}
+
 int frac_leaf_gather(strata_fractal *f, const frac_node *leaf, size_t *n_out, frac_member **mem_out,
                      float **w_out, uint8_t **codes_out)
 {
