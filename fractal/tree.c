@@ -4,7 +4,8 @@
  * an insert goes to the nearest leaf found by a beam of FRAC_ROUTE_BEAM nodes
  * per internal level, not by the nearest child at each level (an internal
  * centroid is the mean of regions far apart, and greedy descent put 10 % of a
- * drifting stream outside its nearest leaf: docs/FRACTAL.md "Insert routing").
+ * drifting stream outside its nearest leaf: docs/FRACTAL.md "Insert routing and
+ * leaf ranking").
  * Invariants: (1) every change to a leaf's members goes through
  * frac_path_add(), so an ancestor's sums are always the sum of its
  * descendants' and its centroid is recomputed at once (routing never uses a

@@ -1465,7 +1465,7 @@ typedef struct strata_fractal_config {
 } strata_fractal_config;
 
 /* Defaults for dim and metric: pq_m = dim/4 (dim/2, dim when not divisible),
- * max_leaf 256, min_leaf 32, max_fanout 32, max_depth 8, buffer_cap 8,
+ * max_leaf 512, min_leaf 64, max_fanout 32, max_depth 8, buffer_cap 8,
  * train_size 0, train_iters 10, flags KEEP_RAW, seed 1, retrain_growth 0.
  * Any thread. */
 STRATA_API void strata_fractal_config_default(strata_fractal_config *cfg, uint32_t dim,

@@ -28,15 +28,17 @@ static void add_range(strata_fractal *f, const float *data, size_t dim, size_t l
 }
 
 /* The documented defaults (include/strata.h), buffer_cap 8 among them: the
- * search scans buffered vectors exactly, so a small buffer keeps it fast. */
+ * search scans buffered vectors exactly, so a small buffer keeps it fast;
+ * max_leaf 512: a leaf holds a whole cluster of a few hundred vectors, so
+ * 8 probed leaves cover more of a query's neighbours (docs/FRACTAL.md). */
 Test(fractal_tree, config_defaults)
 {
     strata_fractal_config c;
     strata_fractal_config_default(&c, 128, STRATA_METRIC_L2);
     cr_assert_eq(c.dim, 128);
     cr_assert_eq(c.pq_m, 32);
-    cr_assert_eq(c.max_leaf, 256);
-    cr_assert_eq(c.min_leaf, 32);
+    cr_assert_eq(c.max_leaf, 512);
+    cr_assert_eq(c.min_leaf, 64);
     cr_assert_eq(c.max_fanout, 32);
     cr_assert_eq(c.max_depth, 8);
     cr_assert_eq(c.buffer_cap, 8);
