@@ -296,6 +296,36 @@ static result frac_measure(strata_db *db, const char *name, strata_fractal_param
     return r;
 }
 
+/* The goal's comparison at equal QPS: the fractal index's best recall over
+ * n_probe 2..16 among the settings at least as fast as the retrained
+ * IVF-PQ (nprobe 8), with rerank 100 (eq[0]) and PQ only (eq[1]), as
+ * "recall/n_probe" ("none" if no setting is as fast). Each setting is
+ * measured right after IVF-PQ with the same rerank, best of two pairs, so
+ * both see the same load. */
+static void equal_qps(strata_db *db, ictx *ix, size_t dim, const float *qs, size_t nq,
+                      const uint64_t *gt, char eq[2][32])
+{
+    static const uint32_t sweep[] = { 2, 3, 4, 6, 8, 10, 12, 16 };
+    for (int mode = 0; mode < 2; mode++) {
+        double best = -1;
+        uint32_t best_np = 0;
+        ix->p.rerank = mode ? 0 : 100;
+        for (size_t i = 0; i < sizeof sweep / sizeof sweep[0]; i++) {
+            strata_fractal_params p = { .n_probe = sweep[i], .rerank = mode ? 0 : 100 };
+            result a = { 0, 0 }, b = { 0, 0 };
+            for (int rep = 0; rep < 2; rep++) {
+                result r1 = measure(ivf_fn, ix, qs, nq, dim, gt);
+                result r2 = frac_measure(db, "f", p, dim, qs, nq, gt, NULL);
+                if (r1.qps > a.qps) a = r1;
+                if (r2.qps > b.qps) b = r2;
+            }
+            if (b.qps >= a.qps && b.recall > best) { best = b.recall; best_np = sweep[i]; }
+        }
+        if (best < 0) snprintf(eq[mode], sizeof eq[mode], "none");
+        else snprintf(eq[mode], sizeof eq[mode], "%.3f/%u", best, best_np);
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t n = 0, dim = 0, nq = 0, qd = 0;
@@ -359,10 +389,11 @@ int main(int argc, char **argv)
            "# fractal: default config (buffer_cap %u), shared codebook, never retrained (beam 16, n_probe 8;\n"
            "# hr: n_probe 16, rerank 50); fractal32: the same with buffer_cap 32 (hr);\n"
            "# hr, fractal32 hr and hnsw: best of 3 paired runs;\n"
-           "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n", fc.buffer_cap);
-    printf("%-6s %-14s %-14s %-14s %-14s %-14s %-18s %-14s %-14s %-14s %-14s %-14s %-14s %s\n", "tenth",
+           "# fractal_ps: per-subspace codebooks, never retrained; fractal_g: retrain_growth 100 (gen = trainings)\n"
+           "# eq_rr, eq_pq: the fractal's best recall/n_probe (2..16) at >= ivf_retrain's QPS, paired, rerank 100 / PQ only\n", fc.buffer_cap);
+    printf("%-6s %-14s %-14s %-14s %-14s %-14s %-18s %-14s %-14s %-14s %-14s %-10s %-10s %-14s %-14s %s\n", "tenth",
            "fractal_rr", "fractal_pq", "fractal_hr", "fractal32_hr", "fractal_ps_pq", "fractal_g_pq(gen)",
-           "ivf_fixed_rr", "ivf_fixed_pq", "ivf_retrain_rr", "ivf_retrain_pq", "faiss_fixed", "hnsw",
+           "ivf_fixed_rr", "ivf_fixed_pq", "ivf_retrain_rr", "ivf_retrain_pq", "eq_rr", "eq_pq", "faiss_fixed", "hnsw",
            "hr/hnsw hr32/hnsw");
     for (int tenth = 1; tenth <= 10; tenth++) {
         size_t lo = (size_t)(tenth - 1) * n / 10, hi = (size_t)tenth * n / 10;
@@ -395,6 +426,8 @@ int main(int argc, char **argv)
         result rr = measure(ivf_fn, &ix, qs, nq, dim, gt);
         ix.p.rerank = 0;
         result rp = measure(ivf_fn, &ix, qs, nq, dim, gt);
+        char eq[2][32];
+        equal_qps(db, &ix, dim, qs, nq, gt, eq);
         strata_ivf_close(ix.ix);
         strata_abort(t);
         char fs[32] = "n/a", hs[32] = "n/a";
@@ -436,10 +469,10 @@ int main(int argc, char **argv)
         char gs[40];
         snprintf(gs, sizeof gs, "%.3f/%.0f(%u)", fgp.recall, fgp.qps, g_gen);
         printf("%-6d %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-18s %.3f/%-8.0f "
-               "%.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-14s %-14s %s\n",
+               "%.3f/%-8.0f %.3f/%-8.0f %.3f/%-8.0f %-10s %-10s %-14s %-14s %s\n",
                tenth, fr.recall, fr.qps, fp.recall, fp.qps, fhr.recall, fhr.qps, f32hr.recall,
                f32hr.qps, fpsp.recall, fpsp.qps, gs, ir.recall, ir.qps, ip.recall, ip.qps, rr.recall,
-               rr.qps, rp.recall, rp.qps, fs, hs, ratio);
+               rr.qps, rp.recall, rp.qps, eq[0], eq[1], fs, hs, ratio);
         fflush(stdout);
     }
     printf("# insert throughput (vectors/s, whole stream, one thread): fractal %.0f, fractal32 %.0f, "
