@@ -48,7 +48,8 @@
 
 static inline float leaf_rank(float d, float spread)
 {
-    return d + LEAF_SPREAD_W * spread - LEAF_NEAR_W * sqrtf(d * spread);
+    float r = d + LEAF_SPREAD_W * spread - LEAF_NEAR_W * sqrtf(d * spread);
+    return r >= 0 ? r : 3.0e38f;   /* an infinite spread (a damaged sq) gives NaN: last */
 }
 
 typedef struct cand { float d; uint32_t id; } cand;

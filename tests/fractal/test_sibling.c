@@ -240,7 +240,9 @@ static strata_table *sums_table(strata_txn *x)
 /* Every node's sq is the sum of its members' |w|^2 (the check recomputes
  * it), a leaf's spread is their mean squared distance to its centroid, both
  * survive a reopen; a sums row with a wrong sq or a rounding remainder out
- * of range fails the check, one without them (format 4) fails the open. */
+ * of range fails the check, one without them (format 4) fails the open; an
+ * infinite sq fails the check, and a search still runs (the leaf's rank,
+ * NaN from an infinite spread, is taken as the last). */
 Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
 {
     enum { D = 4 };
@@ -290,7 +292,7 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
     strata_abort(x);
     uint8_t k[8], row[8 * (D + 2)];
     frac_le64_put(k, leaf_id);
-    for (int t = 0; t < 4; t++) {   /* sq wrong, sq_lo NaN, sq_lo above an ulp, no sq */
+    for (int t = 0; t < 5; t++) {   /* sq wrong, sq_lo NaN, sq_lo above an ulp, no sq, sq inf */
         x = tw(&g);
         strata_slice v;
         cr_assert_eq(strata_get(sums_table(x), (strata_slice){k, 8}, &v), STRATA_OK);
@@ -300,13 +302,24 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
         frac_f64_get(&sq, row + 8 * D, 1);
         lo = t == 1 ? NAN : sq * 0x1p-40;
         if (t == 0) sq = sq * 2 + 1;
+        if (t == 4) sq = INFINITY;   /* an infinite spread: the leaf ranks last, nothing breaks */
         frac_f64_put(row + 8 * D, &sq, 1);
         if (t == 1 || t == 2) frac_f64_put(row + 8 * (D + 1), &lo, 1);
-        size_t len = t < 3 ? sizeof row : 8 * D;
+        size_t len = t != 3 ? sizeof row : 8 * D;
         cr_assert_eq(strata_put(sums_table(x), (strata_slice){k, 8}, (strata_slice){row, len}), STRATA_OK);
-        if (t < 3) {
+        if (t != 3) {
             cr_assert_eq(strata_fractal_check(x, "q", NULL, NULL), STRATA_ECORRUPT);
-        } else {
+        }
+        if (t == 4) {
+            float q[D] = { 0 };
+            strata_hit h[5];
+            size_t got = 0;
+            strata_fractal_params p = { .n_probe = 1 };
+            cr_assert_eq(strata_fractal_open(x, "q", &f), STRATA_OK);
+            cr_assert_eq(strata_fractal_search(f, q, D, 5, &p, h, &got), STRATA_OK);
+            cr_assert_gt(got, 0);
+            strata_fractal_close(f);
+        } else if (t == 3) {
             cr_assert_eq(strata_fractal_open(x, "q", &f), STRATA_ECORRUPT);
         }
         strata_abort(x);
