@@ -610,7 +610,8 @@ static int feed_async(strata_blob_writer *w, const uint8_t *p, size_t len, int f
  * class (pieces below GOV_BIG, and from GOV_BIG on: a helper's start and
  * tail weigh differently), the time per KiB of the last GOV_KEEP large
  * pieces fed without (way 0) and with (way 1) a helper. Until both ways of
- * a class have GOV_KEEP samples the ways alternate (one slow first sample,
+ * a class have GOV_KEEP samples the ways alternate (large pieces: the helper,
+ * alone only every GOV_EXPLORE-th piece, want_helper; one slow first sample,
  * e.g. while another thread of the process spins, must not decide for
  * good); then each piece goes with a helper if that way's median is lower
  * by more than 1/8 (when a helper loses, it loses by a lot), and every
@@ -656,7 +657,14 @@ static int want_helper(int cls) {
     if (way < 0) {
         size_t ns, nd;
         uint64_t solo = gov_median(cls, 0, &ns), duo = gov_median(cls, 1, &nd);
-        if (ns < GOV_KEEP || nd < GOV_KEEP) {
+        if (cls == 1 && ns < GOV_KEEP) {
+            /* large pieces: the helper, and alone only every GOV_EXPLORE-th
+             * until that way has its samples (a 64 MiB piece took 57-67 ms
+             * with a helper and 90-105 ms alone even at load 5: long enough
+             * for both threads to get their share; alternating from the
+             * start spent half of a short run's pieces alone) */
+            way = ++g_gov.turn[cls] % GOV_EXPLORE != 0;
+        } else if (ns < GOV_KEEP || nd < GOV_KEEP) {
             way = nd <= ns;   /* warm-up: alternate, helper first */
         } else {
             way = duo + duo / 8 < solo;   /* a helper must win clearly: its tail is long */
