@@ -8,7 +8,8 @@
  * vectors routed into an old region's leaf: the buffer's mean squared
  * distance to the leaf's centroid above SEP_FAR times the posting members',
  * which comes from the leaf's sums and sq less the buffer's, not from the
- * members' raw rows, a B-tree lookup each) marks the leaf for the separation
+ * members' raw rows, a B-tree lookup each; both about the leaf's centroid
+ * after the cascade) marks the leaf for the separation
  * check of the next frac_split_leaf (split.c).
  * Invariants: (1) every buffered member ends up exactly once in the posting
  * list, with its assignment row switched to WHERE_POST; (2) without raw
@@ -39,12 +40,12 @@ static double spread(uint32_t dim, const float *c, const float *w, size_t n)
     return (double)s / (double)n;
 }
 
-/* Mean squared distance to c of the leaf's posting members, from its sums
- * and sq less the nb buffered members w (whose rows are all it reads: the
- * posting members' vectors would cost a raw row lookup each). Rounding can
- * leave a small negative value for members at c: taken as 0. */
+/* Mean squared distance to c of the leaf's np posting members, from its sums
+ * and sq less the nb buffered members' contributions w (their rows are all
+ * it reads: the posting members' vectors would cost a raw row lookup each).
+ * Rounding can leave a small negative value for members at c: taken as 0. */
 static double post_spread(uint32_t dim, const frac_node *leaf, const float *c, const float *w,
-                          size_t nb)
+                          size_t nb, uint32_t np)
 {
     double sq = leaf->sq + leaf->sq_lo, cross = 0, cc = 0;
     for (size_t i = 0; i < nb; i++) sq -= frac_sqnorm(w + i * dim, dim);
@@ -54,7 +55,7 @@ static double post_spread(uint32_t dim, const frac_node *leaf, const float *c, c
         cross += sj * c[j];
         cc += (double)c[j] * c[j];
     }
-    double np = (double)leaf->n_codes, s = (sq - 2 * cross + np * cc) / np;
+    double s = (sq - 2 * cross + (double)np * cc) / (double)np;
     return s > 0 ? s : 0;
 }
 
@@ -71,10 +72,9 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     int rc = frac_buf_gather(f, leaf, &n, &mem, &w);
     if (rc != STRATA_OK) return rc;
     size_t nb = n;
-    /* before the sums change below: the stored members' spread, for the
-     * separation mark */
-    double sp_post = leaf->n_codes ? post_spread(dim, leaf, leaf->cent, w, nb) : 0;
-    if (!(bcodes = malloc(nb * m)) || !(dec = malloc((size_t)dim * sizeof *dec)) ||
+    /* dec: the buffered members' decoded codes, what the sums hold for them
+     * after the cascade without raw vectors */
+    if (!(bcodes = malloc(nb * m)) || !(dec = malloc(nb * dim * sizeof *dec)) ||
         !(anchor = malloc((size_t)dim * sizeof *anchor))) {
         rc = STRATA_ENOMEM;
         goto out;
@@ -99,10 +99,10 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
         rc = frac_buf_del(f, leaf->id, mem[i].id);
         if (rc == STRATA_OK) rc = frac_assign_set(f, mem[i].id, leaf->id, WHERE_POST, mem[i].ts);
         if (rc == STRATA_OK && !(f->cfg.flags & CFG_F_RAW)) {
-            frac_decode_res(f, anchor, bcodes + i * m, dec);
+            frac_decode_res(f, anchor, bcodes + i * m, dec + i * dim);
             frac_path_add(f, leaf, w + i * dim, -1, 0);
             cancel |= frac_cancelled(f, leaf, w + i * dim);
-            frac_path_add(f, leaf, dec, +1, 0);
+            frac_path_add(f, leaf, dec + i * dim, +1, 0);
         }
     }
     if (rc != STRATA_OK) goto out;
@@ -110,7 +110,15 @@ int frac_cascade(strata_fractal *f, frac_node *leaf)
     leaf->n_buf = 0;
     leaf->dirty = 1;
     if (cancel && (rc = frac_resum(f, leaf)) != STRATA_OK) goto out;
-    if (np > 0 && spread(dim, leaf->cent, w, nb) > SEP_FAR * sp_post) leaf->sep_check = 1;
+    /* both spreads about the centroid after the cascade: without raw vectors
+     * the buffer's decoded codes replaced its vectors in the sums (far
+     * outside the codebooks' scale they decode near the anchor, and the
+     * centroid moves back towards the posting members) */
+    if (np > 0) {
+        const float *in_sums = (f->cfg.flags & CFG_F_RAW) ? w : dec;
+        double sp_post = post_spread(dim, leaf, leaf->cent, in_sums, nb, np);
+        if (spread(dim, leaf->cent, w, nb) > SEP_FAR * sp_post) leaf->sep_check = 1;
+    }
 out:
     free(mem); free(w); free(bcodes); free(dec); free(pids); free(pts); free(allc);
     free(anchor);

@@ -162,3 +162,40 @@ Test(fractal_separate, internal_split_repeats_until_within_max_fanout)
     strata_abort(x);
     free(data);
 }
+
+/* The cascade's far-buffer mark compares the buffer's spread and the posting
+ * members' about one centroid, the leaf's after the cascade (as before the
+ * posting spread came from the sums). Without raw vectors, buffered vectors
+ * far outside the codebooks' scale decode near the anchor, so the centroid
+ * moves back towards the posting members when they are encoded; measuring
+ * the posting members about the centroid before the cascade (pulled towards
+ * the buffer) and the buffer about the one after missed the mark. Here a leaf
+ * of 2 posting members near 0 takes 16 buffered vectors 30 away per
+ * coordinate: the check must run. */
+Test(fractal_separate, far_buffer_into_a_thin_list_without_raw_is_marked)
+{
+    enum { NA2 = 40, NB2 = 16 };
+    uint64_t s = 31;
+    float v[DIM];
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 4, 256, 0, 8, 6, NB2, 0);
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "t", &c, &f), STRATA_OK);
+    for (uint64_t i = 0; i < NA2; i++) {
+        for (size_t j = 0; j < DIM; j++) v[j] = (float)ft_gauss(&s);
+        cr_assert_eq(strata_fractal_add(f, i, v, DIM, i), STRATA_OK);
+    }
+    cr_assert_eq(strata_fractal_train(f, 0), STRATA_OK);
+    for (uint64_t i = 2; i < NA2; i++) cr_assert_eq(strata_fractal_delete(f, i), STRATA_OK);
+    frac_node *leaf = frac_node_at(f, f->cfg.root);
+    cr_assert(leaf && leaf->leaf && leaf->n_codes == 2 && leaf->n_buf == 0, "one leaf of 2 codes");
+    uint64_t tests0 = f->sep_tests;
+    for (uint64_t i = 0; i < NB2; i++) {
+        for (size_t j = 0; j < DIM; j++) v[j] = 30.0f + (float)ft_gauss(&s);
+        cr_assert_eq(strata_fractal_add(f, 1000 + i, v, DIM, 1000 + i), STRATA_OK);
+    }
+    cr_assert_gt(f->sep_tests, tests0, "16 vectors 30 away cascaded into 2: not marked");
+    strata_fractal_close(f);
+    cr_assert_eq(ft_check(x, "t"), STRATA_OK);
+    strata_abort(x);
+}
