@@ -12,6 +12,7 @@
  * stale centroid, even inside one batch); (2) walks up the tree stop after
  * FRAC_DEPTH_LIMIT steps, whatever the parent fields say.
  */
+#include <math.h>
 #include <string.h>
 
 #include "fractal_int.h"
@@ -152,8 +153,12 @@ frac_node *frac_route(strata_fractal *f, const float *w)
             for (uint32_t i = 0; i < front[a]->n_child; i++) {
                 frac_node *c = frac_node_at(f, front[a]->child[i]);
                 if (!c) continue;
-                /* an empty subtree has no centroid: use it only if nothing else */
+                /* an empty subtree has no centroid: use it only if nothing
+                 * else; a NaN distance (a damaged centroid) ranks last, as
+                 * kept in place it would stop every nearer node offered
+                 * after it in keep_nearest's insertion */
                 float d = c->pop ? frac_route_dist(f, c, w) : 3.0e38f;
+                if (d != d) d = INFINITY;
                 keep_nearest(next, nd, &n_next, FRAC_ROUTE_BEAM, c, d);
             }
         if (n_next == 0) return NULL;

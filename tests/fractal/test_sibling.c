@@ -449,3 +449,51 @@ static void gradual_fall(const char *name, int reopen)
 
 Test(fractal_sibling, sq_exact_after_a_gradual_fall) { gradual_fall("g", 0); }
 Test(fractal_sibling, sq_exact_after_a_gradual_fall_across_a_reopen) { gradual_fall("r", 1); }
+
+/* A node whose centroid row holds a NaN (damage the open does not look at)
+ * has no routing distance: the beam takes it as the farthest, like the
+ * search's leaf ranking. Kept in its sorted place it would stop every
+ * nearer node offered after it from moving ahead of it, and an insert
+ * would go to the first child offered before it, not its nearest leaf. */
+Test(fractal_sibling, route_passes_a_nan_centroid)
+{
+    enum { D = 8, NP = 400 };
+    float *data = ft_mixture(NP, D, 12, 0.5f, 5, NULL);
+    strata_txn *x = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 4, 24, 4, 64, 6, 8,
+                                        STRATA_FRACTAL_KEEP_RAW);
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(x, "nan", &c, &f), STRATA_OK);
+    for (size_t i = 0; i < NP; i++) cr_assert_eq(strata_fractal_add(f, i, data + i * D, D, i), STRATA_OK);
+    const frac_node *root = frac_node_at(f, f->cfg.root);
+    cr_assert(root && !root->leaf && root->level == 1 && root->n_child >= 3,
+              "one internal level of 3+ leaves");
+    uint32_t bad = root->child[1], target = root->child[root->n_child - 1];
+    float q[D];
+    memcpy(q, frac_node_at(f, target)->cent, sizeof q);
+    cr_assert_eq(frac_route(f, q), frac_node_at(f, target));
+    strata_fractal_close(f);
+    cr_assert_eq(strata_commit(x), STRATA_OK);
+
+    x = tw(&g);
+    strata_table *t = NULL;
+    strata_table_spec spec = { .key_type = STRATA_KEY_U64 };
+    cr_assert_eq(db_internal_table_open(x, "__frac:nan:cent", &spec, 0, &t), STRATA_OK);
+    uint8_t k[8], row[4 * D];
+    strata_slice v;
+    frac_le64_put(k, bad);
+    cr_assert_eq(strata_get(t, (strata_slice){k, 8}, &v), STRATA_OK);
+    cr_assert_eq(v.len, sizeof row);
+    memcpy(row, v.data, sizeof row);
+    float nan_f = NAN;
+    memcpy(row, &nan_f, 4);   /* coordinate 0, f32 little-endian on the hosts tested */
+    cr_assert_eq(strata_put(t, (strata_slice){k, 8}, (strata_slice){row, sizeof row}), STRATA_OK);
+    cr_assert_eq(strata_fractal_open(x, "nan", &f), STRATA_OK);
+    cr_assert(isnan(frac_node_at(f, bad)->cent[0]));
+    const frac_node *got = frac_route(f, q);
+    cr_assert(got && got->leaf);
+    cr_assert_eq(got->id, target, "routed to leaf %u, not %u (the NaN is %u)", got->id, target, bad);
+    strata_fractal_close(f);
+    strata_abort(x);
+    free(data);
+}
