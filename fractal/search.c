@@ -48,8 +48,12 @@
 
 static inline float leaf_rank(float d, float spread)
 {
-    float r = d + LEAF_SPREAD_W * spread - LEAF_NEAR_W * sqrtf(d * spread);
-    return r >= 0 ? r : 3.0e38f;   /* an infinite spread (a damaged sq) gives NaN: last */
+    /* in f64: D * s overflows f32 from about 1.8e19 each (coordinates in the
+     * hundreds of millions), and an infinite product made every such leaf's
+     * rank -inf or NaN, i.e. last, all alike */
+    double r = d + LEAF_SPREAD_W * (double)spread - LEAF_NEAR_W * sqrt((double)d * spread);
+    /* an infinite spread (a damaged sq) gives NaN: last */
+    return r >= 0 ? (r < 3.0e38 ? (float)r : 3.0e38f) : 3.0e38f;
 }
 
 typedef struct cand { float d; uint32_t id; } cand;

@@ -497,3 +497,48 @@ Test(fractal_sibling, route_passes_a_nan_centroid)
     strata_abort(x);
     free(data);
 }
+
+/* Leaf ranking at large magnitudes: two clusters of 16-d vectors with
+ * coordinates in the billions (spread ~1e20, squared centroid distances
+ * 1e20 to 1e22, all finite in f32). The rank's D * s must not overflow f32
+ * (above 3.4e38 it is infinite, the rank -inf or NaN, and every leaf ranked
+ * last alike): one probed leaf is the query's own cluster's. */
+Test(fractal_sibling, leaf_rank_at_large_magnitudes)
+{
+    enum { D = 16, PC = 120 };
+    uint64_t s = 3;
+    float *x = malloc((size_t)2 * PC * D * sizeof *x), ca[D], cb[D];
+    cr_assert(x);
+    for (int j = 0; j < D; j++) { ca[j] = 0; cb[j] = 0; }
+    cb[0] = 1e11f;
+    for (size_t i = 0; i < 2 * PC; i++)
+        for (int j = 0; j < D; j++)
+            x[i * D + j] = (i < PC ? ca[j] : cb[j]) + 3e9f * (float)ft_gauss(&s);
+    strata_txn *t = tw(&g);
+    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 4, 200, 16, 16, 6, 8,
+                                        STRATA_FRACTAL_KEEP_RAW);
+    c.train_size = PC;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(t, "big", &c, &f), STRATA_OK);
+    for (size_t i = 0; i < 2 * PC; i++)
+        cr_assert_eq(strata_fractal_add(f, i, x + i * D, D, i), STRATA_OK);
+    strata_fractal_info info;
+    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
+    cr_assert_eq(info.n_leaves, 2, "leaves: %u", info.n_leaves);
+    strata_fractal_params p = { .n_probe = 1, .rerank = 1000 };
+    for (int side = 0; side < 2; side++) {
+        float q[D];
+        memcpy(q, side ? cb : ca, sizeof q);
+        q[1] += 3e10f;   /* D ~ 1e21 to its own cluster, D * s ~ 1e41 */
+        strata_hit h[5];
+        size_t got = 0;
+        cr_assert_eq(strata_fractal_search(f, q, D, 5, &p, h, &got), STRATA_OK);
+        cr_assert_eq(got, 5);
+        for (size_t i = 0; i < got; i++)
+            cr_assert_eq(h[i].id >= PC, side, "query at cluster %c: hit %zu is id %llu", "AB"[side], i,
+                         (unsigned long long)h[i].id);
+    }
+    strata_fractal_close(f);
+    ft_commit_checked(&g, t, "big");
+    free(x);
+}
