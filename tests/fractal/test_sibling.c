@@ -166,6 +166,33 @@ Test(fractal_sibling, far_queries_reach_their_neighbours_leaves)
     free(data);
 }
 
+/* Clusters A (pc vectors around ca, sigma sa) and B (around cb, sigma sb),
+ * inserted A first into a new index `name` (pq_m dim / 4, max_leaf 200: the
+ * first split separates them and neither splits again); two leaves. *x_out
+ * gets the vectors (ids 0..2 pc - 1), the caller frees it. */
+static strata_fractal *two_clusters(strata_txn *t, const char *name, uint32_t dim, size_t pc,
+                                    const float *ca, const float *cb, float sa, float sb,
+                                    uint64_t *s, float **x_out)
+{
+    float *x = malloc(2 * pc * dim * sizeof *x);
+    cr_assert(x);
+    for (size_t i = 0; i < 2 * pc; i++)
+        for (uint32_t j = 0; j < dim; j++)
+            x[i * dim + j] = (i < pc ? ca[j] : cb[j]) + (i < pc ? sa : sb) * (float)ft_gauss(s);
+    strata_fractal_config c = ft_config(dim, STRATA_METRIC_L2, dim / 4, 200, 16, 16, 6, 8,
+                                        STRATA_FRACTAL_KEEP_RAW);
+    c.train_size = (uint32_t)pc;
+    strata_fractal *f = NULL;
+    cr_assert_eq(strata_fractal_create(t, name, &c, &f), STRATA_OK);
+    for (size_t i = 0; i < 2 * pc; i++)
+        cr_assert_eq(strata_fractal_add(f, i, x + i * dim, dim, i), STRATA_OK);
+    strata_fractal_info info;
+    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
+    cr_assert_eq(info.n_leaves, 2, "leaves: %u", info.n_leaves);
+    *x_out = x;
+    return f;
+}
+
 /* Two leaves, a tight cluster A (sigma 0.5) and a wide one B (sigma 3), 40
  * apart in 128 dimensions, and queries around them at distances 0 to 200
  * from their midpoint. A query's nearest member lies in A or in B, not always
@@ -180,24 +207,11 @@ Test(fractal_sibling, one_probe_finds_the_leaf_of_the_nearest_member)
 {
     enum { PC = 120, NQR = 400 };
     uint64_t s = 11;
-    float *x = malloc((size_t)2 * PC * DIM * sizeof *x), ca[DIM], cb[DIM];
-    cr_assert(x);
+    float ca[DIM], cb[DIM], *x;
     for (int j = 0; j < DIM; j++) { ca[j] = (float)(ft_unit(&s) * 10); cb[j] = ca[j]; }
     cb[0] += 40;
-    for (size_t i = 0; i < 2 * PC; i++)
-        for (int j = 0; j < DIM; j++)
-            x[i * DIM + j] = (i < PC ? ca[j] : cb[j]) + (i < PC ? 0.5f : 3.0f) * (float)ft_gauss(&s);
     strata_txn *t = tw(&g);
-    strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 32, 200, 16, 16, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = PC;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(t, "p", &c, &f), STRATA_OK);
-    for (size_t i = 0; i < 2 * PC; i++)
-        cr_assert_eq(strata_fractal_add(f, i, x + i * DIM, DIM, i), STRATA_OK);
-    strata_fractal_info info;
-    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
-    cr_assert_eq(info.n_leaves, 2, "leaves: %u", info.n_leaves);
+    strata_fractal *f = two_clusters(t, "p", DIM, PC, ca, cb, 0.5f, 3.0f, &s, &x);
     size_t hard = 0, found = 0;
     strata_fractal_params p = { .n_probe = 1, .rerank = 100000 };
     for (size_t q = 0; q < NQR; q++) {
@@ -507,24 +521,11 @@ Test(fractal_sibling, leaf_rank_at_large_magnitudes)
 {
     enum { D = 16, PC = 120 };
     uint64_t s = 3;
-    float *x = malloc((size_t)2 * PC * D * sizeof *x), ca[D], cb[D];
-    cr_assert(x);
+    float ca[D], cb[D], *x;
     for (int j = 0; j < D; j++) { ca[j] = 0; cb[j] = 0; }
     cb[0] = 1e11f;
-    for (size_t i = 0; i < 2 * PC; i++)
-        for (int j = 0; j < D; j++)
-            x[i * D + j] = (i < PC ? ca[j] : cb[j]) + 3e9f * (float)ft_gauss(&s);
     strata_txn *t = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 4, 200, 16, 16, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = PC;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(t, "big", &c, &f), STRATA_OK);
-    for (size_t i = 0; i < 2 * PC; i++)
-        cr_assert_eq(strata_fractal_add(f, i, x + i * D, D, i), STRATA_OK);
-    strata_fractal_info info;
-    cr_assert_eq(strata_fractal_info_get(f, &info), STRATA_OK);
-    cr_assert_eq(info.n_leaves, 2, "leaves: %u", info.n_leaves);
+    strata_fractal *f = two_clusters(t, "big", D, PC, ca, cb, 3e9f, 3e9f, &s, &x);
     strata_fractal_params p = { .n_probe = 1, .rerank = 1000 };
     for (int side = 0; side < 2; side++) {
         float q[D];
