@@ -43,13 +43,21 @@ static float *drift_set(void)
     return x;
 }
 
-static strata_fractal *build(strata_txn *x, const char *name, const float *data)
+/* An empty index for drift_set's vectors (max_leaf 64, codebooks from the
+ * first tenth). */
+static strata_fractal *create(strata_txn *x, const char *name)
 {
     strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 32, 64, 8, 16, 6, 8,
                                         STRATA_FRACTAL_KEEP_RAW);
     c.train_size = N / 10;
     strata_fractal *f = NULL;
     cr_assert_eq(strata_fractal_create(x, name, &c, &f), STRATA_OK);
+    return f;
+}
+
+static strata_fractal *build(strata_txn *x, const char *name, const float *data)
+{
+    strata_fractal *f = create(x, name);
     for (size_t i = 0; i < N; i++)
         cr_assert_eq(strata_fractal_add(f, i, data + i * DIM, DIM, i), STRATA_OK, "i=%zu", i);
     return f;
@@ -123,11 +131,7 @@ Test(fractal_sibling, inserts_land_in_their_nearest_leaf)
 {
     float *data = drift_set();
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 32, 64, 8, 16, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = N / 10;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "r", &c, &f), STRATA_OK);
+    strata_fractal *f = create(x, "r");
     size_t bad = 0, deep = 0;
     for (size_t i = 0; i < N; i++) {
         cr_assert_eq(strata_fractal_add(f, i, data + i * DIM, DIM, i), STRATA_OK, "i=%zu", i);
