@@ -139,3 +139,12 @@ strata_fractal_config ft_config(uint32_t dim, strata_metric m, uint32_t pq_m, ui
     c.max_depth = depth; c.buffer_cap = bufcap; c.flags = flags; c.train_iters = 4;
     return c;
 }
+
+strata_fractal *ft_create(strata_txn *x, const char *name, strata_fractal_config c,
+                          uint32_t train_size)
+{
+    strata_fractal *f = NULL;
+    c.train_size = train_size;
+    cr_assert_eq(strata_fractal_create(x, name, &c, &f), STRATA_OK, "create %s", name);
+    return f;
+}

@@ -41,5 +41,9 @@ void ft_commit_checked(tdb *t, strata_txn *x, const char *name);
 strata_fractal_config ft_config(uint32_t dim, strata_metric m, uint32_t pq_m, uint32_t max_leaf,
                                 uint32_t min_leaf, uint32_t fanout, uint32_t depth,
                                 uint32_t bufcap, uint32_t flags);
+/* Create index `name` in write txn x with config c and train_size (0: no
+ * automatic training); the open handle. */
+strata_fractal *ft_create(strata_txn *x, const char *name, strata_fractal_config c,
+                          uint32_t train_size);
 
 #endif

@@ -47,12 +47,8 @@ static float *drift_set(void)
  * first tenth). */
 static strata_fractal *create(strata_txn *x, const char *name)
 {
-    strata_fractal_config c = ft_config(DIM, STRATA_METRIC_L2, 32, 64, 8, 16, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = N / 10;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, name, &c, &f), STRATA_OK);
-    return f;
+    return ft_create(x, name, ft_config(DIM, STRATA_METRIC_L2, 32, 64, 8, 16, 6, 8,
+                                        STRATA_FRACTAL_KEEP_RAW), N / 10);
 }
 
 static strata_fractal *build(strata_txn *x, const char *name, const float *data)
@@ -183,11 +179,8 @@ static strata_fractal *two_clusters(strata_txn *t, const char *name, uint32_t di
     for (size_t i = 0; i < 2 * pc; i++)
         for (uint32_t j = 0; j < dim; j++)
             x[i * dim + j] = (i < pc ? ca[j] : cb[j]) + (i < pc ? sa : sb) * (float)ft_gauss(s);
-    strata_fractal_config c = ft_config(dim, STRATA_METRIC_L2, dim / 4, 200, 16, 16, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    c.train_size = (uint32_t)pc;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(t, name, &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(t, name, ft_config(dim, STRATA_METRIC_L2, dim / 4, 200, 16, 16,
+                                                     6, 8, STRATA_FRACTAL_KEEP_RAW), (uint32_t)pc);
     for (size_t i = 0; i < 2 * pc; i++)
         cr_assert_eq(strata_fractal_add(f, i, x + i * dim, dim, i), STRATA_OK);
     strata_fractal_info info;
@@ -265,10 +258,7 @@ Test(fractal_sibling, sum_of_squared_norms_is_exact_and_checked)
 {
     enum { D = 4 };
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 16, 2, 4, 6, 4, 0);
-    c.train_size = 40;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "q", &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(x, "q", ft_config(D, STRATA_METRIC_L2, 2, 16, 2, 4, 6, 4, 0), 40);
     uint64_t s = 3;
     for (uint64_t i = 0; i < 200; i++) {
         float v[D];
@@ -356,10 +346,7 @@ Test(fractal_sibling, sq_exact_after_cascading_huge_vectors)
 {
     enum { D = 8 };
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 32, 0, 4, 3, 4, 0);
-    c.train_size = 64;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "h", &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(x, "h", ft_config(D, STRATA_METRIC_L2, 2, 32, 0, 4, 3, 4, 0), 64);
     uint64_t s = 11, id = 0;
     for (; id < 200; id++) {   /* small vectors: the codebooks' scale */
         float v[D];
@@ -390,10 +377,7 @@ Test(fractal_sibling, sq_exact_after_retraining_away_a_large_code)
 {
     enum { D = 4, NA = 30, NB = 7 };
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 64, 0, 4, 3, 1, 0);
-    c.train_size = 0;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "t", &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(x, "t", ft_config(D, STRATA_METRIC_L2, 2, 64, 0, 4, 3, 1, 0), 0);
     uint64_t s = 5;
     for (uint64_t id = 0; id < NA + NB; id++) {   /* tiny ones, then a few large */
         float v[D];
@@ -417,10 +401,7 @@ Test(fractal_sibling, sq_zero_after_removing_a_member_that_absorbed_the_rest)
 {
     enum { D = 2 };
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 1, 16, 0, 4, 3, 4, 0);
-    c.train_size = 0;
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "z", &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(x, "z", ft_config(D, STRATA_METRIC_L2, 1, 16, 0, 4, 3, 4, 0), 0);
     const float small[D] = { 0, 1e-3f }, large[D] = { 1e6f, 0 };
     cr_assert_eq(strata_fractal_add(f, 1, small, D, 1), STRATA_OK);
     cr_assert_eq(strata_fractal_add(f, 2, large, D, 2), STRATA_OK);
@@ -438,10 +419,8 @@ static void gradual_fall(const char *name, int reopen)
 {
     enum { D = 4, NT = 30 };
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 2, 128, 0, 4, 3, 4, 0);
-    c.train_size = 0;   /* no codebooks: every member buffered, no cascade */
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, name, &c, &f), STRATA_OK);
+    /* no codebooks: every member buffered, no cascade */
+    strata_fractal *f = ft_create(x, name, ft_config(D, STRATA_METRIC_L2, 2, 128, 0, 4, 3, 4, 0), 0);
     uint64_t s = 7, id = 0;
     const double scale[] = { 0.5, 50, 5000 };   /* |w|^2 about 1, 1e4, 1e8 */
     for (int t = 0; t < 3; t++)
@@ -478,10 +457,8 @@ Test(fractal_sibling, route_passes_a_nan_centroid)
     enum { D = 8, NP = 400 };
     float *data = ft_mixture(NP, D, 12, 0.5f, 5, NULL);
     strata_txn *x = tw(&g);
-    strata_fractal_config c = ft_config(D, STRATA_METRIC_L2, 4, 24, 4, 64, 6, 8,
-                                        STRATA_FRACTAL_KEEP_RAW);
-    strata_fractal *f = NULL;
-    cr_assert_eq(strata_fractal_create(x, "nan", &c, &f), STRATA_OK);
+    strata_fractal *f = ft_create(x, "nan", ft_config(D, STRATA_METRIC_L2, 4, 24, 4, 64, 6, 8,
+                                                      STRATA_FRACTAL_KEEP_RAW), 0);
     for (size_t i = 0; i < NP; i++) cr_assert_eq(strata_fractal_add(f, i, data + i * D, D, i), STRATA_OK);
     const frac_node *root = frac_node_at(f, f->cfg.root);
     cr_assert(root && !root->leaf && root->level == 1 && root->n_child >= 3,
