@@ -42,7 +42,6 @@
 #define SEP_GAIN  0.8   /* ... and must explain more than the sides' splits would */
 enum { SEP_MIN = 8 };
 
-/* Reset a leaf's statistics and recompute them from the members on `side`. */
 /* Add one member (working vector w, buffered or coded, time ts) to a
  * leaf's sums, sq, counts and time range; the centroid is the caller's. */
 static void stats_add(frac_node *leaf, uint32_t dim, const float *w, uint8_t where, uint64_t ts)
@@ -55,6 +54,7 @@ static void stats_add(frac_node *leaf, uint32_t dim, const float *w, uint8_t whe
     if (ts > leaf->ts_max) leaf->ts_max = ts;
 }
 
+/* Reset a leaf's statistics and recompute them from the members on `side`. */
 static void leaf_stats(strata_fractal *f, frac_node *leaf, size_t n, const frac_member *mem,
                        const float *w, const uint8_t *side, uint8_t want)
 {
